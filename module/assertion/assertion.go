@@ -1,0 +1,206 @@
+// Package assertion signs and verifies X-Tenant-Assertion, the compact JWS the
+// gate hands to the upstream as the only identity the backend trusts. It does
+// not import Caddy, so services behind the gate can use it directly.
+package assertion
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+)
+
+// Header is the request header that carries the assertion.
+const Header = "X-Tenant-Assertion"
+
+// MaxLifetime bounds exp - iat. A short life limits what a leaked assertion
+// is worth: it is also bound to one method and path (htm/htu).
+const MaxLifetime = 60 * time.Second
+
+// DefaultIssuer is the iss the gate writes unless configured otherwise.
+const DefaultIssuer = "tenantgate"
+
+// DefaultAudience is the aud the gate writes unless configured otherwise.
+const DefaultAudience = "backend"
+
+// Claims is what the gate asserts about one request.
+type Claims struct {
+	Issuer   string    // iss: the gate
+	Audience string    // aud: the upstream's name
+	Tenant   string    // tid
+	Subject  string    // sub: the user
+	Roles    []string  // roles
+	Method   string    // htm: the HTTP method the assertion is good for
+	Path     string    // htu: the request path, without the query
+	IssuedAt time.Time // iat
+	Expiry   time.Time // exp
+	ID       string    // jti: the gate's request id
+}
+
+// Errors returned by Verify, for callers that branch on the cause.
+var (
+	ErrInvalid  = errors.New("assertion: invalid")
+	ErrMismatch = errors.New("assertion: not issued for this request")
+)
+
+// Signer signs assertions with the gate's key.
+type Signer struct {
+	alg jwa.SignatureAlgorithm
+	key any
+}
+
+// NewEd25519Signer returns a Signer for an Ed25519 private key.
+func NewEd25519Signer(key ed25519.PrivateKey) (*Signer, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("assertion: ed25519 private key has %d bytes, want %d", len(key), ed25519.PrivateKeySize)
+	}
+	return &Signer{alg: jwa.EdDSA, key: key}, nil
+}
+
+// NewHMACSigner returns a Signer using HS256; secret must be at least 32 bytes.
+func NewHMACSigner(secret []byte) (*Signer, error) {
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("assertion: hmac secret has %d bytes, need at least 32", len(secret))
+	}
+	return &Signer{alg: jwa.HS256, key: secret}, nil
+}
+
+// Sign returns the compact JWS for c. Expiry is clamped to MaxLifetime.
+func (s *Signer) Sign(c Claims) (string, error) {
+	if c.IssuedAt.IsZero() {
+		c.IssuedAt = time.Now()
+	}
+	if c.Expiry.IsZero() || c.Expiry.Sub(c.IssuedAt) > MaxLifetime {
+		c.Expiry = c.IssuedAt.Add(MaxLifetime)
+	}
+	roles := c.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	tok, err := jwt.NewBuilder().
+		Issuer(c.Issuer).
+		Audience([]string{c.Audience}).
+		Subject(c.Subject).
+		IssuedAt(c.IssuedAt).
+		Expiration(c.Expiry).
+		JwtID(c.ID).
+		Claim("tid", c.Tenant).
+		Claim("roles", roles).
+		Claim("htm", c.Method).
+		Claim("htu", c.Path).
+		Build()
+	if err != nil {
+		return "", fmt.Errorf("assertion: build: %w", err)
+	}
+	out, err := jwt.Sign(tok, jwt.WithKey(s.alg, s.key))
+	if err != nil {
+		return "", fmt.Errorf("assertion: sign: %w", err)
+	}
+	return string(out), nil
+}
+
+// Verifier checks assertions on the upstream side.
+type Verifier struct {
+	alg      jwa.SignatureAlgorithm
+	key      any
+	Issuer   string        // expected iss; empty accepts any
+	Audience string        // expected aud; required
+	Leeway   time.Duration // clock skew allowed on exp/iat; default 5s
+}
+
+// NewEd25519Verifier returns a Verifier for the gate's Ed25519 public key.
+func NewEd25519Verifier(pub ed25519.PublicKey, audience string) (*Verifier, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("assertion: ed25519 public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	if audience == "" {
+		return nil, errors.New("assertion: audience is required")
+	}
+	return &Verifier{alg: jwa.EdDSA, key: pub, Audience: audience, Leeway: 5 * time.Second}, nil
+}
+
+// NewHMACVerifier returns a Verifier for an HS256 shared secret.
+func NewHMACVerifier(secret []byte, audience string) (*Verifier, error) {
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("assertion: hmac secret has %d bytes, need at least 32", len(secret))
+	}
+	if audience == "" {
+		return nil, errors.New("assertion: audience is required")
+	}
+	return &Verifier{alg: jwa.HS256, key: secret, Audience: audience, Leeway: 5 * time.Second}, nil
+}
+
+// Verify checks signature, iss, aud, iat/exp (with a lifetime of at most
+// MaxLifetime) and that htm/htu name the request the caller received.
+func (v *Verifier) Verify(raw, method, path string, now time.Time) (Claims, error) {
+	if raw == "" {
+		return Claims{}, fmt.Errorf("%w: missing", ErrInvalid)
+	}
+	opts := []jwt.ParseOption{
+		jwt.WithKey(v.alg, v.key),
+		jwt.WithValidate(true),
+		jwt.WithAudience(v.Audience),
+		jwt.WithAcceptableSkew(v.Leeway),
+		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
+		jwt.WithRequiredClaim("exp"),
+		jwt.WithRequiredClaim("iat"),
+		jwt.WithRequiredClaim("tid"),
+	}
+	if v.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(v.Issuer))
+	}
+	tok, err := jwt.ParseString(raw, opts...)
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	c := Claims{
+		Issuer:   tok.Issuer(),
+		Subject:  tok.Subject(),
+		IssuedAt: tok.IssuedAt(),
+		Expiry:   tok.Expiration(),
+		ID:       tok.JwtID(),
+		Audience: v.Audience,
+	}
+	if c.Expiry.Sub(c.IssuedAt) > MaxLifetime {
+		return Claims{}, fmt.Errorf("%w: lifetime %s exceeds %s", ErrInvalid, c.Expiry.Sub(c.IssuedAt), MaxLifetime)
+	}
+	var ok bool
+	if c.Tenant, ok = stringClaim(tok, "tid"); !ok || c.Tenant == "" {
+		return Claims{}, fmt.Errorf("%w: tid missing", ErrInvalid)
+	}
+	if c.Method, ok = stringClaim(tok, "htm"); !ok {
+		return Claims{}, fmt.Errorf("%w: htm missing", ErrInvalid)
+	}
+	if c.Path, ok = stringClaim(tok, "htu"); !ok {
+		return Claims{}, fmt.Errorf("%w: htu missing", ErrInvalid)
+	}
+	if c.Method != method || c.Path != path {
+		return Claims{}, fmt.Errorf("%w: issued for %s %s, used for %s %s", ErrMismatch, c.Method, c.Path, method, path)
+	}
+	if v, found := tok.Get("roles"); found {
+		list, ok := v.([]any)
+		if !ok {
+			return Claims{}, fmt.Errorf("%w: roles is not an array", ErrInvalid)
+		}
+		for _, r := range list {
+			s, ok := r.(string)
+			if !ok {
+				return Claims{}, fmt.Errorf("%w: roles holds a non-string", ErrInvalid)
+			}
+			c.Roles = append(c.Roles, s)
+		}
+	}
+	return c, nil
+}
+
+func stringClaim(tok jwt.Token, name string) (string, bool) {
+	v, ok := tok.Get(name)
+	if !ok {
+		return "", false
+	}
+	s, ok := v.(string)
+	return s, ok
+}

@@ -1,0 +1,258 @@
+package tenantgate
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tenantgate/tenantgate/module/rules"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("tenant_gate", parseCaddyfile)
+	// Next to forward_auth: authentication runs before handle, route and
+	// reverse_proxy, with no `order` line in users' Caddyfiles.
+	httpcaddyfile.RegisterDirectiveOrder("tenant_gate", httpcaddyfile.After, "forward_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gate)
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return g, err
+}
+
+// UnmarshalCaddyfile sets up the gate from Caddyfile tokens. Syntax:
+//
+//	tenant_gate {
+//	    issuer <url> {
+//	        jwks_url <url> | oidc_discovery [<url>] | jwks_file <path> | public_key_file <path> | hmac_secret <secret>
+//	        audience <aud...>
+//	        refresh_interval <duration>
+//	    }
+//	    algorithms <alg...>
+//	    tenant_claim <name>
+//	    user_claim <name>
+//	    roles_claim <name>
+//	    leeway <duration>
+//	    max_token_bytes <n>
+//	    mode enforce|report
+//	    assertion_key <path>
+//	    assertion_audience <name>
+//	    assertion_issuer <name>
+//	    strip_header <name...>
+//	    token_cookie <name>
+//	    token_query <name>
+//	    realm <realm>
+//	    metrics_max_tenants <n>
+//	    rule <methods> <pattern> <requirement...>
+//	}
+//
+// Rule problems are collected and reported together, each with its index
+// and line, so one run of `caddy validate` shows them all.
+func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	var ruleErrs []error
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			is, err := parseIssuer(d)
+			if err != nil {
+				return err
+			}
+			g.Issuers = append(g.Issuers, is)
+		case "algorithms":
+			g.Algorithms = append(g.Algorithms, d.RemainingArgs()...)
+			if len(g.Algorithms) == 0 {
+				return d.ArgErr()
+			}
+		case "tenant_claim":
+			if err := oneArg(d, &g.TenantClaim); err != nil {
+				return err
+			}
+		case "user_claim":
+			if err := oneArg(d, &g.UserClaim); err != nil {
+				return err
+			}
+		case "roles_claim":
+			if err := oneArg(d, &g.RolesClaim); err != nil {
+				return err
+			}
+		case "leeway":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil {
+				return d.Errf("leeway %q: %v", s, err)
+			}
+			g.Leeway = caddy.Duration(dur)
+		case "max_token_bytes":
+			if err := intArg(d, &g.MaxTokenBytes); err != nil {
+				return err
+			}
+		case "metrics_max_tenants":
+			if err := intArg(d, &g.MetricsMaxTenants); err != nil {
+				return err
+			}
+		case "mode":
+			if err := oneArg(d, &g.Mode); err != nil {
+				return err
+			}
+			if g.Mode != ModeEnforce && g.Mode != ModeReport {
+				return d.Errf("mode %q: want enforce or report", g.Mode)
+			}
+		case "assertion_key":
+			if err := oneArg(d, &g.AssertionKey); err != nil {
+				return err
+			}
+		case "assertion_audience":
+			if err := oneArg(d, &g.AssertionAudience); err != nil {
+				return err
+			}
+		case "assertion_issuer":
+			if err := oneArg(d, &g.AssertionIssuer); err != nil {
+				return err
+			}
+		case "strip_header":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				return d.ArgErr()
+			}
+			g.StripHeaders = append(g.StripHeaders, names...)
+		case "token_cookie":
+			if err := oneArg(d, &g.TokenCookie); err != nil {
+				return err
+			}
+		case "token_query":
+			if err := oneArg(d, &g.TokenQuery); err != nil {
+				return err
+			}
+		case "realm":
+			if err := oneArg(d, &g.Realm); err != nil {
+				return err
+			}
+		case "rule":
+			line := d.Line()
+			r, err := rules.ParseRule(d.RemainingArgs(), line)
+			if err != nil {
+				ruleErrs = append(ruleErrs, prefixErrors(fmt.Sprintf("rule %d (line %d): ", len(g.Rules)+len(ruleErrs)+1, line), err))
+				continue
+			}
+			g.Rules = append(g.Rules, r)
+		default:
+			return d.Errf("unrecognized subdirective %q", d.Val())
+		}
+	}
+	if len(ruleErrs) > 0 {
+		// Add what Compile finds in the rules that did parse, so the
+		// operator sees every problem in one pass.
+		if _, _, err := rules.Compile(g.Rules); err != nil {
+			ruleErrs = append(ruleErrs, err)
+		}
+		return errors.Join(ruleErrs...)
+	}
+	return nil
+}
+
+func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
+	var is Issuer
+	if !d.NextArg() {
+		return is, d.Errf("issuer needs the exact iss value, e.g. issuer https://idp.example.com { ... }")
+	}
+	is.Issuer = d.Val()
+	if d.NextArg() {
+		return is, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "jwks_url":
+			err = oneArg(d, &is.JWKSURL)
+		case "oidc_discovery":
+			args := d.RemainingArgs()
+			switch len(args) {
+			case 0:
+				is.OIDCDiscovery = strings.TrimSuffix(is.Issuer, "/") + "/.well-known/openid-configuration"
+			case 1:
+				is.OIDCDiscovery = args[0]
+			default:
+				err = d.ArgErr()
+			}
+		case "jwks_file":
+			err = oneArg(d, &is.JWKSFile)
+		case "public_key_file":
+			err = oneArg(d, &is.PublicKeyFile)
+		case "hmac_secret":
+			err = oneArg(d, &is.HMACSecret)
+		case "audience":
+			auds := d.RemainingArgs()
+			if len(auds) == 0 {
+				err = d.ArgErr()
+			}
+			is.Audiences = append(is.Audiences, auds...)
+		case "refresh_interval":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				dur, perr := caddy.ParseDuration(s)
+				if perr != nil {
+					err = d.Errf("refresh_interval %q: %v", s, perr)
+				}
+				is.RefreshInterval = caddy.Duration(dur)
+			}
+		default:
+			err = d.Errf("unrecognized issuer subdirective %q", d.Val())
+		}
+		if err != nil {
+			return is, err
+		}
+	}
+	return is, nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return d.Errf("%s %q: want a positive integer", name, s)
+	}
+	*dst = n
+	return nil
+}
+
+// prefixErrors puts prefix in front of every error joined in err.
+func prefixErrors(prefix string, err error) error {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, fmt.Errorf("%s%w", prefix, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s%w", prefix, err)
+}

@@ -1,0 +1,275 @@
+// Package tenantgate is the Caddy glue of tenantgate: the tenant_gate HTTP
+// handler, its Caddyfile directive, metrics and CLI subcommands. The logic
+// it wires together lives in the pure-Go packages verify, rules, assertion
+// and audit.
+package tenantgate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/module/assertion"
+	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/rules"
+	"github.com/tenantgate/tenantgate/module/verify"
+)
+
+func init() {
+	caddy.RegisterModule(Gate{})
+}
+
+// Modes of operation.
+const (
+	ModeEnforce = "enforce"
+	ModeReport  = "report"
+)
+
+// Gate authenticates bearer JWTs, decides per route whether the caller may
+// pass (deny by default), hands the upstream a signed identity assertion,
+// and writes one audit record and metrics for every request.
+type Gate struct {
+	// Trusted token issuers, each with its own key source and audiences.
+	Issuers []Issuer `json:"issuers,omitempty"`
+
+	// Signature algorithms accepted. Default: RS256 ES256 EdDSA. "none" is never accepted.
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Claim holding the tenant. Default: tenant_id
+	TenantClaim string `json:"tenant_claim,omitempty"`
+
+	// Claim holding the user id. Default: sub
+	UserClaim string `json:"user_claim,omitempty"`
+
+	// Claim holding the roles (array, or space-separated string). Default: roles
+	RolesClaim string `json:"roles_claim,omitempty"`
+
+	// Clock skew allowed on exp/nbf/iat. Default: 30s
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// Longest token accepted, in bytes. Default: 8192
+	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
+
+	// enforce (default) denies; report only records would_deny and lets requests through.
+	Mode string `json:"mode,omitempty"`
+
+	// Ed25519 private key (PKCS#8 PEM) that signs X-Tenant-Assertion. Required.
+	AssertionKey string `json:"assertion_key,omitempty"`
+
+	// aud of the assertion: the upstream's name. Default: backend
+	AssertionAudience string `json:"assertion_audience,omitempty"`
+
+	// iss of the assertion. Default: tenantgate
+	AssertionIssuer string `json:"assertion_issuer,omitempty"`
+
+	// Route rules, first match decides; a request no rule matches is denied (no_route).
+	Rules []rules.Rule `json:"rules,omitempty"`
+
+	// Extra client-supplied headers to strip on every request, besides the identity headers.
+	StripHeaders []string `json:"strip_headers,omitempty"`
+
+	// Also read the token from this cookie when no Authorization header is sent. Default: off
+	TokenCookie string `json:"token_cookie,omitempty"`
+
+	// Also read the token from this query parameter when no Authorization header is sent. Default: off
+	TokenQuery string `json:"token_query,omitempty"`
+
+	// Realm in WWW-Authenticate. Default: tenantgate
+	Realm string `json:"realm,omitempty"`
+
+	// Most distinct tenant label values on metrics; the rest count as _other. Default: 1000
+	MetricsMaxTenants int `json:"metrics_max_tenants,omitempty"`
+
+	verifier *verify.Verifier
+	table    *rules.Table
+	signer   *assertion.Signer
+	strip    headerSet
+	metrics  *gateMetrics
+	logger   *zap.Logger
+	auditLog *zap.Logger
+	cancel   context.CancelFunc
+	// problems found while provisioning, reported by Validate all at once
+	configErrs []error
+}
+
+// Issuer is one trusted token issuer.
+type Issuer struct {
+	// The exact iss value.
+	Issuer string `json:"issuer"`
+	// Audiences of which the token's aud must contain one.
+	Audiences []string `json:"audiences,omitempty"`
+	// Remote JWKS, cached and refreshed.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// OpenID discovery document URL (its jwks_uri is used like jwks_url).
+	OIDCDiscovery string `json:"oidc_discovery,omitempty"`
+	// Local JWKS file.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	// Local PEM public key or certificate.
+	PublicKeyFile string `json:"public_key_file,omitempty"`
+	// Shared HMAC secret, at least 32 bytes; placeholders such as {env.NAME} or {file./path} are expanded.
+	HMACSecret string `json:"hmac_secret,omitempty"`
+	// How often remote keys are refreshed. Default: 5m
+	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gate) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.tenant_gate",
+		New: func() caddy.Module { return new(Gate) },
+	}
+}
+
+// Provision fills defaults, loads keys, compiles rules and starts the key
+// refresher on a context that ends with this config.
+func (g *Gate) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	g.auditLog = ctx.Logger().Named("audit")
+	g.setDefaults()
+
+	table, warnings, err := rules.Compile(g.Rules)
+	g.configErrs = nil
+	if err != nil {
+		g.configErrs = append(g.configErrs, err)
+	}
+	for _, w := range warnings {
+		g.logger.Warn("rule can never match", zap.String("warning", w))
+	}
+	g.table = table
+
+	if g.AssertionKey == "" {
+		g.configErrs = append(g.configErrs, errors.New("assertion_key is required: the Ed25519 PKCS#8 PEM key that signs X-Tenant-Assertion"))
+	} else if key, err := assertion.LoadPrivateKeyPEM(g.AssertionKey); err != nil {
+		g.configErrs = append(g.configErrs, fmt.Errorf("assertion_key: %w", err))
+	} else if g.signer, err = assertion.NewEd25519Signer(key); err != nil {
+		g.configErrs = append(g.configErrs, fmt.Errorf("assertion_key: %w", err))
+	}
+
+	g.strip = newHeaderSet(g.StripHeaders)
+
+	g.metrics, err = newGateMetrics(ctx.GetMetricsRegistry(), g.MetricsMaxTenants)
+	if err != nil {
+		return err
+	}
+
+	cfg := g.verifyConfig()
+	if err := cfg.Validate(); err != nil {
+		// Validate reports it together with every other problem.
+		g.configErrs = append(g.configErrs, err)
+		return nil
+	}
+	// The key refreshers stop when this config is unloaded (reload or stop):
+	// their context is derived from Caddy's.
+	vctx, cancel := context.WithCancel(ctx)
+	g.cancel = cancel
+	g.verifier, err = verify.New(vctx, cfg)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("tenant_gate keys: %w", err)
+	}
+	return nil
+}
+
+func (g *Gate) setDefaults() {
+	if g.Mode == "" {
+		g.Mode = ModeEnforce
+	}
+	if g.AssertionAudience == "" {
+		g.AssertionAudience = assertion.DefaultAudience
+	}
+	if g.AssertionIssuer == "" {
+		g.AssertionIssuer = assertion.DefaultIssuer
+	}
+	if g.Realm == "" {
+		g.Realm = "tenantgate"
+	}
+	if g.MetricsMaxTenants == 0 {
+		g.MetricsMaxTenants = 1000
+	}
+	if g.TenantClaim == "" {
+		g.TenantClaim = "tenant_id"
+	}
+	if g.UserClaim == "" {
+		g.UserClaim = "sub"
+	}
+	if g.RolesClaim == "" {
+		g.RolesClaim = "roles"
+	}
+}
+
+func (g *Gate) verifyConfig() verify.Config {
+	repl := caddy.NewReplacer()
+	cfg := verify.Config{
+		Algorithms:    g.Algorithms,
+		Leeway:        time.Duration(g.Leeway),
+		MaxTokenBytes: g.MaxTokenBytes,
+		TenantClaim:   g.TenantClaim,
+		UserClaim:     g.UserClaim,
+		RolesClaim:    g.RolesClaim,
+		Logger:        g.logger.Named("keys"),
+	}
+	if g.metrics != nil {
+		cfg.Observer = g.metrics
+	}
+	for _, is := range g.Issuers {
+		cfg.Issuers = append(cfg.Issuers, verify.IssuerConfig{
+			Issuer:          is.Issuer,
+			Audiences:       is.Audiences,
+			JWKSURL:         is.JWKSURL,
+			OIDCDiscovery:   is.OIDCDiscovery,
+			JWKSFile:        is.JWKSFile,
+			PublicKeyFile:   is.PublicKeyFile,
+			HMACSecret:      repl.ReplaceKnown(is.HMACSecret, ""),
+			RefreshInterval: time.Duration(is.RefreshInterval),
+		})
+	}
+	cfg.SetDefaults()
+	return cfg
+}
+
+// Validate checks what Provision could not: settings that are wrong on
+// their own. Key and rule problems were already reported, all at once.
+func (g *Gate) Validate() error {
+	problems := append([]error(nil), g.configErrs...)
+	if g.Mode != ModeEnforce && g.Mode != ModeReport {
+		problems = append(problems, fmt.Errorf("mode %q: want enforce or report", g.Mode))
+	}
+	if g.MaxTokenBytes < 0 {
+		problems = append(problems, fmt.Errorf("max_token_bytes %d: must be positive", g.MaxTokenBytes))
+	}
+	if g.MetricsMaxTenants < 0 {
+		problems = append(problems, fmt.Errorf("metrics_max_tenants %d: must be positive", g.MetricsMaxTenants))
+	}
+	if g.TokenQuery != "" && strings.ContainsAny(g.TokenQuery, "&=") {
+		problems = append(problems, fmt.Errorf("token_query %q: not a query parameter name", g.TokenQuery))
+	}
+	return errors.Join(problems...)
+}
+
+// Cleanup stops the key refreshers of this config.
+func (g *Gate) Cleanup() error {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	if g.verifier != nil {
+		g.verifier.Close()
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gate)(nil)
+	_ caddy.Validator             = (*Gate)(nil)
+	_ caddy.CleanerUpper          = (*Gate)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gate)(nil)
+	_ caddyfile.Unmarshaler       = (*Gate)(nil)
+)

@@ -1,0 +1,144 @@
+package tenantgate
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tenantgate/tenantgate/module/audit"
+)
+
+// Label values for requests that carry no usable tenant, and for tenants
+// beyond the cap.
+const (
+	tenantNone  = "_none"
+	tenantOther = "_other"
+)
+
+// gateMetrics are the gate's collectors. They are created once per process
+// and registered on the registry of every config Caddy loads, so counts
+// survive `caddy reload`, and every tenant_gate instance of a config shares
+// them: a collector already registered is reused, never registered twice.
+type gateMetrics struct {
+	requests    *prometheus.CounterVec
+	authTime    prometheus.Histogram
+	jwksRefresh *prometheus.CounterVec
+	jwksKeys    *prometheus.GaugeVec
+	jwksLast    *prometheus.GaugeVec
+	tenants     *tenantLabels
+}
+
+var processMetrics = &gateMetrics{
+	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tenantgate",
+		Name:      "requests_total",
+		Help:      "Requests decided by the gate, by decision, reason and tenant.",
+	}, []string{"decision", "reason", "tenant"}),
+	authTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "tenantgate",
+		Name:      "auth_duration_seconds",
+		Help:      "Time the gate itself spent on a request, upstream excluded.",
+		Buckets:   []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+	}),
+	jwksRefresh: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tenantgate",
+		Name:      "jwks_refresh_total",
+		Help:      "Key set fetches per issuer and result (success or failure).",
+	}, []string{"issuer", "result"}),
+	jwksKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "tenantgate",
+		Name:      "jwks_keys",
+		Help:      "Keys currently loaded per issuer.",
+	}, []string{"issuer"}),
+	jwksLast: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "tenantgate",
+		Name:      "jwks_last_success_timestamp_seconds",
+		Help:      "Unix time of the last successful key fetch per issuer.",
+	}, []string{"issuer"}),
+	tenants: &tenantLabels{seen: make(map[string]struct{})},
+}
+
+// newGateMetrics registers the process's collectors on reg (Caddy's
+// registry for this config) and raises the tenant cap to maxTenants.
+func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, error) {
+	m := processMetrics
+	m.tenants.raiseMax(maxTenants)
+	if reg == nil {
+		return m, nil
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) && are.ExistingCollector == c {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("tenant_gate metrics: %w", err))
+		}
+	}
+	return m, errors.Join(errs...)
+}
+
+func (m *gateMetrics) observe(d audit.Decision, r audit.Reason, tenant string, gateTime time.Duration) {
+	m.requests.WithLabelValues(string(d), string(r), m.tenants.label(tenant)).Inc()
+	m.authTime.Observe(gateTime.Seconds())
+}
+
+// JWKSRefresh implements verify.Observer.
+func (m *gateMetrics) JWKSRefresh(issuer string, ok bool, keys int, at time.Time) {
+	result := "failure"
+	if ok {
+		result = "success"
+		m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
+		m.jwksLast.WithLabelValues(issuer).Set(float64(at.UnixNano()) / 1e9)
+	}
+	m.jwksRefresh.WithLabelValues(issuer, result).Inc()
+}
+
+// tenantLabels caps the tenant label. Every label value is a time series
+// kept in memory by Caddy and by Prometheus; tenants are created by
+// customers, so without a cap a large or hostile tenant population would
+// grow both without bound. The first maxTenants tenants seen keep their
+// own series, the rest share "_other".
+type tenantLabels struct {
+	mu   sync.RWMutex
+	seen map[string]struct{}
+	max  int
+}
+
+func (t *tenantLabels) raiseMax(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n > t.max {
+		t.max = n
+	}
+}
+
+func (t *tenantLabels) label(tenant string) string {
+	if tenant == "" {
+		return tenantNone
+	}
+	t.mu.RLock()
+	_, ok := t.seen[tenant]
+	n := len(t.seen)
+	t.mu.RUnlock()
+	if ok {
+		return tenant
+	}
+	if n >= t.max {
+		return tenantOther
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.seen[tenant]; ok {
+		return tenant
+	}
+	if len(t.seen) >= t.max {
+		return tenantOther
+	}
+	t.seen[tenant] = struct{}{}
+	return tenant
+}

@@ -1,0 +1,269 @@
+package tenantgate
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/module/assertion"
+	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/rules"
+	"github.com/tenantgate/tenantgate/module/verify"
+)
+
+// maxClientRequestID bounds the client's X-Request-ID copied into the audit
+// record, so a client cannot bloat the trail.
+const maxClientRequestID = 128
+
+// verdict is what the gate decided about one request before calling next.
+type verdict struct {
+	reason   audit.Reason
+	detail   string
+	identity *verify.Identity // set only when the token verified and carried a valid tenant
+	route    string
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	start := time.Now()
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		repl = caddy.NewReplacer()
+	}
+	rec := audit.Record{
+		RequestID: repl.ReplaceKnown("{http.request.uuid}", ""),
+		Method:    r.Method,
+		Path:      r.URL.EscapedPath(),
+		RemoteIP:  repl.ReplaceKnown("{http.vars.client_ip}", ""),
+	}
+	// The request id toward the upstream is always ours; the client's is kept
+	// for correlation only.
+	if v := r.Header.Get(HeaderRequestID); v != "" {
+		if len(v) > maxClientRequestID {
+			v = v[:maxClientRequestID]
+		}
+		rec.ClientRequestID = v
+	}
+	r.Header.Del(HeaderRequestID)
+	g.strip.strip(r.Header)
+	if r.Trailer != nil {
+		g.strip.strip(r.Trailer)
+	}
+
+	v := g.decide(r)
+	rec.Route = v.route
+	rec.Reason = v.reason
+	if id := v.identity; id != nil {
+		rec.TenantID, rec.UserID, rec.Issuer, rec.TokenID = id.Tenant, id.Subject, id.Issuer, id.TokenID
+	}
+
+	allowed := v.reason == audit.ReasonOK || v.reason == audit.ReasonPublic
+	switch {
+	case v.reason == audit.ReasonPublic:
+		rec.Decision = audit.DecisionPublic
+	case allowed:
+		rec.Decision = audit.DecisionAllow
+	case g.Mode == ModeReport && v.reason != audit.ReasonBadPath:
+		// Shadow mode: record what enforce would have done, then let it pass.
+		rec.Decision = audit.DecisionWouldDeny
+	default:
+		rec.Decision = audit.DecisionDeny
+	}
+
+	if rec.Decision == audit.DecisionDeny {
+		rec.Status = g.writeProblem(w, v.reason, v.detail, rec.RequestID)
+		g.finish(&rec, start, time.Since(start))
+		return nil
+	}
+
+	if v.reason != audit.ReasonPublic && v.identity != nil {
+		if err := g.inject(r, repl, v.identity, rec.RequestID); err != nil {
+			g.logger.Error("signing the identity assertion failed", zap.Error(err))
+			rec.Decision, rec.Reason = audit.DecisionDeny, audit.ReasonInternal
+			rec.Status = g.writeProblem(w, audit.ReasonInternal, "the gate could not sign the identity assertion", rec.RequestID)
+			g.finish(&rec, start, time.Since(start))
+			return nil
+		}
+	}
+	r.Header.Set(HeaderRequestID, rec.RequestID)
+
+	gateTime := time.Since(start)
+	rw := caddyhttp.NewResponseRecorder(w, nil, nil)
+	// The record is written even when next panics or the client goes away:
+	// a trail that loses failures is worse than none.
+	defer func() {
+		if p := recover(); p != nil {
+			rec.Status = http.StatusInternalServerError
+			g.finishUpstream(&rec, rw, repl)
+			g.finish(&rec, start, gateTime)
+			panic(p)
+		}
+	}()
+	err := next.ServeHTTP(rw, r)
+	rec.Status = rw.Status()
+	if err != nil {
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) && he.StatusCode != 0 {
+			rec.Status = he.StatusCode
+		} else if rec.Status == 0 {
+			rec.Status = http.StatusInternalServerError
+		}
+	} else if rec.Status == 0 {
+		rec.Status = http.StatusOK
+	}
+	g.finishUpstream(&rec, rw, repl)
+	g.finish(&rec, start, gateTime)
+	return err
+}
+
+// finishUpstream records the upstream's own status when reverse_proxy ran.
+func (g *Gate) finishUpstream(rec *audit.Record, rw caddyhttp.ResponseRecorder, repl *caddy.Replacer) {
+	if v, ok := repl.Get("http.reverse_proxy.status_code"); ok {
+		if code, ok := v.(int); ok {
+			rec.UpstreamStatus = code
+		}
+	}
+	if rec.Status == 0 {
+		rec.Status = rw.Status()
+	}
+}
+
+func (g *Gate) finish(rec *audit.Record, start time.Time, gateTime time.Duration) {
+	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	audit.Write(g.auditLog, rec)
+	g.metrics.observe(rec.Decision, rec.Reason, rec.TenantID, gateTime)
+}
+
+// decide runs the request flow up to, not including, the upstream call.
+func (g *Gate) decide(r *http.Request) verdict {
+	path, err := rules.CheckPath(r.URL.EscapedPath())
+	if err != nil {
+		return verdict{reason: audit.ReasonBadPath, detail: err.Error()}
+	}
+	m, matched := g.table.Match(r.Method, path)
+	var v verdict
+	if matched {
+		v.route = m.Rule.Pattern
+		if m.Rule.Public {
+			v.reason = audit.ReasonPublic
+			return v
+		}
+	} else {
+		v.reason, v.detail = audit.ReasonNoRoute, "no rule allows "+r.Method+" "+path+"; the gate denies by default"
+		if g.Mode != ModeReport {
+			return v
+		}
+		// Report mode goes on, so a valid caller still gets its identity.
+	}
+
+	raw, reason, detail := g.bearerToken(r)
+	if reason != "" {
+		return g.firstFailure(v, reason, detail)
+	}
+	id, verr := g.verifier.Verify(r.Context(), raw)
+	if verr != nil {
+		return g.firstFailure(v, verr.Reason, verr.Detail)
+	}
+	v.identity = id
+	if !matched {
+		return v
+	}
+	if reason := m.Authorize(id.Tenant, id.Roles); reason != audit.ReasonOK {
+		v.reason, v.detail = reason, authorizeDetail(reason, m.Rule)
+		return v
+	}
+	v.reason = audit.ReasonOK
+	return v
+}
+
+// firstFailure keeps an earlier failure (no_route in report mode) in front
+// of a later one.
+func (g *Gate) firstFailure(v verdict, reason audit.Reason, detail string) verdict {
+	if v.reason == "" {
+		v.reason, v.detail = reason, detail
+	}
+	return v
+}
+
+func authorizeDetail(reason audit.Reason, r *rules.Rule) string {
+	switch reason {
+	case audit.ReasonMissingRole:
+		return "this route needs one of the roles: " + strings.Join(r.Roles, ", ")
+	case audit.ReasonTenantMismatch:
+		return "the path names another tenant than the token's"
+	case audit.ReasonTenantNotAllow:
+		return "the token's tenant may not use this route"
+	}
+	return string(reason)
+}
+
+// bearerToken finds the token: the Authorization header, else the
+// configured cookie or query parameter. It removes what it used, so the
+// end user's token never travels on to the upstream.
+func (g *Gate) bearerToken(r *http.Request) (string, audit.Reason, string) {
+	switch values := r.Header.Values("Authorization"); len(values) {
+	case 0:
+	case 1:
+		scheme, tok, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return "", audit.ReasonMissingToken, "send the token as Authorization: Bearer <token>"
+		}
+		tok = strings.TrimSpace(tok)
+		if tok == "" {
+			return "", audit.ReasonMissingToken, "the Authorization header holds no token"
+		}
+		r.Header.Del("Authorization")
+		return tok, "", ""
+	default:
+		return "", audit.ReasonMalformedToken, "send exactly one Authorization header"
+	}
+	if g.TokenCookie != "" {
+		if c, err := r.Cookie(g.TokenCookie); err == nil && c.Value != "" {
+			return c.Value, "", ""
+		}
+	}
+	if g.TokenQuery != "" {
+		q := r.URL.Query()
+		if tok := q.Get(g.TokenQuery); tok != "" {
+			q.Del(g.TokenQuery)
+			r.URL.RawQuery = q.Encode()
+			return tok, "", ""
+		}
+	}
+	return "", audit.ReasonMissingToken, "send a bearer token in the Authorization header"
+}
+
+// inject sets the identity headers and the signed assertion; the client's
+// copies were deleted before (strip-before-inject).
+func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity, requestID string) error {
+	now := time.Now()
+	tok, err := g.signer.Sign(assertion.Claims{
+		Issuer:   g.AssertionIssuer,
+		Audience: g.AssertionAudience,
+		Tenant:   id.Tenant,
+		Subject:  id.Subject,
+		Roles:    id.Roles,
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		IssuedAt: now,
+		Expiry:   now.Add(assertion.MaxLifetime),
+		ID:       requestID,
+	})
+	if err != nil {
+		return err
+	}
+	roles := strings.Join(id.Roles, ",")
+	r.Header.Set(HeaderTenantID, id.Tenant)
+	r.Header.Set(HeaderUserID, id.Subject)
+	r.Header.Set(HeaderUserRoles, roles)
+	r.Header.Set(assertion.Header, tok)
+	repl.Set("http.auth.tenant_id", id.Tenant)
+	repl.Set("http.auth.user.id", id.Subject)
+	repl.Set("http.auth.user.roles", roles)
+	return nil
+}

@@ -1,0 +1,275 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults applied by SetDefaults.
+const (
+	DefaultLeeway          = 30 * time.Second
+	DefaultRefreshInterval = 5 * time.Minute
+	DefaultRefetchInterval = 30 * time.Second
+	DefaultTenantClaim     = "tenant_id"
+	DefaultUserClaim       = "sub"
+	DefaultRolesClaim      = "roles"
+	DefaultHTTPTimeout     = 10 * time.Second
+	MinHMACSecretBytes     = 32
+)
+
+// DefaultAlgorithms is the allow-list used when Config.Algorithms is empty.
+var DefaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
+// IssuerConfig is one trusted issuer and its single key source.
+type IssuerConfig struct {
+	// Exact iss value, compared byte for byte (no trailing-slash or case folding).
+	Issuer string
+	// aud must contain at least one of these (aud as string or array).
+	Audiences []string
+	// Remote JWKS, refreshed every RefreshInterval and on an unknown kid.
+	// https, or http only to a loopback host.
+	JWKSURL string
+	// URL of an OpenID discovery document; its jwks_uri is used like JWKSURL
+	// and its "issuer" must equal Issuer.
+	OIDCDiscovery string
+	// Local JWKS file, read at New.
+	JWKSFile string
+	// PEM public key (PKIX "PUBLIC KEY", PKCS#1 "RSA PUBLIC KEY" or an X.509
+	// "CERTIFICATE"), read at New.
+	PublicKeyFile string
+	// Shared secret for HS*, already placeholder-expanded by the caller; at
+	// least 32 bytes (48 for HS384, 64 for HS512).
+	HMACSecret string
+	// How often remote keys are refreshed. Default: 5m.
+	RefreshInterval time.Duration
+}
+
+// Config configures a Verifier. Zero values mean the documented default.
+type Config struct {
+	Issuers []IssuerConfig
+	// Allow-list of JWS algorithms. Default: RS256 ES256 EdDSA.
+	Algorithms []string
+	// Clock skew allowed on exp/nbf/iat. Default: 30s.
+	Leeway time.Duration
+	// Largest accepted token. Default: 8192.
+	MaxTokenBytes int
+	// Claim holding the tenant. Default: tenant_id.
+	TenantClaim string
+	// Claim holding the user id. Default: sub.
+	UserClaim string
+	// Claim holding roles (array of strings, or one space-separated string). Default: roles.
+	RolesClaim string
+	// Client for JWKS and discovery fetches. Default: 10s timeout, redirects
+	// only to the same host.
+	HTTPClient *http.Client
+	// Minimum gap between unknown-kid refetches per issuer. Default: 30s.
+	RefetchInterval time.Duration
+	// Default: zap.NewNop().
+	Logger *zap.Logger
+	// Receives key refresh outcomes; may be nil.
+	Observer Observer
+	// Clock for claim validation. Default: time.Now.
+	Now func() time.Time
+}
+
+// Observer receives key refresh outcomes (the gate turns them into Prometheus
+// metrics). keys is the number of keys in force after the attempt: on a failed
+// refresh that is the count of the last good set that was kept. Static sources
+// (file, PEM, secret) report once, from New.
+type Observer interface {
+	JWKSRefresh(issuer string, ok bool, keys int, at time.Time)
+}
+
+// SetDefaults fills every zero field with its documented default.
+func (c *Config) SetDefaults() {
+	if len(c.Algorithms) == 0 {
+		c.Algorithms = append([]string(nil), DefaultAlgorithms...)
+	}
+	if c.Leeway == 0 {
+		c.Leeway = DefaultLeeway
+	}
+	if c.MaxTokenBytes == 0 {
+		c.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.TenantClaim == "" {
+		c.TenantClaim = DefaultTenantClaim
+	}
+	if c.UserClaim == "" {
+		c.UserClaim = DefaultUserClaim
+	}
+	if c.RolesClaim == "" {
+		c.RolesClaim = DefaultRolesClaim
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = defaultHTTPClient()
+	}
+	if c.RefetchInterval == 0 {
+		c.RefetchInterval = DefaultRefetchInterval
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	for i := range c.Issuers {
+		if c.Issuers[i].RefreshInterval == 0 {
+			c.Issuers[i].RefreshInterval = DefaultRefreshInterval
+		}
+	}
+}
+
+func defaultHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: DefaultHTTPTimeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 {
+				return errors.New("stopped after 3 redirects")
+			}
+			if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+				return fmt.Errorf("refusing redirect to another host (%s)", req.URL.Host)
+			}
+			return nil
+		},
+	}
+}
+
+// Validate reports every problem at once (errors.Join), each prefixed with
+// where it is. Zero values are accepted: they mean the default.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	algs := c.Algorithms
+	if len(algs) == 0 {
+		algs = DefaultAlgorithms
+	}
+	hsAllowed := map[string]bool{}
+	for _, a := range algs {
+		switch {
+		case strings.EqualFold(a, "none"):
+			add(`algorithms: "none" is never allowed`)
+		case algorithms[a] == nil:
+			add("algorithms: unknown algorithm %q (allowed: %s)", a, strings.Join(AlgorithmNames(), " "))
+		case algorithms[a].kind == kindHMAC:
+			hsAllowed[a] = true
+		}
+	}
+	if c.Leeway < 0 {
+		add("leeway: must not be negative (got %s)", c.Leeway)
+	}
+	if c.MaxTokenBytes < 0 {
+		add("max_token_bytes: must not be negative (got %d)", c.MaxTokenBytes)
+	}
+	if c.MaxTokenBytes > 1<<20 {
+		add("max_token_bytes: %d is more than 1 MiB", c.MaxTokenBytes)
+	}
+	if c.RefetchInterval < 0 {
+		add("refetch interval: must not be negative (got %s)", c.RefetchInterval)
+	}
+	if len(c.Issuers) == 0 {
+		add("issuers: at least one issuer is required")
+	}
+
+	seen := map[string]bool{}
+	symmetricCapable := false
+	for i, is := range c.Issuers {
+		name := fmt.Sprintf("issuer %q", is.Issuer)
+		if is.Issuer == "" {
+			name = fmt.Sprintf("issuer[%d]", i)
+			add("%s: the issuer value is empty", name)
+		}
+		if seen[is.Issuer] && is.Issuer != "" {
+			add("%s: duplicate issuer", name)
+		}
+		seen[is.Issuer] = true
+		if len(is.Audiences) == 0 {
+			add("%s: at least one audience is required", name)
+		}
+		for _, a := range is.Audiences {
+			if a == "" {
+				add("%s: empty audience", name)
+			}
+		}
+		sources := 0
+		for _, s := range []string{is.JWKSURL, is.OIDCDiscovery, is.JWKSFile, is.PublicKeyFile, is.HMACSecret} {
+			if s != "" {
+				sources++
+			}
+		}
+		switch {
+		case sources == 0:
+			add("%s: no key source (set one of jwks_url, oidc_discovery, jwks_file, public_key_file, hmac_secret)", name)
+		case sources > 1:
+			add("%s: more than one key source (set exactly one of jwks_url, oidc_discovery, jwks_file, public_key_file, hmac_secret)", name)
+		}
+		if is.JWKSURL != "" {
+			if err := checkFetchURL(is.JWKSURL); err != nil {
+				add("%s: jwks_url: %v", name, err)
+			}
+		}
+		if is.OIDCDiscovery != "" {
+			if err := checkFetchURL(is.OIDCDiscovery); err != nil {
+				add("%s: oidc_discovery: %v", name, err)
+			}
+		}
+		if is.HMACSecret != "" || is.JWKSFile != "" {
+			symmetricCapable = true
+		}
+		if is.HMACSecret != "" {
+			n := len(is.HMACSecret)
+			if n < MinHMACSecretBytes {
+				add("%s: hmac_secret is %d bytes, need at least %d", name, n, MinHMACSecretBytes)
+			} else {
+				for _, a := range []string{"HS384", "HS512"} {
+					if hsAllowed[a] && n < algorithms[a].minKey {
+						add("%s: hmac_secret is %d bytes, %s needs at least %d", name, n, a, algorithms[a].minKey)
+					}
+				}
+			}
+			if len(hsAllowed) == 0 {
+				add("%s: hmac_secret is set but no HS256/HS384/HS512 algorithm is allowed (add one to algorithms)", name)
+			}
+		}
+		if is.RefreshInterval < 0 {
+			add("%s: refresh interval must not be negative (got %s)", name, is.RefreshInterval)
+		}
+	}
+	if len(hsAllowed) > 0 && !symmetricCapable && len(c.Issuers) > 0 {
+		add("algorithms: HS256/HS384/HS512 allowed but no issuer has an hmac_secret or jwks_file (remove them from algorithms)")
+	}
+	return errors.Join(errs...)
+}
+
+// checkFetchURL accepts https URLs, and http only to a loopback host: keys
+// fetched over plain http could be replaced by anyone on the path.
+func checkFetchURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if host == "localhost" {
+			return nil
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return nil
+		}
+		return fmt.Errorf("%q uses http; use https (plain http is allowed only to a loopback host)", raw)
+	}
+	return fmt.Errorf("%q: scheme must be https", raw)
+}

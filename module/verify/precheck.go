@@ -1,0 +1,227 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tenantgate/tenantgate/module/audit"
+)
+
+// DefaultMaxTokenBytes caps the size of a token when Config.MaxTokenBytes is zero.
+const DefaultMaxTokenBytes = 8192
+
+// maxJSONDepth bounds nesting in headers and claims; real tokens nest two or
+// three levels, so anything deeper is an attack on the parser, not a token.
+const maxJSONDepth = 32
+
+// strictB64 decodes canonical unpadded base64url. It still skips CR and LF,
+// which is why canonicalB64 checks the alphabet before anything is decoded.
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// compactParts is a token split by PreCheck: the three encoded parts and the
+// decoded protected header.
+type compactParts struct {
+	header, payload, signature string
+	headerJSON                 []byte
+}
+
+// PreCheck runs before jwx sees a token. It accepts only the compact JWS
+// form: at most max bytes (DefaultMaxTokenBytes when max <= 0), exactly three
+// parts, each canonical unpadded base64url (alphabet A-Za-z0-9-_, no '=',
+// no whitespace, unused trailing bits zero, so re-encoding gives the same
+// string), and a protected header that is a JSON object without duplicate
+// members. JWE (five parts, or a header with "enc") and the JSON serialization
+// are rejected. Every failure is ReasonMalformedToken.
+func PreCheck(raw string, max int) *Error {
+	_, e := precheck(raw, max)
+	return e
+}
+
+func precheck(raw string, max int) (compactParts, *Error) {
+	if max <= 0 {
+		max = DefaultMaxTokenBytes
+	}
+	var p compactParts
+	if len(raw) > max {
+		return p, malformed(fmt.Sprintf("token is %d bytes, more than max_token_bytes (%d)", len(raw), max), nil)
+	}
+	if raw == "" {
+		return p, malformed("token is empty", nil)
+	}
+	if raw[0] == '{' {
+		return p, malformed("JWS JSON serialization is not accepted; send the compact form header.payload.signature", nil)
+	}
+	switch dots := strings.Count(raw, "."); dots {
+	case 2:
+	case 4:
+		return p, malformed("encrypted tokens (JWE) are not accepted; send a signed JWT (JWS)", nil)
+	default:
+		return p, malformed(fmt.Sprintf("token has %d parts, a JWT has exactly 3 (header.payload.signature)", dots+1), nil)
+	}
+	i := strings.IndexByte(raw, '.')
+	j := i + 1 + strings.IndexByte(raw[i+1:], '.')
+	p.header, p.payload, p.signature = raw[:i], raw[i+1:j], raw[j+1:]
+	for _, part := range []struct{ name, s string }{{"header", p.header}, {"payload", p.payload}, {"signature", p.signature}} {
+		if err := canonicalB64(part.s); err != nil {
+			return p, malformed(fmt.Sprintf("token %s is not canonical unpadded base64url", part.name), err)
+		}
+	}
+	if p.header == "" {
+		return p, malformed("token header is empty", nil)
+	}
+	hdr, err := strictB64.DecodeString(p.header)
+	if err != nil {
+		return p, malformed("token header is not canonical unpadded base64url", err)
+	}
+	if err := checkJSONObject(hdr); err != nil {
+		return p, malformed("token header is not a valid JSON object", err)
+	}
+	var probe struct {
+		Enc json.RawMessage `json:"enc"`
+	}
+	if err := json.Unmarshal(hdr, &probe); err != nil {
+		return p, malformed("token header is not a valid JSON object", err)
+	}
+	if probe.Enc != nil {
+		return p, malformed("encrypted tokens (JWE) are not accepted; send a signed JWT (JWS)", nil)
+	}
+	p.headerJSON = hdr
+	return p, nil
+}
+
+func malformed(detail string, err error) *Error {
+	return &Error{Reason: audit.ReasonMalformedToken, Detail: detail, Err: err}
+}
+
+// canonicalB64 reports whether s is canonical unpadded base64url without
+// decoding it: only the URL-safe alphabet, a length that is not 1 mod 4, and
+// zero bits in the unused low part of the last character.
+func canonicalB64(s string) error {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("byte %d is outside the base64url alphabet", i)
+		}
+	}
+	switch len(s) % 4 {
+	case 1:
+		return errors.New("impossible base64 length")
+	case 2:
+		if b64Value(s[len(s)-1])&0x0f != 0 {
+			return errors.New("non-zero unused bits in the last character")
+		}
+	case 3:
+		if b64Value(s[len(s)-1])&0x03 != 0 {
+			return errors.New("non-zero unused bits in the last character")
+		}
+	}
+	return nil
+}
+
+func b64Value(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	}
+	return 63
+}
+
+// checkJSONObject accepts exactly one JSON object (surrounding whitespace is
+// fine) in valid UTF-8, with no member name repeated in any object at any
+// depth. Duplicate names are how one parser is made to see a different claim
+// than another, so they are refused before jwx decodes anything.
+func checkJSONObject(b []byte) error {
+	if !utf8.Valid(b) {
+		return errors.New("not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errors.New("not a JSON object")
+	}
+	if err := walkObject(dec, 1); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	return nil
+}
+
+func walkValue(dec *json.Decoder, tok json.Token, depth int) error {
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if depth >= maxJSONDepth {
+		return errors.New("JSON nested too deeply")
+	}
+	switch d {
+	case '{':
+		return walkObject(dec, depth+1)
+	case '[':
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			if err := walkValue(dec, t, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err := dec.Token() // ']'
+		return err
+	}
+	return fmt.Errorf("unexpected %v", d)
+}
+
+func walkObject(dec *json.Decoder, depth int) error {
+	seen := make(map[string]struct{}, 8)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, ok := t.(string)
+		if !ok {
+			return errors.New("object member name is not a string")
+		}
+		if _, dup := seen[name]; dup {
+			return fmt.Errorf("duplicate member %q", truncate(name, 64))
+		}
+		seen[name] = struct{}{}
+		v, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if err := walkValue(dec, v, depth); err != nil {
+			return err
+		}
+	}
+	_, err := dec.Token() // '}'
+	return err
+}
+
+// truncate shortens attacker-controlled strings before they reach a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

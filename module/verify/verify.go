@@ -1,0 +1,457 @@
+// Package verify checks bearer tokens for the gate: a strict pre-check of the
+// compact form, per-issuer key sources (remote JWKS or OIDC discovery, local
+// JWKS, PEM public key, HMAC secret), signature verification and claim
+// validation with lestrrat-go/jwx v2, and extraction of the caller's tenant,
+// user and roles. It does not import Caddy.
+//
+// Order of checks in Verify, each with the reason it fails with:
+//
+//	size, parts, base64url, header JSON, JWE/JSON form   malformed_token
+//	jku/x5u/jwk/x5c, crit, b64, non-string kid            bad_header
+//	alg missing, none, not allow-listed                   bad_algorithm
+//	payload not a JSON object, duplicate members          malformed_token
+//	iss missing, not a string, not configured             unknown_issuer
+//	issuer's remote keys not fetched yet                  keys_unavailable
+//	kid unknown after one rate-limited refetch            unknown_key
+//	no key of the issuer fits alg (type, curve, alg, size) bad_algorithm
+//	signature does not verify                             bad_signature
+//	exp/nbf/iat not a number; sub, jti, user or roles     missing_claim
+//	  claim of the wrong type; exp missing
+//	aud missing, empty, [""], not a string/array, or      wrong_audience
+//	  without a configured audience
+//	exp + leeway passed                                   token_expired
+//	nbf or iat later than now + leeway                    token_not_yet_valid
+//	tenant claim missing or malformed                     no_tenant (Identity returned too)
+//
+// Claims are only judged after the signature verified, so an unsigned token
+// learns nothing about which claim would have failed.
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/module/audit"
+)
+
+// Identity is what a verified token says about its bearer.
+type Identity struct {
+	Issuer, Subject, Tenant, TokenID string // Subject comes from UserClaim, TokenID from jti
+	Roles                            []string
+	Expiry                           time.Time
+}
+
+// Error is a verification failure. Detail is safe to show to the caller: it
+// never contains the token, a signature or key material.
+type Error struct {
+	Reason audit.Reason // from module/audit
+	Detail string       // what is wrong and what to fix
+	Err    error        // underlying cause, for logs
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Reason, e.Detail, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Reason, e.Detail)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(r audit.Reason, detail string, err error) *Error {
+	return &Error{Reason: r, Detail: detail, Err: err}
+}
+
+// issuerState is one configured issuer and its current keys.
+type issuerState struct {
+	cfg    IssuerConfig
+	aud    map[string]struct{}
+	keys   atomic.Pointer[keySet] // nil until the first successful load
+	remote *remoteSource          // nil for static sources
+}
+
+// Verifier verifies tokens. It is safe for concurrent use.
+type Verifier struct {
+	cfg         Config
+	allowed     map[string]bool
+	allowedList string
+	issuers     map[string]*issuerState
+	clock       jwt.Clock
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New loads file, PEM and secret keys (their errors are returned) and starts
+// background fetching of remote key sets, bound to ctx. An unreachable JWKS
+// or discovery document does not fail New: the issuer has no keys yet, is
+// retried with a backoff (1s doubling up to RefreshInterval), and Verify
+// answers ReasonKeysUnavailable for it until the first successful fetch.
+func New(ctx context.Context, cfg Config) (*Verifier, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	v := &Verifier{
+		cfg:         cfg,
+		allowed:     map[string]bool{},
+		allowedList: strings.Join(cfg.Algorithms, " "),
+		issuers:     map[string]*issuerState{},
+		clock:       jwt.ClockFunc(cfg.Now),
+	}
+	for _, a := range cfg.Algorithms {
+		v.allowed[a] = true
+	}
+	var errs []error
+	var static []*issuerState
+	for _, ic := range cfg.Issuers {
+		is := &issuerState{cfg: ic, aud: map[string]struct{}{}}
+		for _, a := range ic.Audiences {
+			is.aud[a] = struct{}{}
+		}
+		v.issuers[ic.Issuer] = is
+		name := fmt.Sprintf("issuer %q", ic.Issuer)
+		var ks *keySet
+		var err error
+		switch {
+		case ic.JWKSFile != "":
+			ks, err = v.loadJWKSFile(ic)
+			if err != nil {
+				err = fmt.Errorf("%s: jwks_file %s: %w", name, ic.JWKSFile, err)
+			}
+		case ic.PublicKeyFile != "":
+			ks, err = loadPEMFile(ic.PublicKeyFile)
+			if err != nil {
+				err = fmt.Errorf("%s: public_key_file %s: %w", name, ic.PublicKeyFile, err)
+			}
+		case ic.HMACSecret != "":
+			ks, err = newKeySet([]*verifyKey{{kind: kindHMAC, pub: []byte(ic.HMACSecret)}})
+		default:
+			is.remote = &remoteSource{v: v, is: is, jwks: ic.JWKSURL, disco: ic.OIDCDiscovery, client: cfg.HTTPClient}
+			continue
+		}
+		if err == nil {
+			err = v.checkUsable(name, ks)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		is.keys.Store(ks)
+		static = append(static, is)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	v.ctx, v.cancel = context.WithCancel(ctx)
+	now := time.Now()
+	for _, is := range static {
+		v.observe(is.cfg.Issuer, true, len(is.keys.Load().all), now)
+	}
+	for _, is := range v.issuers {
+		if is.remote != nil && v.track() {
+			go func(r *remoteSource) {
+				defer v.wg.Done()
+				r.run()
+			}(is.remote)
+		}
+	}
+	return v, nil
+}
+
+func (v *Verifier) loadJWKSFile(ic IssuerConfig) (*keySet, error) {
+	data, err := readLimited(ic.JWKSFile)
+	if err != nil {
+		return nil, err
+	}
+	ks, skipped, err := parseJWKS(data, setPolicy{})
+	for _, s := range skipped {
+		v.cfg.Logger.Info("jwks_file: key skipped", zap.String("issuer", ic.Issuer), zap.Error(s))
+	}
+	return ks, err
+}
+
+func loadPEMFile(path string) (*keySet, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := parsePublicKeyPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	return newKeySet([]*verifyKey{k})
+}
+
+func readLimited(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxKeyBody {
+		return nil, fmt.Errorf("file is larger than %d bytes", maxKeyBody)
+	}
+	return os.ReadFile(path)
+}
+
+// checkUsable refuses a static key set none of whose keys fits an allowed
+// algorithm: every token of that issuer would fail, better to say so now.
+func (v *Verifier) checkUsable(name string, ks *keySet) error {
+	for _, k := range ks.all {
+		for _, a := range v.cfg.Algorithms {
+			if k.fits(a) == nil {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s: no key fits the allowed algorithms (%s)", name, v.allowedList)
+}
+
+// track registers a background goroutine; false once the verifier is closed.
+func (v *Verifier) track() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed || v.ctx.Err() != nil {
+		return false
+	}
+	v.wg.Add(1)
+	return true
+}
+
+func (v *Verifier) observe(issuer string, ok bool, keys int, at time.Time) {
+	if v.cfg.Observer != nil {
+		v.cfg.Observer.JWKSRefresh(issuer, ok, keys, at)
+	}
+}
+
+// Close stops background work and waits for it. It is idempotent.
+func (v *Verifier) Close() {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return
+	}
+	v.closed = true
+	v.mu.Unlock()
+	v.cancel()
+	v.wg.Wait()
+}
+
+// KeyStatus reports per issuer how many usable keys are loaded (0: none yet).
+func (v *Verifier) KeyStatus() map[string]int {
+	out := make(map[string]int, len(v.issuers))
+	for name, is := range v.issuers {
+		if ks := is.keys.Load(); ks != nil {
+			out[name] = len(ks.all)
+		} else {
+			out[name] = 0
+		}
+	}
+	return out
+}
+
+// tokenHeader is what we read from a protected header.
+type tokenHeader struct {
+	alg, kid string
+}
+
+// checkHeader refuses headers that name their own keys or ask for features
+// we do not implement, and reads alg and kid.
+func checkHeader(hdrJSON []byte) (tokenHeader, *Error) {
+	var h tokenHeader
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(hdrJSON, &m); err != nil {
+		return h, malformed("token header is not a valid JSON object", err)
+	}
+	for _, name := range []string{"jku", "x5u", "jwk", "x5c"} {
+		if _, ok := m[name]; ok {
+			return h, fail(audit.ReasonBadHeader, fmt.Sprintf("token header carries %q; keys come only from the issuer's configuration, never from the token", name), nil)
+		}
+	}
+	if _, ok := m["crit"]; ok {
+		return h, fail(audit.ReasonBadHeader, `token header has "crit"; no critical header extension is supported`, nil)
+	}
+	if _, ok := m["b64"]; ok {
+		return h, fail(audit.ReasonBadHeader, `token header has "b64"; unencoded payloads (RFC 7797) are not supported`, nil)
+	}
+	rawAlg, ok := m["alg"]
+	if !ok {
+		return h, fail(audit.ReasonBadAlgorithm, "token header has no alg", nil)
+	}
+	if err := json.Unmarshal(rawAlg, &h.alg); err != nil {
+		return h, fail(audit.ReasonBadAlgorithm, "token header alg is not a string", err)
+	}
+	if strings.EqualFold(h.alg, "none") {
+		return h, fail(audit.ReasonBadAlgorithm, `alg "none" is never accepted; tokens must be signed`, nil)
+	}
+	if rawKid, ok := m["kid"]; ok {
+		if err := json.Unmarshal(rawKid, &h.kid); err != nil {
+			return h, fail(audit.ReasonBadHeader, "token header kid is not a string", err)
+		}
+	}
+	return h, nil
+}
+
+// verifyWith checks the signature of raw with one key and alg using jwx.
+// raw has passed precheck and alg has been checked against the key.
+func verifyWith(raw, alg string, k *verifyKey) ([]byte, error) {
+	return jws.Verify([]byte(raw), jws.WithKey(algorithms[alg].alg, k.pub), jws.WithCompact())
+}
+
+// VerifySignature is the signature layer alone: PreCheck, the header rules,
+// the key's fit for the token's alg (type, curve, declared alg, use/key_ops,
+// strength), and jwx verification. Claims are not looked at, and every
+// supported algorithm is allowed. It exists for peer test suites such as
+// Wycheproof. The returned error is an *Error or nil.
+func VerifySignature(raw string, key jwk.Key) error {
+	p, e := precheck(raw, 0)
+	if e != nil {
+		return e
+	}
+	h, e := checkHeader(p.headerJSON)
+	if e != nil {
+		return e
+	}
+	if algorithms[h.alg] == nil {
+		return fail(audit.ReasonBadAlgorithm, "token algorithm is not supported", nil)
+	}
+	vk, err := convertJWK(key, setPolicy{})
+	if err != nil {
+		return fail(audit.ReasonUnknownKey, "the key cannot verify signatures", err)
+	}
+	if h.kid != "" && vk.kid != "" && h.kid != vk.kid {
+		return fail(audit.ReasonUnknownKey, "token kid does not name this key", nil)
+	}
+	if err := vk.fits(h.alg); err != nil {
+		return fail(audit.ReasonBadAlgorithm, "token algorithm does not fit the key", err)
+	}
+	if _, err := verifyWith(raw, h.alg, vk); err != nil {
+		return fail(audit.ReasonBadSignature, "signature does not verify", err)
+	}
+	return nil
+}
+
+// Verify runs PreCheck, then jwx verification with the keys of the token's
+// issuer, then claim validation. When the token is valid but its tenant claim
+// is missing or malformed, it returns the Identity (Tenant empty) together
+// with an *Error of ReasonNoTenant.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, *Error) {
+	p, e := precheck(raw, v.cfg.MaxTokenBytes)
+	if e != nil {
+		return nil, e
+	}
+	h, e := checkHeader(p.headerJSON)
+	if e != nil {
+		return nil, e
+	}
+	if !v.allowed[h.alg] {
+		what := "an unknown algorithm"
+		if algorithms[h.alg] != nil {
+			what = h.alg
+		}
+		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token is signed with %s; allowed: %s", what, v.allowedList), nil)
+	}
+	payload, err := strictB64.DecodeString(p.payload)
+	if err != nil {
+		return nil, malformed("token payload is not canonical unpadded base64url", err)
+	}
+	if err := checkJSONObject(payload); err != nil {
+		return nil, malformed("token payload is not a valid JSON object", err)
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, malformed("token payload is not a valid JSON object", err)
+	}
+
+	// iss is read before verifying, only to choose whose keys to use.
+	var iss string
+	if rawIss, ok := claims["iss"]; !ok {
+		return nil, fail(audit.ReasonUnknownIssuer, "token has no iss claim", nil)
+	} else if err := json.Unmarshal(rawIss, &iss); err != nil {
+		return nil, fail(audit.ReasonUnknownIssuer, "token iss claim is not a string", err)
+	}
+	is := v.issuers[iss]
+	if is == nil {
+		return nil, fail(audit.ReasonUnknownIssuer, fmt.Sprintf("issuer %q is not configured (iss is compared exactly: scheme, case and trailing slash count)", truncate(iss, 128)), nil)
+	}
+	if is.keys.Load() == nil {
+		if is.remote != nil {
+			is.remote.kick()
+		}
+		return nil, fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
+	}
+	cands, e := v.selectKeys(ctx, is, h)
+	if e != nil {
+		return nil, e
+	}
+	var sigErr error
+	verified := false
+	for _, k := range cands {
+		if _, err := verifyWith(raw, h.alg, k); err != nil {
+			sigErr = err
+			continue
+		}
+		verified = true
+		break
+	}
+	if !verified {
+		return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr)
+	}
+	return v.checkClaims(is, claims, payload)
+}
+
+// selectKeys returns the issuer's keys that may have signed a token with
+// header h. A kid no key has triggers one shared, rate-limited refetch of a
+// remote set. Keys without a kid (PEM, secret, kid-less JWK) match any kid.
+func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, h tokenHeader) ([]*verifyKey, *Error) {
+	ks := is.keys.Load()
+	var list []*verifyKey
+	if h.kid == "" {
+		list = ks.all
+	} else {
+		k := ks.byKid[h.kid]
+		if k == nil && len(ks.noKid) == 0 && is.remote != nil {
+			if err := is.remote.shared(ctx, true); err != nil && !errors.Is(err, errRateLimited) {
+				v.cfg.Logger.Debug("unknown-kid refetch failed", zap.String("issuer", is.cfg.Issuer), zap.Error(err))
+			}
+			ks = is.keys.Load()
+			k = ks.byKid[h.kid]
+		}
+		switch {
+		case k != nil:
+			list = []*verifyKey{k}
+		case len(ks.noKid) > 0:
+			list = ks.noKid
+		default:
+			return nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil)
+		}
+	}
+	var fitting []*verifyKey
+	var why error
+	for _, k := range list {
+		if err := k.fits(h.alg); err != nil {
+			why = err
+			continue
+		}
+		fitting = append(fitting, k)
+	}
+	if len(fitting) == 0 {
+		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why)
+	}
+	return fitting, nil
+}

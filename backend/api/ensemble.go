@@ -1,0 +1,628 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantgate/tenantgate/backend/ensemble"
+	"github.com/tenantgate/tenantgate/backend/store"
+)
+
+// Limits of the ensemble API.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+	DefaultLookback = 50
+	MaxLookback     = 1000
+	MaxWeight       = 1e6
+)
+
+type configJSON struct {
+	Threshold float64 `json:"threshold"`
+	MinAgents int     `json:"min_agents"`
+}
+
+type agentJSON struct {
+	AgentID      string    `json:"agent_id"`
+	AgentType    string    `json:"agent_type"`
+	Weight       float64   `json:"weight"`
+	RegisteredAt time.Time `json:"registered_at"`
+}
+
+type ensembleJSON struct {
+	EnsembleID string      `json:"ensemble_id"`
+	Name       string      `json:"name"`
+	Method     string      `json:"method"`
+	Agents     []agentJSON `json:"agents"`
+	Config     configJSON  `json:"config"`
+	CreatedAt  time.Time   `json:"created_at"`
+}
+
+func toAgentJSON(a ensemble.Agent) agentJSON {
+	return agentJSON{AgentID: a.ID, AgentType: a.Type, Weight: a.Weight, RegisteredAt: a.CreatedAt}
+}
+
+func toEnsembleJSON(e ensemble.Ensemble) ensembleJSON {
+	out := ensembleJSON{
+		EnsembleID: e.ID, Name: e.Name, Method: string(e.Method),
+		Config:    configJSON{Threshold: e.Config.Threshold, MinAgents: e.Config.MinAgents},
+		CreatedAt: e.CreatedAt, Agents: make([]agentJSON, len(e.Agents)),
+	}
+	for i, a := range e.Agents {
+		out.Agents[i] = toAgentJSON(a)
+	}
+	return out
+}
+
+type agentRequest struct {
+	AgentID       string   `json:"agent_id"`
+	AgentType     string   `json:"agent_type"`
+	InitialWeight *float64 `json:"initial_weight"`
+}
+
+type configRequest struct {
+	Threshold *float64 `json:"threshold"`
+	MinAgents *int     `json:"min_agents"`
+}
+
+type createEnsembleRequest struct {
+	Name   string         `json:"name"`
+	Method string         `json:"method"`
+	Agents []agentRequest `json:"agents"`
+	Config *configRequest `json:"config"`
+}
+
+func validIdent(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+// agent validates an agent request; field names the JSON path for messages.
+func (a agentRequest) agent(field string, now time.Time) (ensemble.Agent, error) {
+	if !validIdent(a.AgentID, 64) || strings.Contains(a.AgentID, "/") {
+		return ensemble.Agent{}, fmt.Errorf("%sagent_id must be 1-64 characters of [A-Za-z0-9._:-], got %q", field, a.AgentID)
+	}
+	if !validIdent(a.AgentType, 64) {
+		return ensemble.Agent{}, fmt.Errorf("%sagent_type must be 1-64 characters of [A-Za-z0-9._:/-], got %q", field, a.AgentType)
+	}
+	w := 1.0
+	if a.InitialWeight != nil {
+		w = *a.InitialWeight
+	}
+	if !(w > 0 && w <= MaxWeight) {
+		return ensemble.Agent{}, fmt.Errorf("%sinitial_weight must be > 0 and <= %g, got %v", field, float64(MaxWeight), w)
+	}
+	return ensemble.Agent{ID: a.AgentID, Type: a.AgentType, Weight: w, CreatedAt: now}, nil
+}
+
+func (s *Server) createEnsemble(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req createEnsembleRequest
+	if !decodeJSON(w, r, body, &req, false) {
+		return
+	}
+	now := s.now().UTC()
+	e := ensemble.Ensemble{
+		ID: store.NewID("ens"), Name: strings.TrimSpace(req.Name), Method: ensemble.Method(req.Method),
+		Config:    ensemble.Config{Threshold: ensemble.DefaultThreshold, MinAgents: ensemble.DefaultMinAgents},
+		CreatedAt: now, Agents: []ensemble.Agent{},
+	}
+	if e.Name == "" || len(e.Name) > 100 {
+		writeProblem(w, r, http.StatusBadRequest, "validation", "name is required and must have at most 100 characters")
+		return
+	}
+	if !e.Method.Valid() {
+		writeProblem(w, r, http.StatusBadRequest, "validation", fmt.Sprintf("method must be one of %v, got %q", ensemble.Methods, req.Method))
+		return
+	}
+	if req.Config != nil {
+		if req.Config.Threshold != nil {
+			e.Config.Threshold = *req.Config.Threshold
+		}
+		if req.Config.MinAgents != nil {
+			e.Config.MinAgents = *req.Config.MinAgents
+		}
+	}
+	if err := e.Config.Validate(); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	if len(req.Agents) > 1000 {
+		writeProblem(w, r, http.StatusBadRequest, "validation", "at most 1000 agents per ensemble")
+		return
+	}
+	seen := map[string]bool{}
+	for i, ar := range req.Agents {
+		a, err := ar.agent(fmt.Sprintf("agents[%d].", i), now)
+		if err != nil {
+			writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
+			return
+		}
+		if seen[a.ID] {
+			writeProblem(w, r, http.StatusConflict, "duplicate-agent", fmt.Sprintf("agents[%d].agent_id %q appears twice; agent ids are unique per ensemble", i, a.ID))
+			return
+		}
+		seen[a.ID] = true
+		e.Agents = append(e.Agents, a)
+	}
+	if err := s.store.CreateEnsemble(r.Context(), p.Tenant, e); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/ensemble/"+e.ID+"/weights")
+	writeJSON(w, http.StatusCreated, toEnsembleJSON(e))
+}
+
+// loadEnsemble answers 404 for an unknown id and for another tenant's id
+// alike: the store only ever looks inside the caller's tenant.
+func (s *Server) loadEnsemble(w http.ResponseWriter, r *http.Request, t store.TenantID) (ensemble.Ensemble, bool) {
+	id := r.PathValue("ensemble_id")
+	e, err := s.store.Ensemble(r.Context(), t, id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, r, http.StatusNotFound, "ensemble-not-found",
+			fmt.Sprintf("no ensemble %q in your tenant; list yours with GET /api/v1/ensemble/", id))
+		return e, false
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return e, false
+	}
+	return e, true
+}
+
+func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req agentRequest
+	if !decodeJSON(w, r, body, &req, false) {
+		return
+	}
+	e, ok := s.loadEnsemble(w, r, p.Tenant)
+	if !ok {
+		return
+	}
+	a, err := req.agent("", s.now().UTC())
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	err = s.store.AddAgent(r.Context(), p.Tenant, e.ID, a)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		writeProblem(w, r, http.StatusConflict, "duplicate-agent",
+			fmt.Sprintf("agent %q is already registered in ensemble %s; change its weight with optimize-weights or pick another agent_id", a.ID, e.ID))
+		return
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "ensemble-not-found", fmt.Sprintf("no ensemble %q in your tenant", e.ID))
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		EnsembleID string `json:"ensemble_id"`
+		agentJSON
+	}{e.ID, toAgentJSON(a)})
+}
+
+type signalRequest struct {
+	AgentID    string   `json:"agent_id"`
+	Signal     *float64 `json:"signal"`
+	Confidence *float64 `json:"confidence"`
+}
+
+type predictRequest struct {
+	Symbol  string          `json:"symbol"`
+	Signals []signalRequest `json:"signals"`
+}
+
+type predictionJSON struct {
+	PredictionID   string                  `json:"prediction_id"`
+	EnsembleID     string                  `json:"ensemble_id"`
+	Symbol         string                  `json:"symbol"`
+	Method         string                  `json:"method,omitempty"`
+	Signal         float64                 `json:"signal"`
+	Action         string                  `json:"action"`
+	Confidence     float64                 `json:"confidence"`
+	Threshold      float64                 `json:"threshold,omitempty"`
+	Contributions  []ensemble.Contribution `json:"contributions"`
+	CreatedAt      time.Time               `json:"created_at"`
+	RealizedReturn *float64                `json:"realized_return,omitempty"`
+	PositionReturn *float64                `json:"position_return,omitempty"`
+	OutcomeAt      *time.Time              `json:"outcome_recorded_at,omitempty"`
+}
+
+func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req predictRequest
+	if !decodeJSON(w, r, body, &req, false) {
+		return
+	}
+	e, ok := s.loadEnsemble(w, r, p.Tenant)
+	if !ok {
+		return
+	}
+	if !validIdent(req.Symbol, 32) {
+		writeProblem(w, r, http.StatusBadRequest, "validation", fmt.Sprintf("symbol must be 1-32 characters of [A-Za-z0-9._:/-], got %q", req.Symbol))
+		return
+	}
+	if len(req.Signals) == 0 || len(req.Signals) > 1000 {
+		writeProblem(w, r, http.StatusBadRequest, "validation", "signals must hold 1 to 1000 entries of {agent_id, signal, confidence}")
+		return
+	}
+	signals := make([]ensemble.Signal, len(req.Signals))
+	for i, sr := range req.Signals {
+		if sr.Signal == nil || sr.Confidence == nil {
+			writeProblem(w, r, http.StatusBadRequest, "validation", fmt.Sprintf("signals[%d] needs both signal (in [-1, 1]) and confidence (in [0, 1])", i))
+			return
+		}
+		signals[i] = ensemble.Signal{AgentID: sr.AgentID, Signal: *sr.Signal, Confidence: *sr.Confidence}
+	}
+	c, err := e.Combine(signals)
+	if err != nil {
+		status, slug := http.StatusUnprocessableEntity, "invalid-signals"
+		if errors.Is(err, ensemble.ErrSignalRange) {
+			status, slug = http.StatusBadRequest, "validation"
+		}
+		writeProblem(w, r, status, slug, err.Error())
+		return
+	}
+	pred := ensemble.Prediction{ID: store.NewID("prd"), EnsembleID: e.ID, Symbol: req.Symbol, Combined: c, CreatedAt: s.now().UTC()}
+	if err := s.store.AddPrediction(r.Context(), p.Tenant, pred); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	out := toPredictionJSON(pred)
+	out.Method, out.Threshold = string(e.Method), e.Config.Threshold
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func toPredictionJSON(p ensemble.Prediction) predictionJSON {
+	out := predictionJSON{
+		PredictionID: p.ID, EnsembleID: p.EnsembleID, Symbol: p.Symbol,
+		Signal: p.Signal, Action: string(p.Action), Confidence: p.Confidence,
+		Contributions: p.Contributions, CreatedAt: p.CreatedAt,
+		RealizedReturn: p.RealizedReturn, OutcomeAt: p.OutcomeAt,
+	}
+	if out.Contributions == nil {
+		out.Contributions = []ensemble.Contribution{}
+	}
+	if p.RealizedReturn != nil {
+		var pr float64
+		switch p.Action {
+		case ensemble.Buy:
+			pr = *p.RealizedReturn
+		case ensemble.Sell:
+			pr = -*p.RealizedReturn
+		}
+		out.PositionReturn = &pr
+	}
+	return out
+}
+
+type outcomeRequest struct {
+	PredictionID   string   `json:"prediction_id"`
+	RealizedReturn *float64 `json:"realized_return"`
+}
+
+func (s *Server) recordOutcome(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req outcomeRequest
+	if !decodeJSON(w, r, body, &req, false) {
+		return
+	}
+	e, ok := s.loadEnsemble(w, r, p.Tenant)
+	if !ok {
+		return
+	}
+	if req.PredictionID == "" {
+		writeProblem(w, r, http.StatusBadRequest, "validation", "prediction_id is required (the id POST .../predict returned)")
+		return
+	}
+	if req.RealizedReturn == nil || !(*req.RealizedReturn >= -1 && *req.RealizedReturn <= 100) {
+		writeProblem(w, r, http.StatusBadRequest, "validation", "realized_return is required: the symbol's simple return over the horizon, as a fraction (0.02 = +2%), in [-1, 100]")
+		return
+	}
+	pred, err := s.store.RecordOutcome(r.Context(), p.Tenant, e.ID, req.PredictionID, *req.RealizedReturn, s.now().UTC())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "prediction-not-found",
+			fmt.Sprintf("no prediction %q in ensemble %s of your tenant", req.PredictionID, e.ID))
+		return
+	case errors.Is(err, store.ErrConflict):
+		writeProblem(w, r, http.StatusConflict, "outcome-exists",
+			fmt.Sprintf("prediction %s already has a realized return (%v); outcomes are recorded once and never overwritten", req.PredictionID, *pred.RealizedReturn))
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toPredictionJSON(pred))
+}
+
+type statsJSON struct {
+	Scored      int     `json:"scored"`
+	Directional int     `json:"directional"`
+	Hits        int     `json:"hits"`
+	HitRate     float64 `json:"hit_rate"`
+	MeanReturn  float64 `json:"mean_return"`
+	StdDev      float64 `json:"stddev"`
+	Sharpe      float64 `json:"sharpe"`
+}
+
+func toStatsJSON(s ensemble.Stats) statsJSON {
+	return statsJSON{Scored: s.Scored, Directional: s.Directional, Hits: s.Hits, HitRate: s.HitRate, MeanReturn: s.MeanReturn, StdDev: s.StdDev, Sharpe: s.Sharpe}
+}
+
+type agentStatsJSON struct {
+	AgentID   string  `json:"agent_id"`
+	AgentType string  `json:"agent_type"`
+	Weight    float64 `json:"weight"`
+	statsJSON
+}
+
+func (s *Server) performance(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	e, ok := s.loadEnsemble(w, r, p.Tenant)
+	if !ok {
+		return
+	}
+	preds, err := s.store.ScoredPredictions(r.Context(), p.Tenant, e.ID, 0)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	per := ensemble.AgentStats(preds)
+	agents := make([]agentStatsJSON, len(e.Agents))
+	for i, a := range e.Agents {
+		agents[i] = agentStatsJSON{AgentID: a.ID, AgentType: a.Type, Weight: a.Weight, statsJSON: toStatsJSON(per[a.ID])}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		EnsembleID string           `json:"ensemble_id"`
+		Ensemble   statsJSON        `json:"ensemble"`
+		Agents     []agentStatsJSON `json:"agents"`
+	}{e.ID, toStatsJSON(ensemble.EnsembleStats(preds)), agents})
+}
+
+type weightJSON struct {
+	AgentID          string  `json:"agent_id"`
+	AgentType        string  `json:"agent_type"`
+	Weight           float64 `json:"weight"`
+	NormalizedWeight float64 `json:"normalized_weight"`
+}
+
+func (s *Server) weights(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	e, ok := s.loadEnsemble(w, r, p.Tenant)
+	if !ok {
+		return
+	}
+	var total float64
+	for _, a := range e.Agents {
+		total += a.Weight
+	}
+	out := make([]weightJSON, len(e.Agents))
+	for i, a := range e.Agents {
+		out[i] = weightJSON{AgentID: a.ID, AgentType: a.Type, Weight: a.Weight}
+		if total > 0 {
+			out[i].NormalizedWeight = a.Weight / total
+		}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		EnsembleID string       `json:"ensemble_id"`
+		Method     string       `json:"method"`
+		Weights    []weightJSON `json:"weights"`
+	}{e.ID, string(e.Method), out})
+}
+
+type optimizeRequest struct {
+	Lookback *int `json:"lookback"`
+}
+
+type weightChangeJSON struct {
+	AgentID     string  `json:"agent_id"`
+	OldWeight   float64 `json:"old_weight"`
+	NewWeight   float64 `json:"new_weight"`
+	Score       float64 `json:"score"`
+	Directional int     `json:"directional"`
+	HitRate     float64 `json:"hit_rate"`
+}
+
+func (s *Server) optimizeWeights(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req optimizeRequest
+	if !decodeJSON(w, r, body, &req, true) {
+		return
+	}
+	e, ok := s.loadEnsemble(w, r, p.Tenant)
+	if !ok {
+		return
+	}
+	lookback := DefaultLookback
+	if req.Lookback != nil {
+		lookback = *req.Lookback
+	}
+	if lookback < 1 || lookback > MaxLookback {
+		writeProblem(w, r, http.StatusBadRequest, "validation", fmt.Sprintf("lookback must be in [1, %d] (the last N predictions with outcomes), got %d", MaxLookback, lookback))
+		return
+	}
+	preds, err := s.store.ScoredPredictions(r.Context(), p.Tenant, e.ID, lookback)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	newWeights := ensemble.OptimizeWeights(e.Agents, preds)
+	if len(newWeights) > 0 {
+		if err := s.store.SetWeights(r.Context(), p.Tenant, e.ID, newWeights); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
+	stats := ensemble.AgentStats(preds)
+	changes := make([]weightChangeJSON, len(e.Agents))
+	for i, a := range e.Agents {
+		st := stats[a.ID]
+		score := ensemble.NeutralScore
+		if st.Directional > 0 {
+			score = st.HitRate
+		}
+		changes[i] = weightChangeJSON{AgentID: a.ID, OldWeight: a.Weight, NewWeight: newWeights[a.ID], Score: score, Directional: st.Directional, HitRate: st.HitRate}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		EnsembleID      string             `json:"ensemble_id"`
+		Lookback        int                `json:"lookback"`
+		PredictionsUsed int                `json:"predictions_used"`
+		Weights         []weightChangeJSON `json:"weights"`
+	}{e.ID, lookback, len(preds), changes})
+}
+
+// intParam parses an optional integer query parameter in [min, max].
+func intParam(r *http.Request, name string, def, min, max int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("query parameter %s must be an integer in [%d, %d], got %q", name, min, max, v)
+	}
+	return n, nil
+}
+
+func (s *Server) listEnsembles(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	limit, err := intParam(r, "limit", DefaultPageSize, 1, MaxPageSize)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	items, next, err := s.store.ListEnsembles(r.Context(), p.Tenant, r.URL.Query().Get("cursor"), limit)
+	if errors.Is(err, store.ErrBadCursor) {
+		writeProblem(w, r, http.StatusBadRequest, "validation", "cursor is not one this API issued; pass next_cursor from the previous page unchanged, or omit it for the first page")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	out := make([]ensembleJSON, len(items))
+	for i, e := range items {
+		out[i] = toEnsembleJSON(e)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Items      []ensembleJSON `json:"items"`
+		NextCursor string         `json:"next_cursor,omitempty"`
+	}{out, next})
+}
+
+type rankingJSON struct {
+	Rank       int      `json:"rank"`
+	AgentID    string   `json:"agent_id"`
+	AgentTypes []string `json:"agent_types"`
+	Ensembles  []string `json:"ensembles"`
+	statsJSON
+}
+
+func (s *Server) agentRankings(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	limit, err := intParam(r, "limit", DefaultPageSize, 1, MaxPageSize)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	agents, err := s.store.TenantAgents(r.Context(), p.Tenant)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	preds, err := s.store.TenantScoredPredictions(r.Context(), p.Tenant)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	stats := ensemble.AgentStats(preds)
+	byID := map[string]*rankingJSON{}
+	for _, a := range agents {
+		rk := byID[a.ID]
+		if rk == nil {
+			rk = &rankingJSON{AgentID: a.ID, AgentTypes: []string{}, statsJSON: toStatsJSON(stats[a.ID])}
+			byID[a.ID] = rk
+		}
+		if !contains(rk.AgentTypes, a.Type) {
+			rk.AgentTypes = append(rk.AgentTypes, a.Type)
+		}
+		rk.Ensembles = append(rk.Ensembles, a.EnsembleID)
+	}
+	out := make([]rankingJSON, 0, len(byID))
+	for _, rk := range byID {
+		sort.Strings(rk.AgentTypes)
+		sort.Strings(rk.Ensembles)
+		out = append(out, *rk)
+	}
+	sort.Slice(out, func(i, j int) bool { return rankedBefore(out[i], out[j]) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	for i := range out {
+		out[i].Rank = i + 1
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Agents []rankingJSON `json:"agents"`
+	}{out})
+}
+
+// rankedBefore orders agents with a track record first, then by Sharpe-like
+// ratio, hit rate, mean return, number of directional calls, and id.
+func rankedBefore(a, b rankingJSON) bool {
+	if (a.Directional > 0) != (b.Directional > 0) {
+		return a.Directional > 0
+	}
+	for _, c := range [][2]float64{{a.Sharpe, b.Sharpe}, {a.HitRate, b.HitRate}, {a.MeanReturn, b.MeanReturn}, {float64(a.Directional), float64(b.Directional)}} {
+		if math.Abs(c[0]-c[1]) > 1e-12 {
+			return c[0] > c[1]
+		}
+	}
+	return a.AgentID < b.AgentID
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

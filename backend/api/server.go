@@ -1,0 +1,100 @@
+// Package api is the backend's HTTP surface: one route table (routes.go), the
+// trust middleware that admits only gate-signed identity (trust.go), the
+// ensemble and hedging handlers, and problem+json errors.
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/backend/hedging"
+	"github.com/tenantgate/tenantgate/backend/store"
+	"github.com/tenantgate/tenantgate/module/assertion"
+)
+
+// DefaultMaxBodyBytes caps request bodies; larger ones get 413.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Config holds the Server's dependencies.
+type Config struct {
+	Store        store.Store
+	Verifier     *assertion.Verifier // checks X-Tenant-Assertion; required
+	Logger       *zap.Logger         // default: no-op
+	Now          func() time.Time    // default: time.Now
+	Prices       hedging.Prices      // default: hedging.DemoPrices
+	MaxBodyBytes int64               // default: DefaultMaxBodyBytes
+}
+
+// Server holds what the handlers need; handlers are its methods.
+type Server struct {
+	store    store.Store
+	verifier *assertion.Verifier
+	log      *zap.Logger
+	now      func() time.Time
+	prices   hedging.Prices
+	maxBody  int64
+}
+
+// New checks c and returns a Server.
+func New(c Config) (*Server, error) {
+	if c.Store == nil {
+		return nil, errors.New("api: a store is required")
+	}
+	if c.Verifier == nil {
+		return nil, errors.New("api: an assertion verifier is required")
+	}
+	s := &Server{store: c.Store, verifier: c.Verifier, log: c.Logger, now: c.Now, prices: c.Prices, maxBody: c.MaxBodyBytes}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.prices == nil {
+		s.prices = hedging.DemoPrices
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	return s, nil
+}
+
+// Handler returns the complete HTTP handler: request logging, problem+json
+// for the mux's own 404/405, and every route of the table, behind the trust
+// middleware unless the route is public.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	requireAssertion := RequireAssertion(s.verifier, s.now)
+	for _, rt := range routes {
+		handle := rt.handle
+		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
+		if !rt.Public {
+			h = requireAssertion(h)
+		}
+		mux.Handle(rt.Method+" "+rt.Pattern, h)
+	}
+	return s.logRequests(muxProblems(mux))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type whoamiResponse struct {
+	TenantID  string   `json:"tenant_id"`
+	UserID    string   `json:"user_id"`
+	Roles     []string `json:"roles"`
+	RequestID string   `json:"request_id"`
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	roles := p.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	writeJSON(w, http.StatusOK, whoamiResponse{TenantID: p.Tenant.String(), UserID: p.UserID, Roles: roles, RequestID: p.RequestID})
+}

@@ -1,0 +1,5 @@
+package verify
+
+import "context"
+
+var t0ctx = context.Background()

@@ -84,6 +84,8 @@ func parsePattern(p string) ([]segment, []error) {
 			errs = append(errs, bad(`bad segment %q: "*" is only allowed as a final "**" segment`, s))
 		case s == "." || s == "..":
 			errs = append(errs, bad("dot segment %q: such paths are not canonical and are rejected before matching", s))
+		case strings.ContainsAny(s, "?#"):
+			errs = append(errs, bad(`segment %q contains "?" or "#": patterns match the path alone, without query or fragment`, s))
 		case strings.Contains(s, "%"):
 			errs = append(errs, bad(`segment %q contains "%%": patterns match the decoded path, write characters unencoded`, s))
 		case strings.ContainsFunc(s, func(r rune) bool { return r == ';' || r == '\\' || r < 0x20 || r == 0x7f }):

@@ -101,6 +101,8 @@ func TestPatternErrors(t *testing.T) {
 		{"/a/../b", "dot segment"},
 		{"/a/./b", "dot segment"},
 		{"/a%20b", `contains "%"`},
+		{"/search?q", `contains "?" or "#"`},
+		{"/a#top", `contains "?" or "#"`},
 		{"/a;b", `contains ";"`},
 		{"/a\\b", `contains ";", "\"`},
 		{"/a\x00", "control character"},

@@ -41,6 +41,10 @@ func newNode() *node { return &node{min: math.MaxInt} }
 // earlier rules match every request they would, in the same prefix style.
 // On error the Table is nil.
 //
+// Two rules are duplicates when their effective methods (GET brings HEAD)
+// are equal and their patterns match the same paths, which ignores parameter
+// names: `GET /a/{x}` and `GET /a/{y}` are duplicates.
+//
 // Methods are upper-cased; the rules Table.Rules returns are these
 // normalized copies.
 func Compile(rules []Rule) (t *Table, warnings []string, err error) {

@@ -24,7 +24,7 @@ const MaxTenantLen = 64
 func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, payload []byte) (*Identity, *Error) {
 	for _, name := range []string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
 		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a number of seconds)", name), nil)
+			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
 		}
 	}
 	for _, name := range []string{jwt.SubjectKey, jwt.JwtIDKey} {
@@ -168,9 +168,11 @@ func firstByte(raw json.RawMessage) byte {
 	return raw[0]
 }
 
+// isJSONNumber accepts non-negative JSON numbers only: a NumericDate before
+// 1970 is never legitimate, and jwx refuses negative ones anyway.
 func isJSONNumber(raw json.RawMessage) bool {
 	c := firstByte(raw)
-	return c == '-' || '0' <= c && c <= '9'
+	return '0' <= c && c <= '9'
 }
 
 func isJSONString(raw json.RawMessage) bool { return firstByte(raw) == '"' }

@@ -80,7 +80,7 @@ func RequireAssertion(v *assertion.Verifier, now func() time.Time) func(http.Han
 			if err != nil {
 				setLogReason(r, err.Error())
 				writeProblem(w, r, http.StatusUnauthorized, "invalid-assertion",
-					"the X-Tenant-Assertion header names a malformed tenant; tenants match [A-Za-z0-9._-]{1,64}")
+					"the X-Tenant-Assertion header names a malformed tenant (tenants match [A-Za-z0-9._-]{1,64}); check the gate's tenant_claim")
 				return
 			}
 			p := Principal{Tenant: tenant, UserID: c.Subject, Roles: c.Roles, RequestID: c.ID}

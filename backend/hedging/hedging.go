@@ -294,3 +294,23 @@ func (p Prices) Assets() []string {
 	sort.Strings(out)
 	return out
 }
+
+// DemoAccounts returns the paper exchange accounts `backend --seed-demo`
+// creates, by tenant. They are chosen so an analysis has something to say:
+// acme is inside the band on BTC (0.96) and ETH (1.0) but has SOL unhedged;
+// globex is over-hedged on BTC (1.125), under-hedged on SOL (0.4) and holds
+// an ETH short with no ETH to hedge.
+func DemoAccounts() map[string]Account {
+	return map[string]Account{
+		"acme": {
+			Spot:    map[string]float64{"BTC": 2.5, "ETH": 40, "SOL": 1000},
+			Perp:    map[string]float64{"BTC": -2.4, "ETH": -40},
+			CashUSD: 250000,
+		},
+		"globex": {
+			Spot:    map[string]float64{"BTC": 0.8, "SOL": 5000},
+			Perp:    map[string]float64{"BTC": -0.9, "ETH": -5, "SOL": -2000},
+			CashUSD: 100000,
+		},
+	}
+}

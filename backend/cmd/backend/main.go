@@ -124,23 +124,6 @@ func newLogger(level string) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
-// demoAccounts are the paper exchange accounts --seed-demo creates. They are
-// chosen so an analysis has something to say: acme is inside the band on BTC
-// and ETH but has SOL unhedged; globex is over-hedged on BTC and holds an ETH
-// short with no ETH to hedge.
-var demoAccounts = map[string]hedging.Account{
-	"acme": {
-		Spot:    map[string]float64{"BTC": 2.5, "ETH": 40, "SOL": 1000},
-		Perp:    map[string]float64{"BTC": -2.4, "ETH": -40},
-		CashUSD: 250000,
-	},
-	"globex": {
-		Spot:    map[string]float64{"BTC": 0.8, "SOL": 5000},
-		Perp:    map[string]float64{"BTC": -0.9, "ETH": -5, "SOL": -2000},
-		CashUSD: 100000,
-	},
-}
-
 func serve(o options) error {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
@@ -168,7 +151,7 @@ func serve(o options) error {
 	defer func() { _ = st.Close() }()
 
 	if o.seedDemo {
-		for name, acct := range demoAccounts {
+		for name, acct := range hedging.DemoAccounts() {
 			created, err := st.SeedAccount(ctx, store.MustTenantID(name), acct, time.Now())
 			if err != nil {
 				return fmt.Errorf("seed demo tenant %s: %w", name, err)

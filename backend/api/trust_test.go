@@ -52,7 +52,7 @@ func TestUnauthenticated(t *testing.T) {
 	ok := func() assertion.Claims { return h.claims("acme", "GET", path) }
 
 	cases := map[string]func() string{
-		"none": func() string { return "" },
+		"none":    func() string { return "" },
 		"garbage": func() string { return "not.a.jws" },
 		"other key": func() string {
 			raw, _ := otherSigner.Sign(ok())

@@ -132,7 +132,11 @@ func TestRemoteFailedRefreshKeepsLastKeys(t *testing.T) {
 		}()), false},
 		"duplicate kid": {jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256"), publicJWK(t, &k.rsa.PublicKey, "k1", "RS256")), false},
 		"weak RSA key":  {[]byte(`{"keys":[{"kty":"RSA","kid":"k1","n":"` + b64.EncodeToString(k.rsa.N.Bytes()[:128]) + `","e":"AQAB"}]}`), false},
-		"no usable key": {jwksJSON(t, func() jwk.Key { kk := publicJWK(t, &k.ec256.PublicKey, "k1", "ES256"); _ = kk.Set(jwk.KeyUsageKey, "enc"); return kk }()), false},
+		"no usable key": {jwksJSON(t, func() jwk.Key {
+			kk := publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")
+			_ = kk.Set(jwk.KeyUsageKey, "enc")
+			return kk
+		}()), false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			before := len(obs.snapshot())

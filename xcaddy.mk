@@ -6,8 +6,12 @@ MODPATH        := github.com/tenantgate/tenantgate
 GOBIN          ?= $(shell go env GOPATH)/bin
 XCADDY         := $(GOBIN)/xcaddy
 
-# The module proxy answers some unknown paths with a 4xx that Go treats as
-# fatal; our own module path must never be looked up there.
+# Our module is never fetched: xcaddy's build module replaces it with this
+# tree. Go still probes the network for the package path first, and the
+# module proxy here answers such unknown paths with a 403 that Go treats as
+# fatal (and GOPRIVATE's direct git lookup cannot resolve github.com). So
+# every dependency is downloaded first through the proxy, and xcaddy then
+# builds offline from the module cache (GOPROXY=off).
 export GOPRIVATE := $(MODPATH)
 
 MODULE_SOURCES := $(shell find module -name '*.go' -not -name '*_test.go') go.mod go.sum
@@ -17,4 +21,5 @@ $(XCADDY):
 
 bin/caddy: $(MODULE_SOURCES) | $(XCADDY)
 	@mkdir -p bin
-	$(XCADDY) build $(CADDY_VERSION) --output bin/caddy --with $(MODPATH)/module --replace $(MODPATH)=./
+	go mod download
+	GOPROXY=off GOFLAGS=-mod=mod $(XCADDY) build $(CADDY_VERSION) --output bin/caddy --with $(MODPATH)/module --replace $(MODPATH)=./

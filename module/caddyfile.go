@@ -3,6 +3,7 @@ package tenantgate
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -61,6 +62,7 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	var ruleErrs []error
+	ruleIndexByLine := map[int]int{} // original 1-based index of each parsed rule
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "issuer":
@@ -143,9 +145,11 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "rule":
 			line := d.Line()
+			index := len(ruleIndexByLine) + 1
+			ruleIndexByLine[line] = index
 			r, err := rules.ParseRule(d.RemainingArgs(), line)
 			if err != nil {
-				ruleErrs = append(ruleErrs, prefixErrors(fmt.Sprintf("rule %d (line %d): ", len(g.Rules)+len(ruleErrs)+1, line), err))
+				ruleErrs = append(ruleErrs, prefixErrors(fmt.Sprintf("rule %d (line %d): ", index, line), err))
 				continue
 			}
 			g.Rules = append(g.Rules, r)
@@ -157,7 +161,7 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		// Add what Compile finds in the rules that did parse, so the
 		// operator sees every problem in one pass.
 		if _, _, err := rules.Compile(g.Rules); err != nil {
-			ruleErrs = append(ruleErrs, err)
+			ruleErrs = append(ruleErrs, renumberRules(err, ruleIndexByLine))
 		}
 		return errors.Join(ruleErrs...)
 	}
@@ -255,4 +259,19 @@ func prefixErrors(prefix string, err error) error {
 		return errors.Join(out...)
 	}
 	return fmt.Errorf("%s%w", prefix, err)
+}
+
+var ruleRef = regexp.MustCompile(`rule \d+ \(line (\d+)\)`)
+
+// renumberRules rewrites Compile's "rule N (line L)" references, which count
+// only the rules that parsed, to the rule's position in the Caddyfile.
+func renumberRules(err error, indexByLine map[int]int) error {
+	msg := ruleRef.ReplaceAllStringFunc(err.Error(), func(ref string) string {
+		line, _ := strconv.Atoi(ruleRef.FindStringSubmatch(ref)[1])
+		if i, ok := indexByLine[line]; ok {
+			return fmt.Sprintf("rule %d (line %d)", i, line)
+		}
+		return ref
+	})
+	return errors.New(msg)
 }

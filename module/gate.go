@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tenantgate/tenantgate/module/assertion"
-	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/rules"
 	"github.com/tenantgate/tenantgate/module/verify"
 )

@@ -117,9 +117,11 @@ func (t *tenantLabels) raiseMax(n int) {
 	}
 }
 
+// label counts requests without a tenant as the pseudo-tenant "_none",
+// under the same cap, so the label never has more than max+1 values.
 func (t *tenantLabels) label(tenant string) string {
 	if tenant == "" {
-		return tenantNone
+		tenant = tenantNone
 	}
 	t.mu.RLock()
 	_, ok := t.seen[tenant]

@@ -1,0 +1,88 @@
+package integration_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/gomega"
+)
+
+// caddyProc is a Caddy started by one spec or container on its own ports,
+// admin endpoint, audit file and log, so it can be reloaded, scraped and
+// counted without other specs' traffic.
+type caddyProc struct {
+	cmd                *exec.Cmd
+	dir                string
+	caddyfile          string
+	adminURL           string
+	auditPath, logPath string
+}
+
+// startCaddy writes a Caddyfile with the standard global options (admin
+// on a free port, audit routed to its own file) followed by sites, and
+// starts bin/caddy on it. sites may use %[1]s for the issuers block
+// (env.issuers()). It waits until waitURL answers.
+func (e *testEnv) startCaddy(name, sites, waitURL string) *caddyProc {
+	dir := filepath.Join(e.dir, name)
+	Expect(os.MkdirAll(dir, 0o700)).To(Succeed())
+	p := &caddyProc{
+		dir:       dir,
+		caddyfile: filepath.Join(dir, "Caddyfile"),
+		adminURL:  "http://" + freeAddr(),
+		auditPath: filepath.Join(dir, "audit.log"),
+		logPath:   filepath.Join(dir, "caddy.log"),
+	}
+	p.write(e, sites)
+	p.cmd = e.spawn(filepath.Join(dir, "stdout.log"), filepath.Join(e.binDir, "caddy"),
+		"run", "--config", p.caddyfile, "--adapter", "caddyfile")
+	if waitURL != "" {
+		e.waitHTTP(waitURL)
+	}
+	return p
+}
+
+func (p *caddyProc) write(e *testEnv, sites string) {
+	global := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	persist_config off
+	log audit {
+		include http.handlers.tenant_gate.audit
+		output file %s
+		format json
+	}
+	log default {
+		exclude http.handlers.tenant_gate.audit
+		output file %s
+		format json
+	}
+}
+`, p.adminURL[len("http://"):], p.auditPath, p.logPath)
+	Expect(os.WriteFile(p.caddyfile, []byte(global+fmt.Sprintf(sites, e.issuers())), 0o600)).To(Succeed())
+}
+
+// reload rewrites the Caddyfile and applies it with `caddy reload`.
+func (p *caddyProc) reload(e *testEnv, sites string) {
+	p.write(e, sites)
+	out, err := exec.Command(filepath.Join(e.binDir, "caddy"), "reload", "--config", p.caddyfile,
+		"--adapter", "caddyfile", "--address", p.adminURL[len("http://"):]).CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(out))
+}
+
+func (p *caddyProc) stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = p.cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+}

@@ -25,6 +25,36 @@
 //
 // Claims are only judged after the signature verified, so an unsigned token
 // learns nothing about which claim would have failed.
+//
+// Choices where the contract left room:
+//   - exp, nbf or iat that is not a non-negative JSON number (a string, null,
+//     -5) is missing_claim, as is a sub/jti/user claim that is not a string.
+//   - exp is accepted up to and including exp+leeway, nbf/iat down to and
+//     including now+leeway; times are compared in whole seconds.
+//   - roles that are neither an array of strings nor a string are refused with
+//     missing_claim (not read as "no roles"); absent or null means no roles.
+//   - A kid no key has triggers one refetch of a remote set, shared by all
+//     concurrent callers and started at most once per RefetchInterval; keys
+//     without a kid (PEM, hmac_secret, kid-less JWKs) match any token kid, and
+//     a token without kid tries every key of the issuer that fits its alg.
+//     An empty kid counts as no kid.
+//   - Key sets: a key with use other than "sig", key_ops without "verify", an
+//     alg that is not a supported JWS name (e.g. "ES521"), an alg that does not
+//     fit the key, or an X25519 key is skipped. A set fails as a whole (for a
+//     remote set: the refresh fails and the last good keys stay) on private key
+//     material ("d"), any oct key in a remote set, oct mixed with public keys
+//     in a local file, RSA under 2048 bits / over 16384 bits / exponent < 3 or
+//     even / ROCA fingerprint, an EC point off its curve, an HMAC key under 32
+//     bytes (or under 48/64 when it pins HS384/HS512), duplicate kids among
+//     usable keys, duplicate JSON members, or no usable key at all.
+//   - HS384 and HS512 need a secret of at least 48 and 64 bytes (RFC 7518
+//     §3.2); a shorter hmac_secret is a config error when they are allowed.
+//   - PS256/384/512 are verified with the salt length fixed to the hash size
+//     (RFC 7518 §3.5); see pss.go.
+//   - Rate limits and refresh timers use the wall clock, not Config.Now, which
+//     only drives claim validation.
+//   - jwks_url, oidc_discovery and a discovered jwks_uri must be https, or http
+//     to a loopback host.
 package verify
 
 import (
@@ -351,6 +381,9 @@ func VerifySignature(raw string, key jwk.Key) error {
 // is missing or malformed, it returns the Identity (Tenant empty) together
 // with an *Error of ReasonNoTenant.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, *Error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	p, e := precheck(raw, v.cfg.MaxTokenBytes)
 	if e != nil {
 		return nil, e

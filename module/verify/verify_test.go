@@ -128,7 +128,7 @@ func TestVerifyNoneAndHeaders(t *testing.T) {
 		{"alg None", unsigned("None"), audit.ReasonBadAlgorithm, nil},
 		{"alg NONE", unsigned("NONE"), audit.ReasonBadAlgorithm, nil},
 		{"alg nOnE", unsigned("nOnE"), audit.ReasonBadAlgorithm, nil},
-		{"alg none with a signature", signRaw(t, "HS256", k.hmac, `{"alg":"none"}`, claims)[:0] + unsigned("none") + "c2ln", audit.ReasonBadAlgorithm, nil},
+		{"alg none with a signature", unsigned("none") + "c2ln", audit.ReasonBadAlgorithm, nil},
 		{"no alg", signRaw(t, "RS256", k.rsa, `{"typ":"JWT"}`, claims), audit.ReasonBadAlgorithm, nil},
 		{"alg not a string", signRaw(t, "RS256", k.rsa, `{"alg":["RS256"]}`, claims), audit.ReasonBadAlgorithm, nil},
 		{"jku header", mint(t, "RS256", k.rsa2, "evil", map[string]any{"jku": srv.URL + "/jwks"}, claimsFor(issRSA, nil)), audit.ReasonBadHeader, nil},

@@ -283,10 +283,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 
 // internalError logs err and answers 500 without leaking it.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	id := ""
+	id, tenant := "", ""
 	if info := requestInfoFrom(r.Context()); info != nil {
-		id = info.id
+		id, tenant = info.id, info.tenant
 	}
-	s.log.Error("internal error", zap.String("request_id", id), zap.Error(err))
+	s.log.Error("internal error", zap.String("request_id", id), zap.String("tenant_id", tenant), zap.Error(err))
 	writeProblem(w, r, http.StatusInternalServerError, "internal", "the backend failed to complete the request; retry, and report the request_id if it persists")
 }

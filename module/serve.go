@@ -55,6 +55,9 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		g.strip.strip(r.Trailer)
 	}
 
+	// Echo our request id to the client, so a support ticket can quote it.
+	w.Header().Set(HeaderRequestID, rec.RequestID)
+
 	v := g.decide(r)
 	rec.Route = v.route
 	rec.Reason = v.reason

@@ -129,6 +129,7 @@ var _ = Describe("the walking skeleton", func() {
 			for _, name := range []string{"X_Tenant_ID", "X.Tenant.ID", "x_tenant_id"} {
 				resp := rawRequest(env.echoURL, "GET /public/x HTTP/1.1\r\nHost: t\r\n"+name+": globex\r\nConnection: close\r\n\r\n")
 				Expect(resp).To(HavePrefix("HTTP/1.1 200"))
+				Expect(resp).To(ContainSubstring(`"Path":"/public/x"`), "the echo upstream answered")
 				lower := strings.ToLower(resp)
 				Expect(lower).NotTo(ContainSubstring("globex"), name)
 			}

@@ -79,8 +79,8 @@ func startEnv() *testEnv {
 	e.rotatedKey = newKey(jwa.ES256, "rotated-1")
 	e.lateKey = newKey(jwa.ES256, "late-1")
 	e.attackerKey = newKey(jwa.RS256, "rsa-1") // same kid as the real key
-	e.hmacSecret = make([]byte, 32)
-	_, _ = rand.Read(e.hmacSecret)
+	// Printable, so it can travel in an environment variable.
+	e.hmacSecret = []byte(randomHex(32))
 
 	e.jwks = newJWKSServer(e.rsaKey.public(), e.ecKey.public(), e.edKey.public())
 	e.lateJWKS = newJWKSServer(e.lateKey.public())

@@ -96,12 +96,15 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	r.Header.Set(HeaderRequestID, rec.RequestID)
 
 	gateTime := time.Since(start)
-	rw := caddyhttp.NewResponseRecorder(w, nil, nil)
+	rw := caddyhttp.NewResponseRecorder(&requestIDWriter{
+		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		id:                    rec.RequestID,
+	}, nil, nil)
 	// The record is written even when next panics or the client goes away:
 	// a trail that loses failures is worse than none.
 	defer func() {
 		if p := recover(); p != nil {
-			rec.Status = http.StatusInternalServerError
+			rec.Status = abortedStatus(p, r, rw)
 			g.finishUpstream(&rec, rw, repl)
 			g.finish(&rec, start, gateTime)
 			panic(p)
@@ -122,6 +125,41 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	g.finishUpstream(&rec, rw, repl)
 	g.finish(&rec, start, gateTime)
 	return err
+}
+
+// StatusClientClosedRequest is the status the audit trail records when the
+// client went away before the response was complete. No standard code
+// exists; 499 is nginx's, and Caddy's reverse_proxy and access log use it too.
+const StatusClientClosedRequest = 499
+
+// abortedStatus names the status of a request whose handler chain panicked.
+// reverse_proxy panics with http.ErrAbortHandler when it cannot finish
+// streaming a response whose header it already sent: either the client
+// disconnected (its context is done: 499), or the upstream broke off
+// mid-body (502: the client got the upstream's header and a truncated
+// body). Any other panic is the gate's or a handler's failure: 500.
+func abortedStatus(p any, r *http.Request, rw caddyhttp.ResponseRecorder) int {
+	if r.Context().Err() != nil {
+		return StatusClientClosedRequest
+	}
+	if p == http.ErrAbortHandler && rw.Status() != 0 {
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// requestIDWriter makes the gate's request id the only X-Request-ID of the
+// response. reverse_proxy adds the upstream's response headers to the ones
+// already set, so an upstream that echoes the id (as the backend does)
+// would otherwise give the client the header twice.
+type requestIDWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	id string
+}
+
+func (w *requestIDWriter) WriteHeader(status int) {
+	w.Header()[HeaderRequestID] = []string{w.id}
+	w.ResponseWriterWrapper.WriteHeader(status)
 }
 
 // finishUpstream records the upstream's own status when reverse_proxy ran.

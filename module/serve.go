@@ -158,7 +158,7 @@ type requestIDWriter struct {
 }
 
 func (w *requestIDWriter) WriteHeader(status int) {
-	w.Header()[HeaderRequestID] = []string{w.id}
+	w.Header().Set(HeaderRequestID, w.id)
 	w.ResponseWriterWrapper.WriteHeader(status)
 }
 
@@ -177,7 +177,10 @@ func (g *Gate) finishUpstream(rec *audit.Record, rw caddyhttp.ResponseRecorder, 
 func (g *Gate) finish(rec *audit.Record, start time.Time, gateTime time.Duration) {
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	audit.Write(g.auditLog, rec)
-	g.metrics.observe(rec.Decision, rec.Reason, rec.TenantID, gateTime)
+	// metrics is nil only where a test measures the gate without them.
+	if g.metrics != nil {
+		g.metrics.observe(rec.Decision, rec.Reason, rec.TenantID, gateTime)
+	}
 }
 
 // decide runs the request flow up to, not including, the upstream call.

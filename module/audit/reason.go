@@ -9,6 +9,8 @@ import "net/http"
 type Reason string
 
 // The closed set of reasons. Keep README.md's table in step with this list.
+//
+// #nosec G101 -- reason words such as "token_expired", not credentials.
 const (
 	ReasonOK              Reason = "ok"                  // allowed: token valid, rule satisfied
 	ReasonPublic          Reason = "public"              // allowed: public rule, no identity

@@ -115,20 +115,6 @@ func isParamName(s string) bool {
 	return true
 }
 
-// sameShape reports whether two patterns match exactly the same paths
-// (parameter names aside).
-func sameShape(a, b []segment) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].kind != b[i].kind || a[i].kind == segLiteral && a[i].text != b[i].text {
-			return false
-		}
-	}
-	return true
-}
-
 // nthSegment returns the k-th segment (0-based) of a path starting with "/",
 // without allocating.
 func nthSegment(path string, k int) (string, bool) {

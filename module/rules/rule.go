@@ -66,7 +66,7 @@ func ParseRule(args []string, line int) (Rule, error) {
 	r := Rule{Line: line}
 	switch len(args) {
 	case 0:
-		return r, errors.New("rule needs METHODS PATTERN REQUIREMENT...")
+		return r, errors.New("rule needs METHODS PATTERN and at least one requirement")
 	case 1:
 		return r, fmt.Errorf("rule %q needs a PATTERN and at least one requirement", args[0])
 	}

@@ -5,6 +5,9 @@
 //
 // Every flag can also be set with TENANTGATE_BACKEND_<FLAG> (upper case,
 // dashes as underscores); a flag on the command line wins over the variable.
+//
+// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT) or `routes`, 1 when
+// serving fails (key, database, listen address), 2 for a usage error.
 package main
 
 import (
@@ -32,6 +35,16 @@ import (
 
 const envPrefix = "TENANTGATE_BACKEND_"
 
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// shutdownTimeout bounds how long in-flight requests may run after SIGTERM.
+const shutdownTimeout = 20 * time.Second
+
 type options struct {
 	listen            string
 	db                string
@@ -39,40 +52,51 @@ type options struct {
 	assertionAudience string
 	assertionIssuer   string
 	seedDemo          bool
-	logLevel          string
+	logLevel          zapcore.Level
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run is the whole command: it parses args (and the environment through
+// lookupEnv), then prints the routes or serves until ctx is done, and returns
+// the exit status. Logs and errors go to stderr.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "routes" {
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "backend: routes takes no arguments, got %q\n", args[1:])
+			return exitUsage
+		}
 		for _, r := range api.Routes() {
 			fmt.Fprintln(stdout, r.String())
 		}
-		return 0
+		return exitOK
 	}
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
 	}
-	opts, err := parseFlags(args, stderr)
+	opts, err := parseFlags(args, lookupEnv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "backend:", err)
-		return 2
+		return exitUsage
 	}
-	if err := serve(opts); err != nil {
+	if err := serve(ctx, opts, stderr); err != nil {
 		fmt.Fprintln(stderr, "backend:", err)
-		return 1
+		return exitFailure
 	}
-	return 0
+	return exitOK
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (options, error) {
 	var o options
+	logLevel := "info"
 	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:9001", "address to listen on")
@@ -81,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.assertionAudience, "assertion-audience", assertion.DefaultAudience, "expected aud of X-Tenant-Assertion")
 	fs.StringVar(&o.assertionIssuer, "assertion-issuer", assertion.DefaultIssuer, "expected iss of X-Tenant-Assertion")
 	fs.BoolVar(&o.seedDemo, "seed-demo", false, "give tenants acme and globex demo exchange accounts (once; kept on restart)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: backend [flags]\n       backend routes\n\nflags (each also %s<FLAG>, e.g. %sLISTEN):\n", envPrefix, envPrefix)
 		fs.PrintDefaults()
@@ -90,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok && envErr == nil {
+		if v, ok := lookupEnv(name); ok && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
 			}
@@ -108,27 +132,28 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.assertionKey == "" {
 		return o, fmt.Errorf("--assertion-key (or %sASSERTION_KEY) is required: the gate's Ed25519 public key in PKIX PEM", envPrefix)
 	}
+	lvl, err := zapcore.ParseLevel(logLevel)
+	if err != nil {
+		return o, fmt.Errorf("--log-level: %w (use debug, info, warn or error)", err)
+	}
+	o.logLevel = lvl
 	return o, nil
 }
 
-func newLogger(level string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	cfg := zap.NewProductionConfig()
-	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	cfg.Sampling = nil // every request line, no sampling
-	cfg.EncoderConfig.TimeKey = "ts"
-	cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	return cfg.Build()
+// newLogger returns a JSON logger on w: production encoding with "ts" in
+// RFC 3339, no sampling (every request line is written).
+func newLogger(level zapcore.Level, w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	sink := zapcore.Lock(zapcore.AddSync(w))
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), sink, level)
+	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(sink))
 }
 
-func serve(o options) error {
-	log, err := newLogger(o.logLevel)
-	if err != nil {
-		return err
-	}
+// serve runs the backend until ctx is done, then shuts down gracefully.
+func serve(ctx context.Context, o options, logOut io.Writer) error {
+	log := newLogger(o.logLevel, logOut)
 	defer func() { _ = log.Sync() }()
 
 	pub, err := assertion.LoadPublicKeyPEM(o.assertionKey)
@@ -137,16 +162,13 @@ func serve(o options) error {
 	}
 	verifier, err := assertion.NewEd25519Verifier(pub, o.assertionAudience)
 	if err != nil {
-		return err
+		return fmt.Errorf("--assertion-audience: %w", err)
 	}
 	verifier.Issuer = o.assertionIssuer
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-
 	st, err := store.OpenSQLite(ctx, o.db)
 	if err != nil {
-		return err
+		return fmt.Errorf("--db: %w", err)
 	}
 	defer func() { _ = st.Close() }()
 
@@ -164,9 +186,10 @@ func serve(o options) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", o.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.listen, err)
+		return fmt.Errorf("--listen: %w", err)
 	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
@@ -188,7 +211,7 @@ func serve(o options) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

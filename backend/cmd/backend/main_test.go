@@ -20,68 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantgate/tenantgate/backend/api"
 	"github.com/tenantgate/tenantgate/module/assertion"
 )
-
-func TestRoutesSubcommand(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run([]string{"routes"}, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != len(api.Routes()) {
-		t.Errorf("%d lines for %d routes", len(lines), len(api.Routes()))
-	}
-	for _, want := range []string{"GET /healthz public", "GET /api/v1/ensemble/", "POST /api/v1/ensemble/{ensemble_id}/predict", "POST /api/v1/hedging/execute"} {
-		if !strings.Contains(out.String(), want+"\n") {
-			t.Errorf("routes output lacks %q:\n%s", want, out.String())
-		}
-	}
-	if strings.Contains(out.String(), "{$}") {
-		t.Errorf("exact-match marker leaked:\n%s", out.String())
-	}
-}
-
-func TestDisplayPattern(t *testing.T) {
-	for in, want := range map[string]string{
-		"/api/v1/ensemble/{$}":       "/api/v1/ensemble/",
-		"/files/{path...}":           "/files/**",
-		"/api/v1/ensemble/{id}/x":    "/api/v1/ensemble/{id}/x",
-		"/api/v1/tenants/{t}/{r...}": "/api/v1/tenants/{t}/**",
-	} {
-		if got := api.DisplayPattern(in); got != want {
-			t.Errorf("DisplayPattern(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestFlags(t *testing.T) {
-	t.Setenv("TENANTGATE_BACKEND_LISTEN", "127.0.0.1:7777")
-	t.Setenv("TENANTGATE_BACKEND_ASSERTION_KEY", "/env/key.pem")
-	t.Setenv("TENANTGATE_BACKEND_SEED_DEMO", "true")
-	o, err := parseFlags([]string{"--assertion-key", "/flag/key.pem"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.listen != "127.0.0.1:7777" || o.assertionKey != "/flag/key.pem" || !o.seedDemo || o.db != ".data/backend.db" ||
-		o.assertionAudience != "backend" || o.assertionIssuer != "tenantgate" || o.logLevel != "info" {
-		t.Errorf("options = %+v", o)
-	}
-	t.Setenv("TENANTGATE_BACKEND_SEED_DEMO", "maybe")
-	if _, err := parseFlags(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "TENANTGATE_BACKEND_SEED_DEMO") {
-		t.Errorf("bad env: %v", err)
-	}
-	os.Unsetenv("TENANTGATE_BACKEND_SEED_DEMO")
-	os.Unsetenv("TENANTGATE_BACKEND_ASSERTION_KEY")
-	if _, err := parseFlags(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "--assertion-key") {
-		t.Errorf("missing key: %v", err)
-	}
-	var errb bytes.Buffer
-	if code := run([]string{"--listen"}, io.Discard, &errb); code != 2 {
-		t.Errorf("bad flag exit %d", code)
-	}
-}
 
 // process is a running bin/backend.
 type process struct {
@@ -158,6 +98,11 @@ type client struct {
 }
 
 func (c *client) do(base, tenant, method, path string, body any) (int, map[string]any, error) {
+	return c.doKey(base, tenant, method, path, body, "")
+}
+
+// doKey is do with an Idempotency-Key header (none if key is "").
+func (c *client) doKey(base, tenant, method, path string, body any, key string) (int, map[string]any, error) {
 	raw, err := c.signer.Sign(assertion.Claims{Issuer: "tenantgate", Audience: "backend", Tenant: tenant, Subject: "u", Method: method,
 		Path: strings.SplitN(path, "?", 2)[0], ID: fmt.Sprintf("req-%d", time.Now().UnixNano())})
 	if err != nil {
@@ -170,6 +115,9 @@ func (c *client) do(base, tenant, method, path string, body any) (int, map[strin
 	}
 	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set(assertion.Header, raw)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	res, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err

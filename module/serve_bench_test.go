@@ -398,3 +398,45 @@ func BenchmarkServeHTTP(b *testing.B) {
 		}
 	}
 }
+
+// The dashboard queries only metrics the gate exports.
+func TestDashboardQueriesKnownMetrics(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "tenantgate.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, c := range []prometheus.Collector{processMetrics.requests, processMetrics.authTime,
+		processMetrics.jwksRefresh, processMetrics.jwksKeys, processMetrics.jwksLast} {
+		ch := make(chan *prometheus.Desc, 1)
+		c.Describe(ch)
+		d := (<-ch).String() // Desc{fqName: "tenantgate_…", …}
+		name := strings.SplitN(strings.SplitN(d, `fqName: "`, 2)[1], `"`, 2)[0]
+		known[name], known[name+"_bucket"] = true, true
+	}
+	if len(dash.Panels) < 8 {
+		t.Fatalf("%d panels", len(dash.Panels))
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, word := range strings.FieldsFunc(tg.Expr, func(r rune) bool {
+				return !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+			}) {
+				if strings.HasPrefix(word, "tenantgate_") && !known[word] {
+					t.Errorf("panel %q queries unknown metric %s", p.Title, word)
+				}
+			}
+		}
+	}
+}

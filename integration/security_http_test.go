@@ -24,8 +24,10 @@ type httpCase struct {
 	target string   // request-target exactly as sent
 	token  bool     // send a valid acme token (roles: allRoles, not admin)
 	lines  []string // extra header lines as sent; $FORGED is a forged assertion
-	status int
-	reason string // problem+json reason; "" when the server (not the gate) refuses
+	// trailers, when set, makes the body chunked with these trailer lines
+	trailers []string
+	status   int
+	reason   string // problem+json reason; "" when the server (not the gate) refuses
 	// upstreamPath is the decoded path the upstream must receive; "" means
 	// the request must not reach it.
 	upstreamPath string
@@ -59,7 +61,16 @@ func runHTTPCase(tc httpCase) {
 	for _, l := range tc.lines {
 		b.WriteString(strings.ReplaceAll(l, "$FORGED", forgedAssertion(method, tc.upstreamPath)) + "\r\n")
 	}
-	b.WriteString("Content-Length: 0\r\n\r\n")
+	if tc.trailers == nil {
+		b.WriteString("Content-Length: 0\r\n\r\n")
+	} else {
+		// A chunked body whose trailer section carries the spoof.
+		b.WriteString("Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+		for _, l := range tc.trailers {
+			b.WriteString(strings.ReplaceAll(l, "$FORGED", forgedAssertion(method, tc.upstreamPath)) + "\r\n")
+		}
+		b.WriteString("\r\n")
+	}
 
 	mark := sec.upstream.mark()
 	resp := rawHTTP(sec.url, b.String())
@@ -107,6 +118,15 @@ func headerSpoofing() {
 		Entry("protected: Connection: X-Tenant-ID", protected("Connection: X-Tenant-ID")),
 		Entry("protected: Connection: keep-alive, X-Tenant-Assertion, X-User-ID", protected("Connection: keep-alive, X-Tenant-Assertion, X-User-ID")),
 		Entry("protected: Connection: x_tenant_id", protected("Connection: x_tenant_id", "X-Tenant-ID: globex")),
+
+		Entry("protected: X-Tenant-ID in an undeclared chunked trailer", httpCase{method: http.MethodPost, target: "/echo/x", token: true,
+			trailers: []string{"X-Tenant-ID: globex", "X-Tenant-Assertion: $FORGED"}, status: http.StatusOK, upstreamPath: "/echo/x"}),
+		Entry("protected: X-Tenant-ID in a declared chunked trailer", httpCase{method: http.MethodPost, target: "/echo/x", token: true,
+			lines:    []string{"Trailer: X-Tenant-ID, X-Tenant-Assertion, X-User-Roles"},
+			trailers: []string{"X-Tenant-ID: globex", "X-Tenant-Assertion: $FORGED", "X-User-Roles: globex"}, status: http.StatusOK, upstreamPath: "/echo/x"}),
+		Entry("public: X-Tenant-ID in a declared chunked trailer", httpCase{method: http.MethodGet, target: "/public/x",
+			lines:    []string{"Trailer: X-Tenant-ID, X-Tenant-Assertion"},
+			trailers: []string{"X-Tenant-ID: globex", "X-Tenant-Assertion: $FORGED"}, status: http.StatusOK, upstreamPath: "/public/x"}),
 
 		Entry("public: X-Tenant-ID duplicated", public("X-Tenant-ID: globex", "X-Tenant-ID: globex")),
 		Entry("public: X-Tenant-ID comma-joined", public("X-Tenant-ID: globex, acme")),

@@ -41,8 +41,15 @@ type countingUpstream struct {
 func newCountingUpstream() *countingUpstream {
 	u := &countingUpstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Trailers arrive after the body; many frameworks and proxies fold
+		// them into the headers, so they are recorded as headers here.
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := r.Header.Clone()
+		for k, vs := range r.Trailer {
+			h[k] = append(h[k], vs...)
+		}
 		u.mu.Lock()
-		u.got = append(u.got, echoed{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), Header: r.Header.Clone()})
+		u.got = append(u.got, echoed{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), Header: h})
 		u.mu.Unlock()
 		echoHandler(w, r)
 	}))

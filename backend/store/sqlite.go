@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -64,7 +65,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if err := migrate(ctx, w); err != nil {
+	if err := migrate(ctx, w, migrations); err != nil {
 		_ = w.Close()
 		return nil, err
 	}
@@ -84,29 +85,46 @@ func (s *SQLite) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+// migrate applies the migrations/NNNN_name.sql files of fsys that
+// schema_migrations does not list yet, in order, each in its own transaction.
+func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER NOT NULL PRIMARY KEY,
 		name       TEXT    NOT NULL,
 		applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	names, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {
 		return fmt.Errorf("store: list migrations: %w", err)
 	}
-	sort.Strings(names)
+	type migration struct {
+		version int
+		name    string
+	}
+	list := make([]migration, 0, len(names))
+	seen := map[int]string{}
 	for _, name := range names {
-		base := filepath.Base(name)
+		base := path.Base(name)
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("store: migration %s: name must start with a number: %w", base, err)
+		if err != nil || version <= 0 {
+			return fmt.Errorf("store: migration %s: name must start with a positive number (NNNN_name.sql)", base)
 		}
-		body, err := migrations.ReadFile(name)
+		if other, dup := seen[version]; dup {
+			return fmt.Errorf("store: migrations %s and %s have the same version %d", other, base, version)
+		}
+		seen[version] = base
+		list = append(list, migration{version, name})
+	}
+	// By number, not by name: 10_x.sql comes after 9_y.sql.
+	sort.Slice(list, func(i, j int) bool { return list[i].version < list[j].version })
+	for _, m := range list {
+		base := path.Base(m.name)
+		body, err := fs.ReadFile(fsys, m.name)
 		if err != nil {
 			return fmt.Errorf("store: read migration %s: %w", base, err)
 		}
-		if err := applyMigration(ctx, db, version, base, string(body)); err != nil {
+		if err := applyMigration(ctx, db, m.version, base, string(body)); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package tenantgate
 
 import (
+	"io"
 	"net/http"
 	"strings"
 )
@@ -103,4 +104,23 @@ func (s headerSet) strip(h http.Header) {
 		return
 	}
 	h["Connection"] = []string{strings.Join(kept, ", ")}
+}
+
+// trailerStripper strips identity headers from a request's trailers once its
+// body has been read. net/http fills a declared trailer's values into the
+// request's Trailer map only at the end of a chunked body, and reverse_proxy
+// forwards that map after copying the body, so a strip before the body is
+// read sees only empty names.
+type trailerStripper struct {
+	io.ReadCloser
+	trailer http.Header
+	set     headerSet
+}
+
+func (t *trailerStripper) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil { // io.EOF, or a failure after which the trailers are not final either
+		t.set.strip(t.trailer)
+	}
+	return n, err
 }

@@ -52,7 +52,10 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	r.Header.Del(HeaderRequestID)
 	g.strip.strip(r.Header)
 	if r.Trailer != nil {
+		// Declared trailers get their values only when the body is read to
+		// its end, which reverse_proxy does after the gate ran: strip again then.
 		g.strip.strip(r.Trailer)
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, set: g.strip}
 	}
 
 	// Echo our request id to the client, so a support ticket can quote it.

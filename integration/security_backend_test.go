@@ -84,7 +84,7 @@ func runBypassCase(tc bypassCase) {
 	}
 	before := acmeAccount()
 	status, _, body := do(http.MethodPost, env.backendURL+executePath, "", headers,
-		`{"orders":[{"asset":"BTC","side":"buy","quantity":0.01}]}`)
+		`{"orders":[{"asset":"BTC","side":"sell","quantity":0.01}]}`)
 	Expect(status).To(Equal(tc.status), string(body))
 	after := acmeAccount()
 	if tc.trades {
@@ -181,7 +181,7 @@ func isolation() *isolationData {
 		return isoData
 	}
 	d := &isolationData{idemKey: "acme-key-" + randomHex(4),
-		executeBody: `{"orders":[{"asset":"ETH","side":"buy","quantity":1}]}`}
+		executeBody: `{"orders":[{"asset":"ETH","side":"sell","quantity":1}]}`}
 	e := postJSON("acme", "/api/v1/ensemble/create", `{"name":"acme-secret-book","method":"weighted_average","agents":[`+
 		`{"agent_id":"acme-alpha","agent_type":"momentum"},{"agent_id":"acme-beta","agent_type":"carry"}]}`, nil)
 	d.ensembleID = e["ensemble_id"].(string)

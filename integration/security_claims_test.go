@@ -106,6 +106,10 @@ func claimAttacks() {
 		Entry("control: hand-written payload without duplicates passes", with(ok("acme"),
 			rawPayload(`{`+validPayloadTail+`,"tenant_id":"acme"}`))),
 
+		Entry("a role name holding a comma, which X-User-Roles would split into two", with(deny(u, "missing_claim"),
+			withClaims(set("roles", []string{"ensemble:read,admin"})))),
+		Entry("roles as an object", with(deny(u, "missing_claim"), withClaims(set("roles", map[string]any{"admin": true})))),
+
 		Entry("tenant as an array", with(deny(f, "no_tenant"), withClaims(set("tenant_id", []string{"acme"})))),
 		Entry("tenant as an object", with(deny(f, "no_tenant"), withClaims(set("tenant_id", map[string]any{"id": "acme"})))),
 		Entry("tenant as a number", with(deny(f, "no_tenant"), withClaims(set("tenant_id", 42)))),

@@ -167,7 +167,12 @@ func (e *testEnv) caddyfile(gate, echo, report, admin, backend string) string {
 	log default {
 		exclude http.handlers.tenant_gate.audit
 		output file %s
-		format json
+		format filter {
+			wrap json
+			fields {
+				request>headers>X-Tenant-Assertion delete
+			}
+		}
 	}
 }
 

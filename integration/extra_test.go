@@ -58,7 +58,12 @@ func (p *caddyProc) write(e *testEnv, sites string) {
 	log default {
 		exclude http.handlers.tenant_gate.audit
 		output file %s
-		format json
+		format filter {
+			wrap json
+			fields {
+				request>headers>X-Tenant-Assertion delete
+			}
+		}
 	}
 }
 `, p.adminURL[len("http://"):], p.auditPath, p.logPath)

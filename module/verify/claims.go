@@ -137,13 +137,20 @@ func ValidTenant(s string) bool {
 // space-separated roles. Absent or null means no roles. Any other shape is
 // refused (ok false) rather than silently read as "no roles", so a broken IdP
 // mapping shows up as missing_claim instead of as puzzling missing_role denials.
+// A role holding "," is refused too: X-User-Roles is comma-separated.
 func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
 	if raw == nil || isJSONNull(raw) {
 		return nil, true
 	}
 	var one string
 	if err := json.Unmarshal(raw, &one); err == nil {
-		return strings.Fields(one), true
+		roles = strings.Fields(one)
+		for _, r := range roles {
+			if strings.Contains(r, ",") {
+				return nil, false
+			}
+		}
+		return roles, true
 	}
 	var list []*string
 	if err := json.Unmarshal(raw, &list); err != nil {
@@ -151,6 +158,11 @@ func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
 	}
 	for _, r := range list {
 		if r == nil {
+			return nil, false
+		}
+		// X-User-Roles joins roles with ",": a role holding one would reach
+		// the upstream as two, one of which the gate never checked.
+		if strings.Contains(*r, ",") {
 			return nil, false
 		}
 		if *r != "" {

@@ -128,6 +128,8 @@ func headerSpoofing() {
 			lines:    []string{"Trailer: X-Tenant-ID, X-Tenant-Assertion"},
 			trailers: []string{"X-Tenant-ID: globex", "X-Tenant-Assertion: $FORGED"}, status: http.StatusOK, upstreamPath: "/public/x"}),
 
+		Entry("protected: X-Tenant-ID with an obs-fold continuation line", protected("X-Tenant-ID: acme", " globex")),
+
 		Entry("public: X-Tenant-ID duplicated", public("X-Tenant-ID: globex", "X-Tenant-ID: globex")),
 		Entry("public: X-Tenant-ID comma-joined", public("X-Tenant-ID: globex, acme")),
 		Entry("public: x-tenant-id lower-case", public("x-tenant-id: globex")),
@@ -204,6 +206,10 @@ func pathAttacks() {
 		Entry("invalid escape %zz", serverBad("/echo/%zz")),
 		Entry("truncated escape", serverBad("/echo/x%2")),
 
+		Entry("overlong UTF-8 slash %c0%af", bad("/public/..%c0%af..%c0%afadmin/x")),
+		Entry("tenant segment with an encoded slash", bad("/tenants/acme%2Fglobex/x")),
+		Entry("encoded letters in the tenant segment match the token's tenant", reaches("/tenants/%61cme/x", "/tenants/acme/x")),
+		Entry("encoded letter in the first segment matches the same rule", reaches("/%65cho/x", "/echo/x")),
 		Entry("double-encoded dots stay literal text", reaches("/echo/%252e%252e/admin", "/echo/%2e%2e/admin")),
 		Entry("encoded letters match the same rule", reaches("/api/v1/ensemble/%61gent-rankings", "/api/v1/ensemble/agent-rankings")),
 		Entry("control: the shipped rule's exact path", reaches("/api/v1/ensemble/", "/api/v1/ensemble/")),

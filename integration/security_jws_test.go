@@ -306,6 +306,19 @@ func algorithmAndKeyAttacks() {
 			return hs256(rsaPublicBytes("pkix-pem"), hdrJSON("HS256", "", nil), mustJSON(c))
 		}, status: u, reason: "bad_signature"}),
 
+		Entry("alg in lower case (rs256)", tokenCase{token: func() string {
+			return rs256(env.rsaKey, hdrJSON("rs256", "rsa-1", nil), acmeClaims())
+		}, status: u, reason: bad}),
+		Entry("HS256 with the HMAC issuer's real secret, claiming the RSA issuer", tokenCase{token: func() string {
+			return hs256(env.hmacSecret, hdrJSON("HS256", "", nil), acmeClaims())
+		}, status: u, reason: bad}),
+		Entry("token of the main issuer signed with the late issuer's key", tokenCase{token: func() string {
+			return sign(env.lateKey, env.baseClaims("acme"), nil)
+		}, status: u, reason: "unknown_key"}),
+		Entry("nested JWT (cty JWT, a token as the payload)", tokenCase{token: func() string {
+			return rs256(env.rsaKey, hdrJSON("RS256", "rsa-1", map[string]any{"cty": "JWT"}), env.token("acme"))
+		}, status: u, reason: "malformed_token"}),
+
 		Entry("ES256 token naming the RSA key's kid", tokenCase{token: func() string {
 			return es256(env.ecKey, false, hdrJSON("ES256", "rsa-1", nil), acmeClaims())
 		}, status: u, reason: bad}),

@@ -10,12 +10,13 @@ XCADDY         := $(GOBIN)/xcaddy
 # tree. Go still probes the network for the package path first, and the
 # module proxy here answers such unknown paths with a 403 that Go treats as
 # fatal (and GOPRIVATE's direct git lookup cannot resolve github.com). So
-# every dependency is downloaded first through the proxy, and xcaddy then
-# builds offline from the module cache (GOPROXY=off). GOSUMDB=off only
+# scripts/warm-modcache.sh first downloads, through the proxy, every module
+# xcaddy's build will ask for, and xcaddy then builds offline from the
+# module cache (GOPROXY=off). GOPRIVATE must be empty there: it would send
+# the lookup to git directly, which fails the same way. GOSUMDB=off only
 # because sum.golang.org is not reachable directly: with the proxy off,
 # nothing can enter the cache, and all of it was verified against go.sum
 # by `go mod download`.
-export GOPRIVATE := $(MODPATH)
 
 MODULE_SOURCES := $(shell find module -name '*.go' -not -name '*_test.go') go.mod go.sum
 
@@ -24,5 +25,5 @@ $(XCADDY):
 
 bin/caddy: $(MODULE_SOURCES) | $(XCADDY)
 	@mkdir -p bin
-	go mod download
-	GOPROXY=off GOSUMDB=off GOFLAGS=-mod=mod $(XCADDY) build $(CADDY_VERSION) --output bin/caddy --with $(MODPATH)/module --replace $(MODPATH)=./
+	scripts/warm-modcache.sh $(CADDY_VERSION) $(MODPATH)
+	GOPROXY=off GOSUMDB=off GOPRIVATE= GONOPROXY= GONOSUMDB= GOFLAGS=-mod=mod $(XCADDY) build $(CADDY_VERSION) --output bin/caddy --with $(MODPATH)/module --replace $(MODPATH)=./

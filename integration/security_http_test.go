@@ -215,7 +215,7 @@ func pathAttacks() {
 		Entry("control: the shipped rule's exact path", reaches("/api/v1/ensemble/", "/api/v1/ensemble/")),
 		Entry("/API/V1 upper-case", noRoute("/API/V1/whoami")),
 		Entry("/Api/v1 mixed case", noRoute("/Api/v1/ensemble/")),
-		Entry("upper-case method-free segment /api/v1/Hedging", noRoute("/api/v1/Hedging/analysis")),
+		Entry("mixed-case segment /api/v1/Hedging", noRoute("/api/v1/Hedging/analysis")),
 		Entry("trailing slash added", noRoute("/api/v1/whoami/")),
 		Entry("trailing slash added to a hedging route", noRoute("/api/v1/hedging/analysis/")),
 		Entry("trailing slash removed", noRoute("/api/v1/ensemble")),

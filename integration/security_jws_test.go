@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -59,7 +60,10 @@ func runTokenCase(tc tokenCase) {
 	Expect(elapsed).To(BeNumerically("<", 3*time.Second), "a token is judged quickly, whatever it asks for")
 	Expect(sec.attackerServer.hits.Load()-hits).To(BeZero(), "the gate fetched a URL the token named")
 	if tc.status == http.StatusOK {
-		expectReachedAs(mark, tc.tenant, http.MethodGet, "/echo/x")
+		got := expectReachedAs(mark, tc.tenant, http.MethodGet, "/echo/x")
+		rec := secAuditRecord(got.Header.Get("X-Request-Id"))
+		Expect(rec).To(HaveKeyWithValue("decision", "allow"))
+		Expect(rec).To(HaveKeyWithValue("tenant_id", tc.tenant))
 		return
 	}
 	expectNotReached(mark)
@@ -67,6 +71,20 @@ func runTokenCase(tc tokenCase) {
 		return // refused by the HTTP server before the gate ran
 	}
 	Expect(problemReason(body)).To(Equal(tc.reason))
+	var p struct {
+		RequestID string `json:"request_id"`
+	}
+	Expect(json.Unmarshal(body, &p)).To(Succeed())
+	rec := secAuditRecord(p.RequestID)
+	Expect(rec).To(HaveKeyWithValue("decision", "deny"))
+	Expect(rec).To(HaveKeyWithValue("reason", tc.reason))
+	Expect(rec).To(HaveKeyWithValue("status", BeNumerically("==", tc.status)))
+	Expect(rec).To(HaveKeyWithValue("tenant_id", ""), "a refused token names no tenant in the trail")
+	if len(tok) >= 40 {
+		trail, err := os.ReadFile(sec.gate.auditPath)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(trail)).NotTo(ContainSubstring(tok[len(tok)-40:]), "the audit trail never holds the token")
+	}
 	Expect(h.Get("Content-Type")).To(Equal("application/problem+json"))
 	if tc.status == http.StatusUnauthorized {
 		Expect(h.Get("WWW-Authenticate")).To(HavePrefix("Bearer"))

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -206,6 +207,30 @@ func identityHeaderLike(name string) bool {
 
 func gatePublicKey() ed25519.PublicKey {
 	return env.assertionPriv.Public().(ed25519.PublicKey)
+}
+
+// secAuditRecord waits for the dedicated gate's audit record of requestID
+// and returns it; every request the gate saw has exactly one.
+func secAuditRecord(requestID string) map[string]any {
+	var found []map[string]any
+	Eventually(func() int {
+		found = nil
+		data, err := os.ReadFile(sec.gate.auditPath)
+		if err != nil {
+			return 0
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if !strings.Contains(line, requestID) {
+				continue
+			}
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["request_id"] == requestID {
+				found = append(found, rec)
+			}
+		}
+		return len(found)
+	}, 3*time.Second, 20*time.Millisecond).Should(Equal(1), "one audit record for request %s", requestID)
+	return found[0]
 }
 
 // reasonOf reads the problem+json reason of a body, "" when there is none.

@@ -318,3 +318,22 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// A verified token whose tenant claim is unusable is denied, but the audit
+// record still names the user, the issuer and the token.
+func TestNoTenantRecordNamesTheUser(t *testing.T) {
+	u := newUnitGate(t, nil)
+	c := newCaptured()
+	u.g.auditLog = c.l
+	r := httptest.NewRequest("GET", "/api/whoami", nil)
+	r.Header.Set("Authorization", "Bearer "+u.token(t, "a/b"))
+	up := &upstream{}
+	w, _ := u.serve(r, up)
+	if w.Code != 403 || up.called {
+		t.Fatalf("status %d, upstream called %v", w.Code, up.called)
+	}
+	rec := c.only(t)
+	if rec["reason"] != "no_tenant" || rec["user_id"] != "alice" || rec["issuer"] != unitIssuer || rec["token_id"] != "j1" || rec["tenant_id"] != "" {
+		t.Fatalf("record %v", rec)
+	}
+}

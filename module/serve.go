@@ -25,6 +25,9 @@ type verdict struct {
 	reason   audit.Reason
 	detail   string
 	identity *verify.Identity // set only when the token verified and carried a valid tenant
+	// who, for the audit record: also set when the token verified but its
+	// tenant claim was unusable (no_tenant), so the trail names the user.
+	who *verify.Identity
 	route    string
 }
 
@@ -64,7 +67,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	v := g.decide(r)
 	rec.Route = v.route
 	rec.Reason = v.reason
-	if id := v.identity; id != nil {
+	if id := v.who; id != nil {
 		rec.TenantID, rec.UserID, rec.Issuer, rec.TokenID = id.Tenant, id.Subject, id.Issuer, id.TokenID
 	}
 
@@ -213,6 +216,7 @@ func (g *Gate) decide(r *http.Request) verdict {
 		return g.firstFailure(v, reason, detail)
 	}
 	id, verr := g.verifier.Verify(r.Context(), raw)
+	v.who = id
 	if verr != nil {
 		return g.firstFailure(v, verr.Reason, verr.Detail)
 	}

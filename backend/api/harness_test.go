@@ -33,6 +33,13 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with a hook to change the server's Config
+// (a logger, a clock, a body limit).
+func newHarnessWith(t testing.TB, configure func(*api.Config)) *harness {
+	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +62,11 @@ func newHarness(t testing.TB) *harness {
 			t.Fatal(err)
 		}
 	}
-	srv, err := api.New(api.Config{Store: st, Verifier: verifier})
+	cfg := api.Config{Store: st, Verifier: verifier}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

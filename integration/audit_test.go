@@ -20,28 +20,6 @@ import (
 
 const issuerDownJWKS = "https://down.test" // its JWKS URL never answers
 
-// auditEntry is one line of the audit file.
-type auditEntry struct {
-	Logger          string  `json:"logger"`
-	Msg             string  `json:"msg"`
-	TS              float64 `json:"ts"`
-	RequestID       string  `json:"request_id"`
-	ClientRequestID string  `json:"client_request_id"`
-	TenantID        string  `json:"tenant_id"`
-	UserID          string  `json:"user_id"`
-	Issuer          string  `json:"issuer"`
-	TokenID         string  `json:"token_id"`
-	Method          string  `json:"method"`
-	Path            string  `json:"path"`
-	Route           string  `json:"route"`
-	Decision        string  `json:"decision"`
-	Reason          string  `json:"reason"`
-	Status          int     `json:"status"`
-	UpstreamStatus  int     `json:"upstream_status"`
-	DurationMS      float64 `json:"duration_ms"`
-	RemoteIP        string  `json:"remote_ip"`
-}
-
 // auditFieldSet is the documented field set every record carries.
 var auditFieldSet = []string{"ts", "request_id", "tenant_id", "user_id", "issuer", "token_id", "method",
 	"path", "route", "decision", "reason", "status", "upstream_status", "duration_ms", "remote_ip"}
@@ -162,7 +140,7 @@ var _ = Describe("audit trail", Ordered, func() {
 		DeferCleanup(slow.Close)
 		echoAddr, backendAddr := freeAddr(), freeAddr()
 		echoURL, backendGateURL = "http://"+echoAddr, "http://"+backendAddr
-		gate = startFilteredCaddy("audit", auditSpecSites(echoAddr, backendAddr,
+		gate = env.startCaddy("audit", auditSpecSites(echoAddr, backendAddr,
 			strings.TrimPrefix(env.echo.URL, "http://"), strings.TrimPrefix(slow.URL, "http://"),
 			"http://"+freeAddr()+"/jwks.json"), echoURL+"/public/ready")
 		DeferCleanup(gate.stop)
@@ -373,49 +351,6 @@ var _ = Describe("audit trail", Ordered, func() {
 		Expect(readAuditStrict(gate.auditPath)).NotTo(BeEmpty())
 	})
 })
-
-// startFilteredCaddy is env.startCaddy with the default log that
-// docs/observability.md recommends: reverse_proxy logs the request it sent
-// upstream (X-Tenant-Assertion included; Caddy redacts only Authorization
-// and cookies) when a streamed response is cut off, so the filter deletes
-// that header from every log line.
-func startFilteredCaddy(name, sites, waitURL string) *caddyProc {
-	dir := filepath.Join(env.dir, name)
-	Expect(os.MkdirAll(dir, 0o700)).To(Succeed())
-	p := &caddyProc{
-		dir:       dir,
-		caddyfile: filepath.Join(dir, "Caddyfile"),
-		adminURL:  "http://" + freeAddr(),
-		auditPath: filepath.Join(dir, "audit.log"),
-		logPath:   filepath.Join(dir, "caddy.log"),
-	}
-	global := fmt.Sprintf(`{
-	admin %s
-	auto_https off
-	persist_config off
-	log audit {
-		include http.handlers.tenant_gate.audit
-		output file %s
-		format json
-	}
-	log default {
-		exclude http.handlers.tenant_gate.audit
-		output file %s
-		format filter {
-			wrap json
-			fields {
-				request>headers>X-Tenant-Assertion delete
-			}
-		}
-	}
-}
-`, strings.TrimPrefix(p.adminURL, "http://"), p.auditPath, p.logPath)
-	Expect(os.WriteFile(p.caddyfile, []byte(global+fmt.Sprintf(sites, env.issuers())), 0o600)).To(Succeed())
-	p.cmd = env.spawn(filepath.Join(dir, "stdout.log"), filepath.Join(env.binDir, "caddy"),
-		"run", "--config", p.caddyfile, "--adapter", "caddyfile")
-	env.waitHTTP(waitURL)
-	return p
-}
 
 // jwsPayload decodes the payload of a compact JWS without verifying
 // it (the backend's tests verify it).

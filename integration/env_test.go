@@ -155,27 +155,7 @@ func (e *testEnv) issuers() string {
 }
 
 func (e *testEnv) caddyfile(gate, echo, report, admin, backend string) string {
-	return fmt.Sprintf(`{
-	admin %s
-	auto_https off
-	persist_config off
-	log audit {
-		include http.handlers.tenant_gate.audit
-		output file %s
-		format json
-	}
-	log default {
-		exclude http.handlers.tenant_gate.audit
-		output file %s
-		format filter {
-			wrap json
-			fields {
-				request>headers>X-Tenant-Assertion delete
-			}
-		}
-	}
-}
-
+	return globalOptions(admin, e.auditPath, filepath.Join(e.dir, "caddy.log")) + fmt.Sprintf(`
 http://%s {
 	tenant_gate {
 %s
@@ -204,7 +184,7 @@ http://%s {
 	}
 	reverse_proxy %s
 }
-`, admin, e.auditPath, filepath.Join(e.dir, "caddy.log"),
+`,
 		gate, e.issuers(), shippedRules(), backend,
 		echo, e.issuers(), strings.TrimPrefix(e.echo.URL, "http://"),
 		report, e.issuers(), shippedRules(), backend)

@@ -46,27 +46,7 @@ func (e *testEnv) startCaddy(name, sites, waitURL string) *caddyProc {
 }
 
 func (p *caddyProc) write(e *testEnv, sites string) {
-	global := fmt.Sprintf(`{
-	admin %s
-	auto_https off
-	persist_config off
-	log audit {
-		include http.handlers.tenant_gate.audit
-		output file %s
-		format json
-	}
-	log default {
-		exclude http.handlers.tenant_gate.audit
-		output file %s
-		format filter {
-			wrap json
-			fields {
-				request>headers>X-Tenant-Assertion delete
-			}
-		}
-	}
-}
-`, p.adminURL[len("http://"):], p.auditPath, p.logPath)
+	global := globalOptions(p.adminURL[len("http://"):], p.auditPath, p.logPath)
 	Expect(os.WriteFile(p.caddyfile, []byte(global+fmt.Sprintf(sites, e.issuers())), 0o600)).To(Succeed())
 }
 
@@ -90,4 +70,31 @@ func (p *caddyProc) stop() {
 	case <-time.After(5 * time.Second):
 		_ = p.cmd.Process.Kill()
 	}
+}
+
+// globalOptions is the Caddyfile global block every gate in the suite runs
+// with: admin on its own port, the audit trail in its own file, and Caddy's
+// log with the identity assertion deleted (as the shipped Caddyfiles do).
+func globalOptions(admin, auditPath, logPath string) string {
+	return fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	persist_config off
+	log audit {
+		include http.handlers.tenant_gate.audit
+		output file %s
+		format json
+	}
+	log default {
+		exclude http.handlers.tenant_gate.audit
+		output file %s
+		format filter {
+			wrap json
+			fields {
+				request>headers>X-Tenant-Assertion delete
+			}
+		}
+	}
+}
+`, admin, auditPath, logPath)
 }

@@ -225,3 +225,65 @@ func pathAttacks() {
 			status: http.StatusForbidden, reason: "tenant_mismatch"}),
 	)
 }
+
+// credentialCase is a request to the cookie/query site of the dedicated
+// gate; the end user's token must never travel on to the upstream, in any
+// of the places the gate accepts it from.
+type credentialCase struct {
+	path    string                               // with the query, if any; $TOKEN is the token
+	headers func(tok string) map[string][]string // $TOKEN is replaced too
+	status  int
+	// kept is what else the upstream must still receive (another cookie or
+	// query parameter), "" for nothing to check
+	kept string
+}
+
+func runCredentialCase(tc credentialCase) {
+	tok := env.token("acme")
+	var headers map[string][]string
+	if tc.headers != nil {
+		headers = tc.headers(tok)
+	}
+	mark := sec.upstream.mark()
+	status, _, body := do(http.MethodGet, sec.cookieURL+strings.ReplaceAll(tc.path, "$TOKEN", tok), "", headers, "")
+	Expect(status).To(Equal(tc.status), string(body))
+	got := sec.upstream.since(mark)
+	Expect(got).To(HaveLen(1))
+	all := ""
+	for name, vs := range got[0].Header {
+		all += name + ": " + strings.Join(vs, ", ") + "\n"
+	}
+	sig := tok[strings.LastIndexByte(tok, '.')+1:]
+	Expect(all).NotTo(ContainSubstring(sig), "the end user's token reached the upstream")
+	if tc.kept != "" {
+		Expect(all).To(ContainSubstring(tc.kept))
+	}
+}
+
+func credentialForwarding() {
+	cookie := func(v string) func(string) map[string][]string {
+		return func(tok string) map[string][]string {
+			return map[string][]string{"Cookie": {strings.ReplaceAll(v, "$TOKEN", tok)}}
+		}
+	}
+	DescribeTable("credential forwarding", runCredentialCase,
+		Entry("bearer header on a protected route", credentialCase{path: "/echo/x", status: http.StatusOK,
+			headers: func(tok string) map[string][]string { return map[string][]string{"Authorization": {"Bearer " + tok}} }}),
+		Entry("configured cookie on a protected route", credentialCase{path: "/echo/x", status: http.StatusOK,
+			headers: cookie("theme=dark; tg_token=$TOKEN; lang=en"), kept: "theme=dark"}),
+		Entry("configured cookie sent twice", credentialCase{path: "/echo/x", status: http.StatusOK,
+			headers: cookie("tg_token=$TOKEN; tg_token=$TOKEN")}),
+		Entry("configured cookie next to a bearer header, which wins", credentialCase{path: "/echo/x", status: http.StatusOK,
+			headers: func(tok string) map[string][]string {
+				return map[string][]string{"Authorization": {"Bearer " + tok}, "Cookie": {"tg_token=" + tok}}
+			}}),
+		Entry("configured query parameter on a protected route", credentialCase{path: "/echo/x?page=2&access_token=$TOKEN",
+			status: http.StatusOK, kept: "page=2"}),
+		Entry("configured cookie on a public route", credentialCase{path: "/public/x", status: http.StatusOK,
+			headers: cookie("tg_token=$TOKEN; theme=dark"), kept: "theme=dark"}),
+		Entry("configured query parameter on a public route", credentialCase{path: "/public/x?access_token=$TOKEN&page=2",
+			status: http.StatusOK, kept: "page=2"}),
+		Entry("configured query parameter sent twice", credentialCase{path: "/echo/x?access_token=$TOKEN&access_token=$TOKEN",
+			status: http.StatusOK}),
+	)
+}

@@ -49,6 +49,9 @@ func newCountingUpstream() *countingUpstream {
 		for k, vs := range r.Trailer {
 			h[k] = append(h[k], vs...)
 		}
+		if r.URL.RawQuery != "" {
+			h[upstreamQueryKey] = []string{r.URL.RawQuery}
+		}
 		u.mu.Lock()
 		u.got = append(u.got, echoed{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), Header: h})
 		u.mu.Unlock()
@@ -70,11 +73,18 @@ func (u *countingUpstream) since(n int) []echoed {
 	return append([]echoed(nil), u.got[n:]...)
 }
 
+// upstreamQueryKey is where the counting upstream records the query string
+// it received (echoed has no field for it).
+const upstreamQueryKey = "Sec-Echo-Raw-Query"
+
 // securityFixture is what every family uses.
 type securityFixture struct {
-	gate     *caddyProc
-	url      string // the dedicated gate
-	upstream *countingUpstream
+	gate *caddyProc
+	url  string // the dedicated gate
+	// a second site of the same Caddy that also takes the token from the
+	// tg_token cookie or the access_token query parameter
+	cookieURL string
+	upstream  *countingUpstream
 	// attacker's own keys, and a loopback server that serves them (as a
 	// JWKS, or as anything else at any path) and counts every fetch.
 	attackerRSA, attackerEC signingKey
@@ -104,8 +114,19 @@ func startSecurityFixture() *securityFixture {
 	f.url = "http://" + addr
 	rules := secRules()
 	Expect(rules).NotTo(ContainSubstring("%"), "the sites string goes through Sprintf")
-	sites := "http://" + addr + " {\n\ttenant_gate {\n%[1]s\n" + rules + "\t}\n\treverse_proxy " +
-		strings.TrimPrefix(f.upstream.srv.URL, "http://") + "\n}\n"
+	upstream := strings.TrimPrefix(f.upstream.srv.URL, "http://")
+	sites := "http://" + addr + " {\n\ttenant_gate {\n%[1]s\n" + rules + "\t}\n\treverse_proxy " + upstream + "\n}\n"
+	cookieAddr := freeAddr()
+	f.cookieURL = "http://" + cookieAddr
+	sites += "http://" + cookieAddr + ` {
+	tenant_gate {
+%[1]s
+		token_cookie tg_token
+		token_query access_token
+		rule GET /public/** public
+		rule *   /echo/**   authenticated
+	}
+	reverse_proxy ` + upstream + "\n}\n"
 	f.gate = env.startCaddy("security", sites, f.url+"/healthz")
 	return f
 }
@@ -255,6 +276,7 @@ var _ = Describe("security", Ordered, ContinueOnFailure, func() {
 	claimAttacks()
 	encodingAttacks()
 	headerSpoofing()
+	credentialForwarding()
 	pathAttacks()
 	backendBypass()
 	tenantIsolation()

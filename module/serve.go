@@ -27,8 +27,8 @@ type verdict struct {
 	identity *verify.Identity // set only when the token verified and carried a valid tenant
 	// who, for the audit record: also set when the token verified but its
 	// tenant claim was unusable (no_tenant), so the trail names the user.
-	who *verify.Identity
-	route    string
+	who   *verify.Identity
+	route string
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -195,6 +195,10 @@ func (g *Gate) decide(r *http.Request) verdict {
 	if err != nil {
 		return verdict{reason: audit.ReasonBadPath, detail: err.Error()}
 	}
+	// The configured token cookie and query parameter leave the request on
+	// every route, public ones included, so the end user's token never
+	// reaches an upstream (browsers send cookies to every path).
+	cookieTok, queryTok := g.takeTokenCookie(r), g.takeTokenQuery(r)
 	m, matched := g.table.Match(r.Method, path)
 	var v verdict
 	if matched {
@@ -211,7 +215,7 @@ func (g *Gate) decide(r *http.Request) verdict {
 		// Report mode goes on, so a valid caller still gets its identity.
 	}
 
-	raw, reason, detail := g.bearerToken(r)
+	raw, reason, detail := g.bearerToken(r, cookieTok, queryTok)
 	if reason != "" {
 		return g.firstFailure(v, reason, detail)
 	}
@@ -254,9 +258,10 @@ func authorizeDetail(reason audit.Reason, r *rules.Rule) string {
 }
 
 // bearerToken finds the token: the Authorization header, else the
-// configured cookie or query parameter. It removes what it used, so the
-// end user's token never travels on to the upstream.
-func (g *Gate) bearerToken(r *http.Request) (string, audit.Reason, string) {
+// configured cookie or query parameter (already taken off the request by
+// decide). It removes the header it used, so the end user's token never
+// travels on to the upstream.
+func (g *Gate) bearerToken(r *http.Request, cookieTok, queryTok string) (string, audit.Reason, string) {
 	switch values := r.Header.Values("Authorization"); len(values) {
 	case 0:
 	case 1:
@@ -273,20 +278,57 @@ func (g *Gate) bearerToken(r *http.Request) (string, audit.Reason, string) {
 	default:
 		return "", audit.ReasonMalformedToken, "send exactly one Authorization header"
 	}
-	if g.TokenCookie != "" {
-		if c, err := r.Cookie(g.TokenCookie); err == nil && c.Value != "" {
-			return c.Value, "", ""
-		}
+	if cookieTok != "" {
+		return cookieTok, "", ""
 	}
-	if g.TokenQuery != "" {
-		q := r.URL.Query()
-		if tok := q.Get(g.TokenQuery); tok != "" {
-			q.Del(g.TokenQuery)
-			r.URL.RawQuery = q.Encode()
-			return tok, "", ""
-		}
+	if queryTok != "" {
+		return queryTok, "", ""
 	}
 	return "", audit.ReasonMissingToken, "send a bearer token in the Authorization header"
+}
+
+// takeTokenCookie returns the value of the configured token cookie and
+// removes every cookie of that name from the request; the other cookies are
+// kept as sent.
+func (g *Gate) takeTokenCookie(r *http.Request) string {
+	if g.TokenCookie == "" || len(r.Header.Values("Cookie")) == 0 {
+		return ""
+	}
+	var tok string
+	if c, err := r.Cookie(g.TokenCookie); err == nil {
+		tok = c.Value
+	}
+	var kept []string
+	for _, line := range r.Header.Values("Cookie") {
+		for _, part := range strings.Split(line, ";") {
+			part = strings.TrimSpace(part)
+			if name, _, _ := strings.Cut(part, "="); part == "" || strings.TrimSpace(name) == g.TokenCookie {
+				continue
+			}
+			kept = append(kept, part)
+		}
+	}
+	r.Header.Del("Cookie")
+	if len(kept) > 0 {
+		r.Header.Set("Cookie", strings.Join(kept, "; "))
+	}
+	return tok
+}
+
+// takeTokenQuery returns the configured token query parameter and removes
+// every copy of it from the request's query.
+func (g *Gate) takeTokenQuery(r *http.Request) string {
+	if g.TokenQuery == "" || r.URL.RawQuery == "" {
+		return ""
+	}
+	q := r.URL.Query()
+	if _, ok := q[g.TokenQuery]; !ok {
+		return ""
+	}
+	tok := q.Get(g.TokenQuery)
+	q.Del(g.TokenQuery)
+	r.URL.RawQuery = q.Encode()
+	return tok
 }
 
 // inject sets the identity headers and the signed assertion; the client's

@@ -1,6 +1,7 @@
 package tenantgate
 
 import (
+	"io"
 	"net/http"
 	"testing"
 )
@@ -69,3 +70,26 @@ func BenchmarkStrip(b *testing.B) {
 		s.strip(h)
 	}
 }
+
+// Trailer values arrive only when the body ends; the stripper must clean
+// them at that moment, before reverse_proxy copies them upstream.
+func TestTrailerStripperCleansTrailersAtEOF(t *testing.T) {
+	trailer := http.Header{}
+	body := readerFunc(func(p []byte) (int, error) {
+		// net/http fills the declared trailers as the chunked body ends.
+		trailer.Set("X-Tenant-ID", "globex")
+		trailer.Set("X-Checksum", "kept")
+		return 0, io.EOF
+	})
+	ts := &trailerStripper{ReadCloser: io.NopCloser(body), trailer: trailer, set: newHeaderSet(nil)}
+	if _, err := io.ReadAll(ts); err != nil {
+		t.Fatal(err)
+	}
+	if trailer.Get("X-Tenant-ID") != "" || trailer.Get("X-Checksum") != "kept" {
+		t.Fatalf("trailers after EOF: %v", trailer)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

@@ -7,7 +7,7 @@ export GOPRIVATE=github.com/tenantgate/tenantgate
 GOBIN=${GOBIN:-$(go env GOPATH)/bin}
 STATICCHECK_VERSION=v0.8.2
 GOSEC_VERSION=v2.30.0
-COVERAGE_MIN=${COVERAGE_MIN:-85}
+COVERAGE_MIN=${COVERAGE_MIN:-90}
 mkdir -p .data
 
 step() { printf '\n== %s\n' "$*"; }

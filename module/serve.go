@@ -38,11 +38,13 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	if repl == nil {
 		repl = caddy.NewReplacer()
 	}
+	requestID, _ := repl.GetString("http.request.uuid")
+	clientIP, _ := repl.GetString("http.vars.client_ip")
 	rec := audit.Record{
-		RequestID: repl.ReplaceKnown("{http.request.uuid}", ""),
+		RequestID: requestID,
 		Method:    r.Method,
 		Path:      r.URL.EscapedPath(),
-		RemoteIP:  repl.ReplaceKnown("{http.vars.client_ip}", ""),
+		RemoteIP:  clientIP,
 	}
 	// The request id toward the upstream is always ours; the client's is kept
 	// for correlation only.

@@ -3,6 +3,7 @@ package tenantgate
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -22,13 +23,13 @@ const maxClientRequestID = 128
 
 // verdict is what the gate decided about one request before calling next.
 type verdict struct {
-	reason   audit.Reason
-	detail   string
-	identity *verify.Identity // set only when the token verified and carried a valid tenant
-	// who, for the audit record: also set when the token verified but its
-	// tenant claim was unusable (no_tenant), so the trail names the user.
-	who   *verify.Identity
-	route string
+	reason audit.Reason
+	detail string
+	// identity is set whenever the token's signature verified, also when a
+	// later check failed, so the audit record names the caller; it is
+	// injected toward the upstream only when it carries a tenant.
+	identity *verify.Identity
+	route    string
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -69,7 +70,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	v := g.decide(r)
 	rec.Route = v.route
 	rec.Reason = v.reason
-	if id := v.who; id != nil {
+	if id := v.identity; id != nil {
 		rec.TenantID, rec.UserID, rec.Issuer, rec.TokenID = id.Tenant, id.Subject, id.Issuer, id.TokenID
 	}
 
@@ -92,7 +93,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return nil
 	}
 
-	if v.reason != audit.ReasonPublic && v.identity != nil {
+	if v.reason != audit.ReasonPublic && v.identity != nil && v.identity.Tenant != "" {
 		if err := g.inject(r, repl, v.identity, rec.RequestID); err != nil {
 			g.logger.Error("signing the identity assertion failed", zap.Error(err))
 			rec.Decision, rec.Reason = audit.DecisionDeny, audit.ReasonInternal
@@ -135,62 +136,6 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	return err
 }
 
-// StatusClientClosedRequest is the status the audit trail records when the
-// client went away before the response was complete. No standard code
-// exists; 499 is nginx's, and Caddy's reverse_proxy and access log use it too.
-const StatusClientClosedRequest = 499
-
-// abortedStatus names the status of a request whose handler chain panicked.
-// reverse_proxy panics with http.ErrAbortHandler when it cannot finish
-// streaming a response whose header it already sent: either the client
-// disconnected (its context is done: 499), or the upstream broke off
-// mid-body (502: the client got the upstream's header and a truncated
-// body). Any other panic is the gate's or a handler's failure: 500.
-func abortedStatus(p any, r *http.Request, rw caddyhttp.ResponseRecorder) int {
-	if r.Context().Err() != nil {
-		return StatusClientClosedRequest
-	}
-	if p == http.ErrAbortHandler && rw.Status() != 0 {
-		return http.StatusBadGateway
-	}
-	return http.StatusInternalServerError
-}
-
-// requestIDWriter makes the gate's request id the only X-Request-ID of the
-// response. reverse_proxy adds the upstream's response headers to the ones
-// already set, so an upstream that echoes the id (as the backend does)
-// would otherwise give the client the header twice.
-type requestIDWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	id string
-}
-
-func (w *requestIDWriter) WriteHeader(status int) {
-	w.Header().Set(HeaderRequestID, w.id)
-	w.ResponseWriterWrapper.WriteHeader(status)
-}
-
-// finishUpstream records the upstream's own status when reverse_proxy ran.
-func (g *Gate) finishUpstream(rec *audit.Record, rw caddyhttp.ResponseRecorder, repl *caddy.Replacer) {
-	if v, ok := repl.Get("http.reverse_proxy.status_code"); ok {
-		if code, ok := v.(int); ok {
-			rec.UpstreamStatus = code
-		}
-	}
-	if rec.Status == 0 {
-		rec.Status = rw.Status()
-	}
-}
-
-func (g *Gate) finish(rec *audit.Record, start time.Time, gateTime time.Duration) {
-	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-	audit.Write(g.auditLog, rec)
-	// metrics is nil only where a test measures the gate without them.
-	if g.metrics != nil {
-		g.metrics.observe(rec.Decision, rec.Reason, rec.TenantID, gateTime)
-	}
-}
-
 // decide runs the request flow up to, not including, the upstream call.
 func (g *Gate) decide(r *http.Request) verdict {
 	path, err := rules.CheckPath(r.URL.EscapedPath())
@@ -217,16 +162,15 @@ func (g *Gate) decide(r *http.Request) verdict {
 		// Report mode goes on, so a valid caller still gets its identity.
 	}
 
-	raw, reason, detail := g.bearerToken(r, cookieTok, queryTok)
+	cred, reason, detail := g.bearerToken(r, cookieTok, queryTok)
 	if reason != "" {
 		return g.firstFailure(v, reason, detail)
 	}
-	id, verr := g.verifier.Verify(r.Context(), raw)
-	v.who = id
+	id, verr := g.verifier.Verify(r.Context(), verifyRequest(r, cred))
+	v.identity = id
 	if verr != nil {
 		return g.firstFailure(v, verr.Reason, verr.Detail)
 	}
-	v.identity = id
 	if !matched {
 		return v
 	}
@@ -236,6 +180,24 @@ func (g *Gate) decide(r *http.Request) verdict {
 	}
 	v.reason = audit.ReasonOK
 	return v
+}
+
+// verifyRequest is what the verifier sees of r: the token and how it came,
+// and the request as the gate received it (for checks that bind a token to
+// its request).
+func verifyRequest(r *http.Request, c credential) *verify.Request {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return &verify.Request{
+		Token:  c.token,
+		Scheme: c.scheme,
+		Method: r.Method,
+		URL:    &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath},
+		Header: r.Header,
+		TLS:    r.TLS,
+	}
 }
 
 // firstFailure keeps an earlier failure (no_route in report mode) in front
@@ -257,80 +219,6 @@ func authorizeDetail(reason audit.Reason, r *rules.Rule) string {
 		return "the token's tenant may not use this route"
 	}
 	return string(reason)
-}
-
-// bearerToken finds the token: the Authorization header, else the
-// configured cookie or query parameter (already taken off the request by
-// decide). It removes the header it used, so the end user's token never
-// travels on to the upstream.
-func (g *Gate) bearerToken(r *http.Request, cookieTok, queryTok string) (string, audit.Reason, string) {
-	switch values := r.Header.Values("Authorization"); len(values) {
-	case 0:
-	case 1:
-		scheme, tok, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			return "", audit.ReasonMissingToken, "send the token as Authorization: Bearer <token>"
-		}
-		tok = strings.TrimSpace(tok)
-		if tok == "" {
-			return "", audit.ReasonMissingToken, "the Authorization header holds no token"
-		}
-		r.Header.Del("Authorization")
-		return tok, "", ""
-	default:
-		return "", audit.ReasonMalformedToken, "send exactly one Authorization header"
-	}
-	if cookieTok != "" {
-		return cookieTok, "", ""
-	}
-	if queryTok != "" {
-		return queryTok, "", ""
-	}
-	return "", audit.ReasonMissingToken, "send a bearer token in the Authorization header"
-}
-
-// takeTokenCookie returns the value of the configured token cookie and
-// removes every cookie of that name from the request; the other cookies are
-// kept as sent.
-func (g *Gate) takeTokenCookie(r *http.Request) string {
-	if g.TokenCookie == "" || len(r.Header.Values("Cookie")) == 0 {
-		return ""
-	}
-	var tok string
-	if c, err := r.Cookie(g.TokenCookie); err == nil {
-		tok = c.Value
-	}
-	var kept []string
-	for _, line := range r.Header.Values("Cookie") {
-		for _, part := range strings.Split(line, ";") {
-			part = strings.TrimSpace(part)
-			if name, _, _ := strings.Cut(part, "="); part == "" || strings.TrimSpace(name) == g.TokenCookie {
-				continue
-			}
-			kept = append(kept, part)
-		}
-	}
-	r.Header.Del("Cookie")
-	if len(kept) > 0 {
-		r.Header.Set("Cookie", strings.Join(kept, "; "))
-	}
-	return tok
-}
-
-// takeTokenQuery returns the configured token query parameter and removes
-// every copy of it from the request's query.
-func (g *Gate) takeTokenQuery(r *http.Request) string {
-	if g.TokenQuery == "" || r.URL.RawQuery == "" {
-		return ""
-	}
-	q := r.URL.Query()
-	if _, ok := q[g.TokenQuery]; !ok {
-		return ""
-	}
-	tok := q.Get(g.TokenQuery)
-	q.Del(g.TokenQuery)
-	r.URL.RawQuery = q.Encode()
-	return tok
 }
 
 // inject sets the identity headers and the signed assertion; the client's

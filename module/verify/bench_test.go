@@ -14,13 +14,13 @@ func BenchmarkVerify(b *testing.B) {
 		{"HS256", mint(b, "HS256", k.hmac, "", nil, claimsFor(issHS, nil))},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			if _, e := v.Verify(t0ctx, bc.token); e != nil {
+			if _, e := v.Verify(t0ctx, Bearer(bc.token)); e != nil {
 				b.Fatal(e)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if _, e := v.Verify(t0ctx, bc.token); e != nil {
+				if _, e := v.Verify(t0ctx, Bearer(bc.token)); e != nil {
 					b.Fatal(e)
 				}
 			}

@@ -21,7 +21,7 @@ const MaxTenantLen = 64
 // Type rules are ours (a wrong type is ReasonMissingClaim, or
 // ReasonWrongAudience for aud); the time and audience rules run through
 // jwt.Validate and are told apart with errors.Is.
-func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, payload []byte) (*Identity, *Error) {
+func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage) (*Identity, *Error) {
 	for _, name := range []string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
 		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
 			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
@@ -36,21 +36,11 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return nil, fail(audit.ReasonWrongAudience, "claim \"aud\" must be a string or an array of strings", nil)
 	}
 
-	tok := jwt.New()
-	if err := json.Unmarshal(payload, tok); err != nil {
+	tok, err := registeredClaims(claims)
+	if err != nil {
 		return nil, malformed("token claims could not be decoded", err)
 	}
-	err := jwt.Validate(tok,
-		jwt.WithClock(v.clock),
-		jwt.WithAcceptableSkew(v.cfg.Leeway),
-		jwt.WithResetValidators(true),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithValidator(expirationWithinLeeway),
-		jwt.WithValidator(jwt.IsNbfValid()),
-		jwt.WithValidator(jwt.IsIssuedAtValid()),
-		jwt.WithIssuer(is.cfg.Issuer),
-		jwt.WithValidator(is.audienceValidator()),
-	)
+	err = jwt.Validate(tok, is.opts...)
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrRequiredClaim()):
@@ -91,6 +81,47 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 	}
 	id.Tenant = tenant
 	return id, nil
+}
+
+// registeredClaims builds the jwx token that jwt.Validate judges from the
+// members the payload was already parsed into: only the registered claims
+// the checks read, so the payload is never decoded a second time.
+func registeredClaims(claims map[string]json.RawMessage) (jwt.Token, error) {
+	tok := jwt.New()
+	for _, name := range [...]string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
+		if raw, ok := claims[name]; ok {
+			if err := tok.Set(name, json.Number(raw)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, name := range [...]string{jwt.IssuerKey, jwt.SubjectKey, jwt.JwtIDKey} {
+		if raw, ok := claims[name]; ok {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, err
+			}
+			if err := tok.Set(name, s); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if raw, ok := claims[jwt.AudienceKey]; ok {
+		var aud []string
+		if isJSONString(raw) {
+			var one string
+			if err := json.Unmarshal(raw, &one); err != nil {
+				return nil, err
+			}
+			aud = []string{one}
+		} else if err := json.Unmarshal(raw, &aud); err != nil {
+			return nil, err
+		}
+		if err := tok.Set(jwt.AudienceKey, aud); err != nil {
+			return nil, err
+		}
+	}
+	return tok, nil
 }
 
 // expirationWithinLeeway is jwx's exp check with one more second of skew,

@@ -24,11 +24,14 @@ const maxJSONDepth = 32
 // which is why canonicalB64 checks the alphabet before anything is decoded.
 var strictB64 = base64.RawURLEncoding.Strict()
 
-// compactParts is a token split by PreCheck: the three encoded parts and the
-// decoded protected header.
+// compactParts is a token split by PreCheck, once: the three encoded parts,
+// the signing input (header.payload) and the protected header, decoded and
+// parsed into its members. Nothing later splits or parses the header again.
 type compactParts struct {
 	header, payload, signature string
+	signingInput               string
 	headerJSON                 []byte
+	headerMembers              map[string]json.RawMessage
 }
 
 // PreCheck runs before jwx sees a token. It accepts only the compact JWS
@@ -67,7 +70,8 @@ func precheck(raw string, max int) (compactParts, *Error) {
 	i := strings.IndexByte(raw, '.')
 	j := i + 1 + strings.IndexByte(raw[i+1:], '.')
 	p.header, p.payload, p.signature = raw[:i], raw[i+1:j], raw[j+1:]
-	for _, part := range []struct{ name, s string }{{"header", p.header}, {"payload", p.payload}, {"signature", p.signature}} {
+	p.signingInput = raw[:j]
+	for _, part := range [...]struct{ name, s string }{{"header", p.header}, {"payload", p.payload}, {"signature", p.signature}} {
 		if err := canonicalB64(part.s); err != nil {
 			return p, malformed(fmt.Sprintf("token %s is not canonical unpadded base64url", part.name), err)
 		}
@@ -79,19 +83,14 @@ func precheck(raw string, max int) (compactParts, *Error) {
 	if err != nil {
 		return p, malformed("token header is not canonical unpadded base64url", err)
 	}
-	if err := checkJSONObject(hdr); err != nil {
+	members, err := parseObject(hdr)
+	if err != nil {
 		return p, malformed("token header is not a valid JSON object", err)
 	}
-	var probe struct {
-		Enc json.RawMessage `json:"enc"`
-	}
-	if err := json.Unmarshal(hdr, &probe); err != nil {
-		return p, malformed("token header is not a valid JSON object", err)
-	}
-	if probe.Enc != nil {
+	if _, ok := members["enc"]; ok {
 		return p, malformed("encrypted tokens (JWE) are not accepted; send a signed JWT (JWS)", nil)
 	}
-	p.headerJSON = hdr
+	p.headerJSON, p.headerMembers = hdr, members
 	return p, nil
 }
 
@@ -143,25 +142,58 @@ func b64Value(c byte) byte {
 // depth. Duplicate names are how one parser is made to see a different claim
 // than another, so they are refused before jwx decodes anything.
 func checkJSONObject(b []byte) error {
+	_, err := parseObject(b)
+	return err
+}
+
+// parseObject is checkJSONObject that also returns the object's top-level
+// members, raw, from the same pass: a token's header and payload are walked
+// once, and every later step reads the members it needs from this map.
+func parseObject(b []byte) (map[string]json.RawMessage, error) {
 	if !utf8.Valid(b) {
-		return errors.New("not valid UTF-8")
+		return nil, errors.New("not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errors.New("not a JSON object")
+		return nil, errors.New("not a JSON object")
 	}
-	if err := walkObject(dec, 1); err != nil {
-		return err
+	members := make(map[string]json.RawMessage, 12)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, ok := t.(string)
+		if !ok {
+			return nil, errors.New("object member name is not a string")
+		}
+		if _, dup := members[name]; dup {
+			return nil, fmt.Errorf("duplicate member %q", truncate(name, 64))
+		}
+		start := dec.InputOffset()
+		v, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if err := walkValue(dec, v, 1); err != nil {
+			return nil, err
+		}
+		// The span from the end of the name to the end of the value holds
+		// the ':' and any whitespace before the value itself.
+		members[name] = json.RawMessage(bytes.TrimLeft(b[start:dec.InputOffset()], " \t\r\n:"))
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON object")
+		return nil, errors.New("data after the JSON object")
 	}
-	return nil
+	return members, nil
 }
 
 func walkValue(dec *json.Decoder, tok json.Token, depth int) error {

@@ -24,7 +24,12 @@ var (
 	strictPS512 = jwa.SignatureAlgorithm("tenantgate-strict-PS512")
 )
 
-func init() {
+// strictPSSRegistered is set once the strict verifiers are registered and
+// the algorithms table points at them; sigVerifiers names it so that Go's
+// initialisation order builds the table of verifiers after this.
+var strictPSSRegistered = registerStrictPSS()
+
+func registerStrictPSS() bool {
 	for alg, h := range map[jwa.SignatureAlgorithm]crypto.Hash{
 		strictPS256: crypto.SHA256, strictPS384: crypto.SHA384, strictPS512: crypto.SHA512,
 	} {
@@ -34,6 +39,7 @@ func init() {
 	algorithms["PS256"].alg = strictPS256
 	algorithms["PS384"].alg = strictPS384
 	algorithms["PS512"].alg = strictPS512
+	return true
 }
 
 type strictPSSVerifier struct{ hash crypto.Hash }

@@ -29,11 +29,13 @@ type flight struct {
 // set otherwise), report every outcome, and share one rate-limited refetch
 // between all requests that carry an unknown kid.
 type remoteSource struct {
-	v      *Verifier
-	is     *issuerState
-	jwks   string // configured jwks_url, "" with discovery
-	disco  string // configured oidc_discovery
-	client *http.Client
+	v        *Verifier
+	issuer   string        // the iss this source serves; discovery must name it
+	interval time.Duration // refresh interval
+	set      remoteKeys    // nil until the first successful fetch
+	jwks     string        // configured jwks_url, "" with discovery
+	disco    string        // configured oidc_discovery
+	client   *http.Client
 
 	mu             sync.Mutex
 	inflight       *flight
@@ -44,7 +46,7 @@ type remoteSource struct {
 // RefreshInterval after a success, with a doubling backoff after a failure.
 func (r *remoteSource) run() {
 	backoff := initialBackoff
-	interval := r.is.cfg.RefreshInterval
+	interval := r.interval
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -130,24 +132,24 @@ func (r *remoteSource) kick() {
 func (r *remoteSource) refresh(ctx context.Context) error {
 	ks, skipped, err := r.fetchSet(ctx)
 	at := time.Now()
-	log := r.v.cfg.Logger.With(zap.String("issuer", r.is.cfg.Issuer))
+	log := r.v.cfg.Logger.With(zap.String("issuer", r.issuer))
 	for _, s := range skipped {
 		log.Debug("jwks: key skipped", zap.Error(s))
 	}
 	if err != nil {
 		kept := 0
-		if cur := r.is.keys.Load(); cur != nil {
+		if cur := r.set.Load(); cur != nil {
 			kept = len(cur.all)
 		}
 		if ctx.Err() == nil {
 			log.Warn("jwks refresh failed; keeping the last good keys", zap.Int("keys_kept", kept), zap.Error(err))
-			r.v.observe(r.is.cfg.Issuer, false, kept, at)
+			r.v.observe(r.issuer, false, kept, at)
 		}
 		return err
 	}
-	r.is.keys.Store(ks)
+	r.set.Store(ks)
 	log.Debug("jwks refreshed", zap.Int("keys", len(ks.all)))
-	r.v.observe(r.is.cfg.Issuer, true, len(ks.all), at)
+	r.v.observe(r.issuer, true, len(ks.all), at)
 	return nil
 }
 
@@ -188,12 +190,12 @@ func (r *remoteSource) discover(ctx context.Context) (string, error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return "", fmt.Errorf("discovery %s: %w", r.disco, err)
 	}
-	if doc.Issuer == nil || *doc.Issuer != r.is.cfg.Issuer {
+	if doc.Issuer == nil || *doc.Issuer != r.issuer {
 		got := "<missing>"
 		if doc.Issuer != nil {
 			got = fmt.Sprintf("%q", truncate(*doc.Issuer, 128))
 		}
-		return "", fmt.Errorf("discovery %s: issuer is %s, want %q", r.disco, got, r.is.cfg.Issuer)
+		return "", fmt.Errorf("discovery %s: issuer is %s, want %q", r.disco, got, r.issuer)
 	}
 	if doc.JWKSURI == nil || *doc.JWKSURI == "" {
 		return "", fmt.Errorf("discovery %s: no jwks_uri", r.disco)

@@ -86,7 +86,7 @@ func TestRemoteDownAtStartThenUp(t *testing.T) {
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
 
 	eventually(t, 3*time.Second, "a failed first fetch", func() bool { return srv.jwksHits.Load() >= 1 })
-	if _, e := v.Verify(t0ctx, tok); e == nil || e.Reason != audit.ReasonKeysUnavailable {
+	if _, e := v.Verify(t0ctx, Bearer(tok)); e == nil || e.Reason != audit.ReasonKeysUnavailable {
 		t.Fatalf("want keys_unavailable, got %v", e)
 	}
 	if st := v.KeyStatus(); st[srv.URL] != 0 {
@@ -94,7 +94,7 @@ func TestRemoteDownAtStartThenUp(t *testing.T) {
 	}
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")), false)
 	eventually(t, 5*time.Second, "keys after the JWKS came up", func() bool {
-		_, e := v.Verify(t0ctx, tok)
+		_, e := v.Verify(t0ctx, Bearer(tok))
 		return e == nil
 	})
 	if st := v.KeyStatus(); st[srv.URL] != 1 {
@@ -113,7 +113,7 @@ func TestRemoteFailedRefreshKeepsLastKeys(t *testing.T) {
 	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: 50 * time.Millisecond}, obs)
 	v := newVerifier(t, cfg)
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
-	eventually(t, 3*time.Second, "first keys", func() bool { _, e := v.Verify(t0ctx, tok); return e == nil })
+	eventually(t, 3*time.Second, "first keys", func() bool { _, e := v.Verify(t0ctx, Bearer(tok)); return e == nil })
 
 	for name, bad := range map[string]struct {
 		body []byte
@@ -150,7 +150,7 @@ func TestRemoteFailedRefreshKeepsLastKeys(t *testing.T) {
 				}
 				return n >= 2
 			})
-			if _, e := v.Verify(t0ctx, tok); e != nil {
+			if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil {
 				t.Fatalf("last good keys were dropped: %v", e)
 			}
 			for _, c := range obs.snapshot()[before:] {
@@ -174,14 +174,14 @@ func TestRemoteUnknownKidRefetch(t *testing.T) {
 
 	// The IdP rotates: k2 appears. A token with kid k2 triggers one refetch.
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256"), publicJWK(t, &k.rsa.PublicKey, "k2", "RS256")), false)
-	if _, e := v.Verify(t0ctx, mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil))); e != nil {
+	if _, e := v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil)))); e != nil {
 		t.Fatalf("new kid not picked up: %v", e)
 	}
 	if got := srv.jwksHits.Load() - hits; got != 1 {
 		t.Fatalf("want 1 refetch, got %d", got)
 	}
 	// Another unknown kid inside RefetchInterval: no fetch, unknown_key.
-	if _, e := v.Verify(t0ctx, mint(t, "RS256", k.rsa, "k3", nil, claimsFor(srv.URL, nil))); e == nil || e.Reason != audit.ReasonUnknownKey {
+	if _, e := v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "k3", nil, claimsFor(srv.URL, nil)))); e == nil || e.Reason != audit.ReasonUnknownKey {
 		t.Fatalf("want unknown_key, got %v", e)
 	}
 	if got := srv.jwksHits.Load() - hits; got != 1 {
@@ -208,7 +208,7 @@ func TestRemoteConcurrentUnknownKids(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				tok := mint(t, "ES256", k.ec256, "rnd-"+strings.Repeat("x", i%7), nil, claimsFor(srv.URL, nil))
-				if _, e := v.Verify(t0ctx, tok); e != nil && e.Reason == audit.ReasonUnknownKey {
+				if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil && e.Reason == audit.ReasonUnknownKey {
 					unknown.Add(1)
 				}
 			}()
@@ -229,7 +229,7 @@ func TestRemoteOIDCDiscovery(t *testing.T) {
 	obs := &recordingObserver{}
 	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{OIDCDiscovery: srv.URL + "/.well-known/openid-configuration"}, obs))
 	tok := mint(t, "RS256", k.rsa, "r1", nil, claimsFor(srv.URL, nil))
-	eventually(t, 3*time.Second, "keys via discovery", func() bool { _, e := v.Verify(t0ctx, tok); return e == nil })
+	eventually(t, 3*time.Second, "keys via discovery", func() bool { _, e := v.Verify(t0ctx, Bearer(tok)); return e == nil })
 	if srv.discoHits.Load() < 1 {
 		t.Fatal("discovery document not fetched")
 	}
@@ -245,7 +245,7 @@ func TestRemoteOIDCDiscovery(t *testing.T) {
 		if c := obs.snapshot()[0]; c.ok {
 			t.Fatalf("observer %+v", c)
 		}
-		if _, e := v.Verify(t0ctx, mint(t, "RS256", k.rsa, "r1", nil, claimsFor(srv2.URL, nil))); e == nil || e.Reason != audit.ReasonKeysUnavailable {
+		if _, e := v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "r1", nil, claimsFor(srv2.URL, nil)))); e == nil || e.Reason != audit.ReasonKeysUnavailable {
 			t.Fatalf("want keys_unavailable, got %v", e)
 		}
 		if srv2.jwksHits.Load() != 0 {

@@ -65,11 +65,8 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"go.uber.org/zap"
 
@@ -102,14 +99,6 @@ func (e *Error) Unwrap() error { return e.Err }
 
 func fail(r audit.Reason, detail string, err error) *Error {
 	return &Error{Reason: r, Detail: detail, Err: err}
-}
-
-// issuerState is one configured issuer and its current keys.
-type issuerState struct {
-	cfg    IssuerConfig
-	aud    map[string]struct{}
-	keys   atomic.Pointer[keySet] // nil until the first successful load
-	remote *remoteSource          // nil for static sources
 }
 
 // Verifier verifies tokens. It is safe for concurrent use.
@@ -148,60 +137,59 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.allowed[a] = true
 	}
 	var errs []error
-	var static []*issuerState
 	for _, ic := range cfg.Issuers {
-		is := &issuerState{cfg: ic, aud: map[string]struct{}{}}
-		for _, a := range ic.Audiences {
-			is.aud[a] = struct{}{}
-		}
+		is := v.newIssuerState(ic)
 		v.issuers[ic.Issuer] = is
-		name := fmt.Sprintf("issuer %q", ic.Issuer)
-		var ks *keySet
-		var err error
-		switch {
-		case ic.JWKSFile != "":
-			ks, err = v.loadJWKSFile(ic)
-			if err != nil {
-				err = fmt.Errorf("%s: jwks_file %s: %w", name, ic.JWKSFile, err)
-			}
-		case ic.PublicKeyFile != "":
-			ks, err = loadPEMFile(ic.PublicKeyFile)
-			if err != nil {
-				err = fmt.Errorf("%s: public_key_file %s: %w", name, ic.PublicKeyFile, err)
-			}
-		case ic.HMACSecret != "":
-			ks, err = newKeySet([]*verifyKey{{kind: kindHMAC, pub: []byte(ic.HMACSecret)}})
-		default:
-			is.remote = &remoteSource{v: v, is: is, jwks: ic.JWKSURL, disco: ic.OIDCDiscovery, client: cfg.HTTPClient}
-			continue
-		}
-		if err == nil {
-			err = v.checkUsable(name, ks)
-		}
+		src, err := v.newSource(ic)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		is.keys.Store(ks)
-		static = append(static, is)
+		is.src = src
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	v.ctx, v.cancel = context.WithCancel(ctx)
 	now := time.Now()
-	for _, is := range static {
-		v.observe(is.cfg.Issuer, true, len(is.keys.Load().all), now)
-	}
 	for _, is := range v.issuers {
-		if is.remote != nil && v.track() {
-			go func(r *remoteSource) {
-				defer v.wg.Done()
-				r.run()
-			}(is.remote)
+		if ks := is.src.keys(); ks != nil {
+			v.observe(is.cfg.Issuer, true, len(ks.all), now)
 		}
+		is.src.start()
 	}
 	return v, nil
+}
+
+// newSource makes the key source an issuer's config names: a static set
+// loaded now (its errors fail New), or a remote one fetched in the background.
+func (v *Verifier) newSource(ic IssuerConfig) (keySource, error) {
+	name := fmt.Sprintf("issuer %q", ic.Issuer)
+	var ks *keySet
+	var err error
+	switch {
+	case ic.JWKSFile != "":
+		ks, err = v.loadJWKSFile(ic)
+		if err != nil {
+			err = fmt.Errorf("%s: jwks_file %s: %w", name, ic.JWKSFile, err)
+		}
+	case ic.PublicKeyFile != "":
+		ks, err = loadPEMFile(ic.PublicKeyFile)
+		if err != nil {
+			err = fmt.Errorf("%s: public_key_file %s: %w", name, ic.PublicKeyFile, err)
+		}
+	case ic.HMACSecret != "":
+		ks, err = newKeySet([]*verifyKey{{kind: kindHMAC, pub: []byte(ic.HMACSecret)}})
+	default:
+		return &remoteSource{v: v, issuer: ic.Issuer, interval: ic.RefreshInterval, jwks: ic.JWKSURL, disco: ic.OIDCDiscovery, client: v.cfg.HTTPClient}, nil
+	}
+	if err == nil {
+		err = v.checkUsable(name, ks)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return staticSource{set: ks}, nil
 }
 
 func (v *Verifier) loadJWKSFile(ic IssuerConfig) (*keySet, error) {
@@ -287,7 +275,7 @@ func (v *Verifier) Close() {
 func (v *Verifier) KeyStatus() map[string]int {
 	out := make(map[string]int, len(v.issuers))
 	for name, is := range v.issuers {
-		if ks := is.keys.Load(); ks != nil {
+		if ks := is.src.keys(); ks != nil {
 			out[name] = len(ks.all)
 		} else {
 			out[name] = 0
@@ -296,100 +284,22 @@ func (v *Verifier) KeyStatus() map[string]int {
 	return out
 }
 
-// tokenHeader is what we read from a protected header.
-type tokenHeader struct {
-	alg, kid string
-}
-
-// checkHeader refuses headers that name their own keys or ask for features
-// we do not implement, and reads alg and kid.
-func checkHeader(hdrJSON []byte) (tokenHeader, *Error) {
-	var h tokenHeader
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(hdrJSON, &m); err != nil {
-		return h, malformed("token header is not a valid JSON object", err)
-	}
-	for _, name := range []string{"jku", "x5u", "jwk", "x5c"} {
-		if _, ok := m[name]; ok {
-			return h, fail(audit.ReasonBadHeader, fmt.Sprintf("token header carries %q; keys come only from the issuer's configuration, never from the token", name), nil)
-		}
-	}
-	if _, ok := m["crit"]; ok {
-		return h, fail(audit.ReasonBadHeader, `token header has "crit"; no critical header extension is supported`, nil)
-	}
-	if _, ok := m["b64"]; ok {
-		return h, fail(audit.ReasonBadHeader, `token header has "b64"; unencoded payloads (RFC 7797) are not supported`, nil)
-	}
-	rawAlg, ok := m["alg"]
-	if !ok {
-		return h, fail(audit.ReasonBadAlgorithm, "token header has no alg", nil)
-	}
-	if err := json.Unmarshal(rawAlg, &h.alg); err != nil {
-		return h, fail(audit.ReasonBadAlgorithm, "token header alg is not a string", err)
-	}
-	if strings.EqualFold(h.alg, "none") {
-		return h, fail(audit.ReasonBadAlgorithm, `alg "none" is never accepted; tokens must be signed`, nil)
-	}
-	if rawKid, ok := m["kid"]; ok {
-		if err := json.Unmarshal(rawKid, &h.kid); err != nil {
-			return h, fail(audit.ReasonBadHeader, "token header kid is not a string", err)
-		}
-	}
-	return h, nil
-}
-
-// verifyWith checks the signature of raw with one key and alg using jwx.
-// raw has passed precheck and alg has been checked against the key.
-func verifyWith(raw, alg string, k *verifyKey) ([]byte, error) {
-	return jws.Verify([]byte(raw), jws.WithKey(algorithms[alg].alg, k.pub), jws.WithCompact())
-}
-
-// VerifySignature is the signature layer alone: PreCheck, the header rules,
-// the key's fit for the token's alg (type, curve, declared alg, use/key_ops,
-// strength), and jwx verification. Claims are not looked at, and every
-// supported algorithm is allowed. It exists for peer test suites such as
-// Wycheproof. The returned error is an *Error or nil.
-func VerifySignature(raw string, key jwk.Key) error {
-	p, e := precheck(raw, 0)
-	if e != nil {
-		return e
-	}
-	h, e := checkHeader(p.headerJSON)
-	if e != nil {
-		return e
-	}
-	if algorithms[h.alg] == nil {
-		return fail(audit.ReasonBadAlgorithm, "token algorithm is not supported", nil)
-	}
-	vk, err := convertJWK(key, setPolicy{})
-	if err != nil {
-		return fail(audit.ReasonUnknownKey, "the key cannot verify signatures", err)
-	}
-	if h.kid != "" && vk.kid != "" && h.kid != vk.kid {
-		return fail(audit.ReasonUnknownKey, "token kid does not name this key", nil)
-	}
-	if err := vk.fits(h.alg); err != nil {
-		return fail(audit.ReasonBadAlgorithm, "token algorithm does not fit the key", err)
-	}
-	if _, err := verifyWith(raw, h.alg, vk); err != nil {
-		return fail(audit.ReasonBadSignature, "signature does not verify", err)
-	}
-	return nil
-}
-
 // Verify runs PreCheck, then jwx verification with the keys of the token's
 // issuer, then claim validation. When the token is valid but its tenant claim
 // is missing or malformed, it returns the Identity (Tenant empty) together
 // with an *Error of ReasonNoTenant.
-func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, *Error) {
+//
+// The token is split, and its header and payload decoded and parsed, exactly
+// once; the signature is checked over the parts already split.
+func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	p, e := precheck(raw, v.cfg.MaxTokenBytes)
+	p, e := precheck(req.Token, v.cfg.MaxTokenBytes)
 	if e != nil {
 		return nil, e
 	}
-	h, e := checkHeader(p.headerJSON)
+	h, e := checkHeader(p.headerMembers)
 	if e != nil {
 		return nil, e
 	}
@@ -404,11 +314,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, *Error) {
 	if err != nil {
 		return nil, malformed("token payload is not canonical unpadded base64url", err)
 	}
-	if err := checkJSONObject(payload); err != nil {
-		return nil, malformed("token payload is not a valid JSON object", err)
-	}
-	var claims map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &claims); err != nil {
+	claims, err := parseObject(payload)
+	if err != nil {
 		return nil, malformed("token payload is not a valid JSON object", err)
 	}
 
@@ -419,24 +326,26 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, *Error) {
 	} else if err := json.Unmarshal(rawIss, &iss); err != nil {
 		return nil, fail(audit.ReasonUnknownIssuer, "token iss claim is not a string", err)
 	}
-	is := v.issuers[iss]
-	if is == nil {
-		return nil, fail(audit.ReasonUnknownIssuer, fmt.Sprintf("issuer %q is not configured (iss is compared exactly: scheme, case and trailing slash count)", truncate(iss, 128)), nil)
+	is, e := v.lookupIssuer(iss)
+	if e != nil {
+		return nil, e
 	}
-	if is.keys.Load() == nil {
-		if is.remote != nil {
-			is.remote.kick()
-		}
+	if is.src.keys() == nil {
+		is.src.unavailable()
 		return nil, fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
 	}
 	cands, e := v.selectKeys(ctx, is, h)
 	if e != nil {
 		return nil, e
 	}
+	sig, e := decodeSignature(&p)
+	if e != nil {
+		return nil, e
+	}
 	var sigErr error
 	verified := false
 	for _, k := range cands {
-		if _, err := verifyWith(raw, h.alg, k); err != nil {
+		if err := verifySig(&p, sig, h.alg, k); err != nil {
 			sigErr = err
 			continue
 		}
@@ -446,24 +355,21 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, *Error) {
 	if !verified {
 		return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr)
 	}
-	return v.checkClaims(is, claims, payload)
+	return v.checkClaims(is, claims)
 }
 
 // selectKeys returns the issuer's keys that may have signed a token with
 // header h. A kid no key has triggers one shared, rate-limited refetch of a
 // remote set. Keys without a kid (PEM, secret, kid-less JWK) match any kid.
 func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, h tokenHeader) ([]*verifyKey, *Error) {
-	ks := is.keys.Load()
+	ks := is.src.keys()
 	var list []*verifyKey
 	if h.kid == "" {
 		list = ks.all
 	} else {
 		k := ks.byKid[h.kid]
-		if k == nil && len(ks.noKid) == 0 && is.remote != nil {
-			if err := is.remote.shared(ctx, true); err != nil && !errors.Is(err, errRateLimited) {
-				v.cfg.Logger.Debug("unknown-kid refetch failed", zap.String("issuer", is.cfg.Issuer), zap.Error(err))
-			}
-			ks = is.keys.Load()
+		if k == nil && len(ks.noKid) == 0 {
+			ks = is.src.unknownKid(ctx)
 			k = ks.byKid[h.kid]
 		}
 		switch {

@@ -174,20 +174,23 @@ func verifyWithSet(raw string, ks *keySet) error {
 	if e != nil {
 		return e
 	}
-	h, e := checkHeader(p.headerJSON)
+	h, e := checkHeader(p.headerMembers)
 	if e != nil {
 		return e
 	}
 	v := &Verifier{}
-	is := &issuerState{}
-	is.keys.Store(ks)
+	is := &issuerState{src: staticSource{set: ks}}
 	cands, e := v.selectKeys(t0ctx, is, h)
+	if e != nil {
+		return e
+	}
+	sig, e := decodeSignature(&p)
 	if e != nil {
 		return e
 	}
 	var err error
 	for _, k := range cands {
-		if _, err = verifyWith(raw, h.alg, k); err == nil {
+		if err = verifySig(&p, sig, h.alg, k); err == nil {
 			return nil
 		}
 	}

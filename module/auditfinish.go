@@ -1,0 +1,67 @@
+package tenantgate
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tenantgate/tenantgate/module/audit"
+)
+
+// StatusClientClosedRequest is the status the audit trail records when the
+// client went away before the response was complete. No standard code
+// exists; 499 is nginx's, and Caddy's reverse_proxy and access log use it too.
+const StatusClientClosedRequest = 499
+
+// abortedStatus names the status of a request whose handler chain panicked.
+// reverse_proxy panics with http.ErrAbortHandler when it cannot finish
+// streaming a response whose header it already sent: either the client
+// disconnected (its context is done: 499), or the upstream broke off
+// mid-body (502: the client got the upstream's header and a truncated
+// body). Any other panic is the gate's or a handler's failure: 500.
+func abortedStatus(p any, r *http.Request, rw caddyhttp.ResponseRecorder) int {
+	if r.Context().Err() != nil {
+		return StatusClientClosedRequest
+	}
+	if p == http.ErrAbortHandler && rw.Status() != 0 {
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// requestIDWriter makes the gate's request id the only X-Request-ID of the
+// response. reverse_proxy adds the upstream's response headers to the ones
+// already set, so an upstream that echoes the id (as the backend does)
+// would otherwise give the client the header twice.
+type requestIDWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	id string
+}
+
+func (w *requestIDWriter) WriteHeader(status int) {
+	w.Header().Set(HeaderRequestID, w.id)
+	w.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// finishUpstream records the upstream's own status when reverse_proxy ran.
+func (g *Gate) finishUpstream(rec *audit.Record, rw caddyhttp.ResponseRecorder, repl *caddy.Replacer) {
+	if v, ok := repl.Get("http.reverse_proxy.status_code"); ok {
+		if code, ok := v.(int); ok {
+			rec.UpstreamStatus = code
+		}
+	}
+	if rec.Status == 0 {
+		rec.Status = rw.Status()
+	}
+}
+
+func (g *Gate) finish(rec *audit.Record, start time.Time, gateTime time.Duration) {
+	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	audit.Write(g.auditLog, rec)
+	// metrics is nil only where a test measures the gate without them.
+	if g.metrics != nil {
+		g.metrics.observe(rec.Decision, rec.Reason, rec.TenantID, gateTime)
+	}
+}

@@ -137,7 +137,9 @@ func preparePostgres(ctx context.Context, cc *pgx.ConnConfig, role string) (bool
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 		return false, fmt.Errorf("store: take the migration lock: %w", err)
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey) }()
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+	}()
 	if err := migratePostgres(ctx, conn, postgresMigrations); err != nil {
 		return false, err
 	}

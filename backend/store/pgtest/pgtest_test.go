@@ -16,9 +16,11 @@ type fakeT struct {
 	cleanups        []func()
 }
 
-func (f *fakeT) Helper()                           {}
-func (f *fakeT) Name() string                      { return "TestFake" }
-func (f *fakeT) Logf(format string, args ...any)   { f.logs = append(f.logs, fmt.Sprintf(format, args...)) }
+func (f *fakeT) Helper()      {}
+func (f *fakeT) Name() string { return "TestFake" }
+func (f *fakeT) Logf(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+}
 func (f *fakeT) Skipf(format string, args ...any)  { f.skipped = fmt.Sprintf(format, args...) }
 func (f *fakeT) Fatalf(format string, args ...any) { f.failed = fmt.Sprintf(format, args...) }
 func (f *fakeT) Cleanup(fn func())                 { f.cleanups = append(f.cleanups, fn) }

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -79,8 +80,33 @@ func (s *Server) Handler() http.Handler {
 	return s.logRequests(muxProblems(mux))
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+// healthTimeout bounds the store check of /healthz, so a load balancer's
+// probe gets an answer even when the database hangs.
+const healthTimeout = 2 * time.Second
+
+type healthResponse struct {
+	Status string        `json:"status"`
+	Store  *store.Health `json:"store,omitempty"`
+}
+
+// healthz reports the process and, when the store can say, the store: 200
+// while the store answers, 503 problem+json when it does not.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	hc, ok := s.store.(store.HealthChecker)
+	if !ok {
+		writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	h := hc.Health(ctx)
+	if h.Status != "ok" {
+		s.log.Warn("store unavailable", zap.String("driver", h.Driver), zap.String("error", h.Error))
+		writeProblem(w, r, http.StatusServiceUnavailable, "store-unavailable",
+			"the "+h.Driver+" store does not answer ("+h.Error+"); check --db and that the database is up")
+		return
+	}
+	writeJSON(w, http.StatusOK, healthResponse{Status: "ok", Store: &h})
 }
 
 type whoamiResponse struct {

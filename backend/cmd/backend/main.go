@@ -53,6 +53,7 @@ type options struct {
 	assertionIssuer   string
 	seedDemo          bool
 	logLevel          zapcore.Level
+	pg                store.PostgresOptions // with a postgres:// --db only
 }
 
 func main() {
@@ -100,7 +101,8 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:9001", "address to listen on")
-	fs.StringVar(&o.db, "db", ".data/backend.db", "SQLite database file (its directory is created)")
+	fs.StringVar(&o.db, "db", ".data/backend.db", "SQLite database file (its directory is created), or a postgres:// URL")
+	addPostgresFlags(fs, &o.pg)
 	fs.StringVar(&o.assertionKey, "assertion-key", "", "the gate's Ed25519 public key, PKIX PEM (required)")
 	fs.StringVar(&o.assertionAudience, "assertion-audience", assertion.DefaultAudience, "expected aud of X-Tenant-Assertion")
 	fs.StringVar(&o.assertionIssuer, "assertion-issuer", assertion.DefaultIssuer, "expected iss of X-Tenant-Assertion")
@@ -166,7 +168,7 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 	}
 	verifier.Issuer = o.assertionIssuer
 
-	st, err := store.OpenSQLite(ctx, o.db)
+	st, err := openStore(ctx, o)
 	if err != nil {
 		return fmt.Errorf("--db: %w", err)
 	}
@@ -200,7 +202,7 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
-	log.Info("backend listening", zap.String("addr", ln.Addr().String()), zap.String("db", o.db),
+	log.Info("backend listening", zap.String("addr", ln.Addr().String()), zap.String("db", describeDB(o.db)),
 		zap.String("assertion_issuer", o.assertionIssuer), zap.String("assertion_audience", o.assertionAudience))
 
 	errc := make(chan error, 1)

@@ -95,7 +95,7 @@ func TestFlagsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := options{listen: "127.0.0.1:9001", db: ".data/backend.db", assertionKey: "k.pem", assertionAudience: "backend",
-		assertionIssuer: "tenantgate", seedDemo: false, logLevel: zapcore.InfoLevel}
+		assertionIssuer: "tenantgate", seedDemo: false, logLevel: zapcore.InfoLevel, pg: defaultPostgresOptions}
 	if o != want {
 		t.Errorf("options = %+v, want %+v", o, want)
 	}
@@ -117,7 +117,7 @@ func TestFlagsEnvironmentAndOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := options{listen: "127.0.0.1:7777", db: "/env/backend.db", assertionKey: "/env/key.pem", assertionAudience: "env-aud",
-		assertionIssuer: "env-iss", seedDemo: true, logLevel: zapcore.WarnLevel}
+		assertionIssuer: "env-iss", seedDemo: true, logLevel: zapcore.WarnLevel, pg: defaultPostgresOptions}
 	if o != want {
 		t.Errorf("from env: %+v, want %+v", o, want)
 	}

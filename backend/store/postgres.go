@@ -119,7 +119,7 @@ func OpenPostgres(ctx context.Context, url string, o PostgresOptions) (*Postgres
 func preparePostgres(ctx context.Context, cc *pgx.ConnConfig, role string) (bool, error) {
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
-		return false, fmt.Errorf("store: connect to postgres: %w", err)
+		return false, oneLine{fmt.Errorf("store: connect to postgres: %w", err)}
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	var user string
@@ -254,6 +254,17 @@ func (p *Postgres) read(ctx context.Context, t TenantID, op string, fn func(pgx.
 func (p *Postgres) write(ctx context.Context, t TenantID, op string, fn func(pgx.Tx) error) error {
 	return p.inTenant(ctx, t, pgx.ReadWrite, op, fn)
 }
+
+// oneLine is an error whose message fits on one line: pgx puts each
+// address it tried on a line of its own, and the backend reports a failed
+// start as one "backend: --db: ..." line.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string {
+	return strings.Join(strings.Fields(e.err.Error()), " ")
+}
+
+func (e oneLine) Unwrap() error { return e.err }
 
 // pgCode returns the SQLSTATE of err, or "".
 func pgCode(err error) string {

@@ -4,7 +4,7 @@
 // otherwise touches anything else on that server: other sessions share it.
 //
 // When the server does not answer, the test is skipped with a loud message
-// and the skip is appended to the file TENANTGATE_SERVICE_SKIPS names (so
+// and the skip is appended to the file TENANTGATE_POSTGRES_SKIPS names (so
 // scripts/test.sh can say so in its summary); with
 // TENANTGATE_REQUIRE_SERVICES=1 (CI) the test fails instead.
 package pgtest
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +26,7 @@ import (
 const (
 	EnvURL     = "TENANTGATE_TEST_POSTGRES"    // admin URL of the server; default DefaultURL
 	EnvRequire = "TENANTGATE_REQUIRE_SERVICES" // "1": an unreachable server fails the test
-	EnvSkipLog = "TENANTGATE_SERVICE_SKIPS"    // file that collects one line per skip
+	EnvSkipLog = "TENANTGATE_POSTGRES_SKIPS"   // file that collects one line per skip
 )
 
 // DefaultURL is where this project's machines run PostgreSQL.
@@ -120,12 +121,14 @@ func (db *DB) Exists(ctx context.Context) (database, role bool, err error) {
 	return database, role, err
 }
 
-func unavailable(t T, admin string, err error) {
+func unavailable(t T, admin string, cause error) {
+	// pgx puts each address it tried on a line of its own.
+	err := strings.Join(strings.Fields(cause.Error()), " ")
 	where := admin
 	if u, perr := url.Parse(admin); perr == nil {
 		where = u.Redacted()
 	}
-	msg := fmt.Sprintf("!!! POSTGRESQL UNAVAILABLE at %s (%v): %s needs it; start PostgreSQL or point %s at one", where, err, t.Name(), EnvURL)
+	msg := fmt.Sprintf("!!! POSTGRESQL UNAVAILABLE at %s (%s): %s needs it; start PostgreSQL or point %s at one", where, err, t.Name(), EnvURL)
 	if os.Getenv(EnvRequire) == "1" {
 		t.Fatalf("%s (%s=1, so this fails instead of skipping)", msg, EnvRequire)
 		return
@@ -133,7 +136,7 @@ func unavailable(t T, admin string, err error) {
 	if path := os.Getenv(EnvSkipLog); path != "" {
 		// #nosec G304 -- the path comes from the test runner's environment.
 		if f, ferr := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); ferr == nil {
-			_, _ = fmt.Fprintf(f, "postgres: skipped %s (%v)\n", t.Name(), err)
+			_, _ = fmt.Fprintf(f, "postgres: skipped %s (%s)\n", t.Name(), err)
 			_ = f.Close()
 		}
 	}

@@ -21,12 +21,19 @@ const DefaultMaxBodyBytes = 64 << 10
 // Config holds the Server's dependencies.
 type Config struct {
 	Store        store.Store
-	Verifier     *assertion.Verifier // checks X-Tenant-Assertion; required
-	Logger       *zap.Logger         // default: no-op
-	Now          func() time.Time    // default: time.Now
-	Prices       hedging.Prices      // default: hedging.DemoPrices
-	MaxBodyBytes int64               // default: DefaultMaxBodyBytes
+	Verifier     *assertion.Verifier  // checks X-Tenant-Assertion; required
+	Logger       *zap.Logger          // default: no-op
+	Now          func() time.Time     // default: time.Now
+	Prices       hedging.PriceSource  // default: hedging.DemoPrices
+	Limits       *hedging.LimitsTable // risk limits per tenant; default: hedging.DefaultLimits for all
+	MaxBodyBytes int64                // default: DefaultMaxBodyBytes
+	// How long an Idempotency-Key answers retries. Default: DefaultIdempotencyRetention.
+	IdempotencyRetention time.Duration
 }
+
+// DefaultIdempotencyRetention is how long a key replays its first answer:
+// a day covers any client's retry horizon; after it the key is swept.
+const DefaultIdempotencyRetention = 24 * time.Hour
 
 // Server holds what the handlers need; handlers are its methods.
 type Server struct {
@@ -34,8 +41,11 @@ type Server struct {
 	verifier *assertion.Verifier
 	log      *zap.Logger
 	now      func() time.Time
-	prices   hedging.Prices
+	prices   hedging.PriceSource
+	limits   hedging.LimitsTable
 	maxBody  int64
+
+	idempotencyRetention time.Duration
 }
 
 // New checks c and returns a Server.
@@ -46,7 +56,14 @@ func New(c Config) (*Server, error) {
 	if c.Verifier == nil {
 		return nil, errors.New("api: an assertion verifier is required")
 	}
-	s := &Server{store: c.Store, verifier: c.Verifier, log: c.Logger, now: c.Now, prices: c.Prices, maxBody: c.MaxBodyBytes}
+	s := &Server{store: c.Store, verifier: c.Verifier, log: c.Logger, now: c.Now, prices: c.Prices, maxBody: c.MaxBodyBytes,
+		limits: hedging.DefaultLimitsTable(), idempotencyRetention: c.IdempotencyRetention}
+	if c.Limits != nil {
+		s.limits = *c.Limits
+	}
+	if s.idempotencyRetention <= 0 {
+		s.idempotencyRetention = DefaultIdempotencyRetention
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -54,7 +71,7 @@ func New(c Config) (*Server, error) {
 		s.now = time.Now
 	}
 	if s.prices == nil {
-		s.prices = hedging.DemoPrices
+		s.prices = hedging.StaticPrices(hedging.DemoPrices)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes

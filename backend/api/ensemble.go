@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tenantgate/tenantgate/backend/ensemble"
 	"github.com/tenantgate/tenantgate/backend/store"
@@ -100,6 +102,26 @@ func validIdent(s string, max int) bool {
 	return true
 }
 
+// MaxNameChars bounds an ensemble name, in characters (Unicode code
+// points), as OpenAPI's maxLength counts them.
+const MaxNameChars = 100
+
+// validName: 1-100 characters of valid UTF-8 (checked on the raw body),
+// without control characters (NUL, newlines, escapes would corrupt logs
+// and displays).
+func validName(name string) error {
+	n := utf8.RuneCountInString(name)
+	if n == 0 || n > MaxNameChars {
+		return fmt.Errorf("name is required and must have 1 to %d characters, has %d", MaxNameChars, n)
+	}
+	for i, c := range name {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("name holds the control character %U at byte %d; use printable characters", c, i)
+		}
+	}
+	return nil
+}
+
 // agent validates an agent request; field names the JSON path for messages.
 func (a agentRequest) agent(field string, now time.Time) (ensemble.Agent, error) {
 	if !validIdent(a.AgentID, 64) || strings.Contains(a.AgentID, "/") {
@@ -134,8 +156,8 @@ func (s *Server) createEnsemble(w http.ResponseWriter, r *http.Request) {
 		Config:    ensemble.Config{Threshold: ensemble.DefaultThreshold, MinAgents: ensemble.DefaultMinAgents},
 		CreatedAt: now, Agents: []ensemble.Agent{},
 	}
-	if e.Name == "" || len(e.Name) > 100 {
-		writeProblem(w, r, http.StatusBadRequest, "validation", "name is required and must have at most 100 characters")
+	if err := validName(e.Name); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
 	if !e.Method.Valid() {
@@ -171,6 +193,13 @@ func (s *Server) createEnsemble(w http.ResponseWriter, r *http.Request) {
 		}
 		seen[a.ID] = true
 		e.Agents = append(e.Agents, a)
+	}
+	// An ensemble that needs more agents than it has can never predict
+	// (with no agents yet, min_agents may be at most 1: register agents, then raise it).
+	if e.Config.MinAgents > max(1, len(e.Agents)) {
+		writeProblem(w, r, http.StatusUnprocessableEntity, "validation",
+			fmt.Sprintf("config.min_agents is %d but the ensemble has %d agents, so it could never predict; min_agents must be <= the number of agents (at least 1)", e.Config.MinAgents, len(e.Agents)))
+		return
 	}
 	if err := s.store.CreateEnsemble(r.Context(), p.Tenant, e); err != nil {
 		s.internalError(w, r, err)

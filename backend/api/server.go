@@ -89,7 +89,7 @@ func (s *Server) Handler() http.Handler {
 		handle := rt.handle
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
 		if !rt.Public {
-			h = requireAssertion(h)
+			h = requireAssertion(requireRoles(rt.Roles, h))
 		}
 		mux.Handle(rt.Method+" "+rt.Pattern, h)
 	}

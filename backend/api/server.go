@@ -22,12 +22,19 @@ const DefaultMaxBodyBytes = 64 << 10
 // Config holds the Server's dependencies.
 type Config struct {
 	Store        store.Store
-	Verifier     *assertion.Verifier // checks X-Tenant-Assertion; required
-	Logger       *zap.Logger         // default: no-op
-	Now          func() time.Time    // default: time.Now
-	Prices       hedging.Prices      // default: hedging.DemoPrices
-	MaxBodyBytes int64               // default: DefaultMaxBodyBytes
+	Verifier     *assertion.Verifier  // checks X-Tenant-Assertion; required
+	Logger       *zap.Logger          // default: no-op
+	Now          func() time.Time     // default: time.Now
+	Prices       hedging.PriceSource  // default: hedging.DemoPrices
+	Limits       *hedging.LimitsTable // risk limits per tenant; default: hedging.DefaultLimits for all
+	MaxBodyBytes int64                // default: DefaultMaxBodyBytes
+	// How long an Idempotency-Key answers retries. Default: DefaultIdempotencyRetention.
+	IdempotencyRetention time.Duration
 }
+
+// DefaultIdempotencyRetention is how long a key replays its first answer:
+// a day covers any client's retry horizon; after it the key is swept.
+const DefaultIdempotencyRetention = 24 * time.Hour
 
 // Server holds what the handlers need; handlers are its methods.
 type Server struct {
@@ -35,8 +42,11 @@ type Server struct {
 	verifier *assertion.Verifier
 	log      *zap.Logger
 	now      func() time.Time
-	prices   hedging.Prices
+	prices   hedging.PriceSource
+	limits   hedging.LimitsTable
 	maxBody  int64
+
+	idempotencyRetention time.Duration
 }
 
 // New checks c and returns a Server.
@@ -47,7 +57,14 @@ func New(c Config) (*Server, error) {
 	if c.Verifier == nil {
 		return nil, errors.New("api: an assertion verifier is required")
 	}
-	s := &Server{store: c.Store, verifier: c.Verifier, log: c.Logger, now: c.Now, prices: c.Prices, maxBody: c.MaxBodyBytes}
+	s := &Server{store: c.Store, verifier: c.Verifier, log: c.Logger, now: c.Now, prices: c.Prices, maxBody: c.MaxBodyBytes,
+		limits: hedging.DefaultLimitsTable(), idempotencyRetention: c.IdempotencyRetention}
+	if c.Limits != nil {
+		s.limits = *c.Limits
+	}
+	if s.idempotencyRetention <= 0 {
+		s.idempotencyRetention = DefaultIdempotencyRetention
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -55,7 +72,7 @@ func New(c Config) (*Server, error) {
 		s.now = time.Now
 	}
 	if s.prices == nil {
-		s.prices = hedging.DemoPrices
+		s.prices = hedging.StaticPrices(hedging.DemoPrices)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
@@ -73,7 +90,7 @@ func (s *Server) Handler() http.Handler {
 		handle := rt.handle
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
 		if !rt.Public {
-			h = requireAssertion(h)
+			h = requireAssertion(requireRoles(rt.Roles, h))
 		}
 		mux.Handle(rt.Method+" "+rt.Pattern, h)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -32,6 +33,9 @@ type subject struct {
 	// failWrites makes every write of kind event ("INSERT" or "UPDATE") to
 	// table fail with message msg until the returned func runs.
 	failWrites func(t *testing.T, event, table, msg string) (restore func())
+	// count runs a count(*) query on the database itself, outside the
+	// store (and, on PostgreSQL, outside row-level security).
+	count func(t *testing.T, query string, args ...any) int
 }
 
 // eachStore runs fn as a subtest per store, each on a fresh database.
@@ -50,6 +54,8 @@ func openSQLiteSubject(t *testing.T) subject {
 	return subject{Store: s, name: "sqlite", failWrites: func(t *testing.T, event, table, msg string) func() {
 		exec(t, s, fmt.Sprintf(`CREATE TRIGGER fail BEFORE %s ON %s BEGIN SELECT RAISE(ABORT, '%s'); END`, event, table, msg))
 		return func() { exec(t, s, `DROP TRIGGER fail`) }
+	}, count: func(t *testing.T, q string, args ...any) int {
+		return count(t, s, strings.ReplaceAll(q, "$1", "?"), args...)
 	}}
 }
 
@@ -80,6 +86,22 @@ func adminExec(t *testing.T, db *pgtest.DB, q string, args ...any) {
 	}
 }
 
+// adminCount runs a count(*) query as the admin user.
+func adminCount(t *testing.T, db *pgtest.DB, q string, args ...any) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var n int
+	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
 func openPostgresSubject(t *testing.T) subject {
 	p, db := openPostgres(t)
 	return subject{Store: p, name: "postgres", failWrites: func(t *testing.T, event, table, msg string) func() {
@@ -89,6 +111,8 @@ func openPostgresSubject(t *testing.T) subject {
 			adminExec(t, db, `DROP TRIGGER fail ON `+table)
 			adminExec(t, db, `DROP FUNCTION fail()`)
 		}
+	}, count: func(t *testing.T, q string, args ...any) int {
+		return adminCount(t, db, q, args...)
 	}}
 }
 
@@ -124,17 +148,17 @@ func TestConformanceEnsembles(t *testing.T) {
 			t.Errorf("duplicate ensemble: %v", err)
 		}
 		late := ensemble.Agent{ID: "a0", Type: "late", Weight: 0.5, CreatedAt: t0.Add(time.Hour)}
-		if err := s.AddAgent(ctx, acme, "ens_a", late); err != nil {
+		if err := s.AddAgent(ctx, acme, "ens_a", late, 100); err != nil {
 			t.Fatal(err)
 		}
 		got, _ = s.Ensemble(ctx, acme, "ens_a")
 		if ids := agentIDs(got.Agents); !reflect.DeepEqual(ids, []string{"a1", "a2", "a0"}) {
 			t.Errorf("agents after AddAgent = %v (registration order)", ids)
 		}
-		if err := s.AddAgent(ctx, acme, "ens_a", late); !errors.Is(err, ErrConflict) {
+		if err := s.AddAgent(ctx, acme, "ens_a", late, 100); !errors.Is(err, ErrConflict) {
 			t.Errorf("duplicate agent: %v", err)
 		}
-		if err := s.AddAgent(ctx, globex, "ens_nope", late); !errors.Is(err, ErrNotFound) {
+		if err := s.AddAgent(ctx, globex, "ens_nope", late, 100); !errors.Is(err, ErrNotFound) {
 			t.Errorf("agent in a missing ensemble: %v", err)
 		}
 		if g, _ := s.Ensemble(ctx, globex, "ens_a"); !reflect.DeepEqual(agentIDs(g.Agents), []string{"g"}) {
@@ -312,30 +336,19 @@ func TestConformancePredictions(t *testing.T) {
 		if !errors.Is(err, ErrConflict) || first.RealizedReturn == nil || *first.RealizedReturn != 0.01 {
 			t.Errorf("second outcome: %v, returned %+v", err, first)
 		}
-		scored, err := s.ScoredPredictions(ctx, acme, "ens_p", 0)
+		w, err := s.Performance(ctx, acme, "ens_p", 50)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ids := predIDs(scored); !reflect.DeepEqual(ids, []string{"p4", "p2", "p1"}) {
-			t.Errorf("scored (newest first) = %v", ids)
+		// p1, p2, p4 scored buys; returns 0.01, 0.02, 0.03 (p4 got the third).
+		if e := w.Ensemble; w.Predictions != 3 || e.Scored != 3 || e.Directional != 3 || e.Hits != 3 || math.Abs(e.Sum-0.06) > 1e-12 || math.Abs(e.SumSquares-0.0014) > 1e-12 {
+			t.Errorf("performance = %+v", w)
 		}
-		wantP1 := pred("p1", "ens_p", t0)
-		r, at := 0.01, t0.Add(time.Hour)
-		wantP1.RealizedReturn, wantP1.OutcomeAt = &r, &at
-		if !reflect.DeepEqual(scored[2], wantP1) {
-			t.Errorf("p1 read back =\n%+v\nwant\n%+v", scored[2], wantP1)
+		if w, err := s.Performance(ctx, acme, "ens_p", 2); err != nil || w.Predictions != 2 || math.Abs(w.Ensemble.Sum-0.05) > 1e-12 {
+			t.Errorf("lookback 2 (p4, p2) = %+v %v", w, err)
 		}
-		if newest, _ := s.ScoredPredictions(ctx, acme, "ens_p", 2); !reflect.DeepEqual(predIDs(newest), []string{"p4", "p2"}) {
-			t.Errorf("limit 2 = %v", predIDs(newest))
-		}
-		if all, err := s.TenantScoredPredictions(ctx, acme); err != nil || !reflect.DeepEqual(predIDs(all), []string{"p1", "q1", "p2", "p4"}) {
-			t.Errorf("tenant scored (oldest first) = %v, %v", predIDs(all), err)
-		}
-		if g, err := s.TenantScoredPredictions(ctx, globex); err != nil || len(g) != 0 {
-			t.Errorf("globex scored = %v %v", g, err)
-		}
-		if g, err := s.ScoredPredictions(ctx, globex, "ens_p", 0); err != nil || len(g) != 0 {
-			t.Errorf("globex scored on acme's ensemble = %v %v", g, err)
+		if _, err := s.Performance(ctx, globex, "ens_p", 50); !errors.Is(err, ErrNotFound) {
+			t.Errorf("globex performance on acme's ensemble: %v", err)
 		}
 	})
 }
@@ -372,25 +385,213 @@ func TestConformanceOutcomeOnce(t *testing.T) {
 	})
 }
 
-func TestConformanceTenantAgents(t *testing.T) {
+func TestConformanceRankings(t *testing.T) {
 	eachStore(t, func(t *testing.T, s subject) {
 		ctx := context.Background()
-		create(t, s, acme, newEnsemble("ens_b", t0, "z", "a"))
-		create(t, s, acme, newEnsemble("ens_a", t0, "m"))
+		create(t, s, acme, newEnsemble("ens_1", t0, "a"))
+		create(t, s, acme, newEnsemble("ens_2", t0, "a", "b"))
 		create(t, s, globex, newEnsemble("ens_g", t0, "secret"))
-		got, err := s.TenantAgents(ctx, acme)
+		predict(t, s, acme, "ens_1", "x1", t0, ensemble.Buy, 0.05, map[string]float64{"a": 1})
+		predict(t, s, acme, "ens_1", "x2", t0.Add(time.Minute), ensemble.Buy, 0.01, map[string]float64{"a": 1})
+		predict(t, s, acme, "ens_2", "y1", t0, ensemble.Sell, 0.02, map[string]float64{"a": -1, "b": 1})
+		got, err := s.Rankings(ctx, acme, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var pairs []string
-		for _, a := range got {
-			pairs = append(pairs, fmt.Sprintf("%s/%s/%s/%g", a.EnsembleID, a.ID, a.Type, a.Weight))
+		var rows []string
+		for _, g := range got {
+			rows = append(rows, fmt.Sprintf("%s/%s scored=%d hits=%d sum=%.4f", g.EnsembleID, g.ID, g.Tally.Scored, g.Tally.Hits, g.Tally.Sum))
 		}
-		if want := []string{"ens_a/m/type-m/1", "ens_b/a/type-a/2", "ens_b/z/type-z/1"}; !reflect.DeepEqual(pairs, want) {
-			t.Errorf("TenantAgents = %v, want %v", pairs, want)
+		// lookback 1: ens_1's window is x2 only; ens_2's is y1.
+		want := []string{"ens_1/a scored=1 hits=1 sum=0.0100", "ens_2/a scored=1 hits=0 sum=-0.0200", "ens_2/b scored=1 hits=1 sum=0.0200"}
+		if !reflect.DeepEqual(rows, want) {
+			t.Errorf("rankings = %v, want %v", rows, want)
 		}
-		if none, err := s.TenantAgents(ctx, MustTenantID("initech")); err != nil || none == nil || len(none) != 0 {
+		if none, err := s.Rankings(ctx, MustTenantID("initech"), 10); err != nil || none == nil || len(none) != 0 {
 			t.Errorf("no agents: %v %v", none, err)
+		}
+	})
+}
+
+// predict stores a prediction of ens with the given action and agent
+// signals, then its outcome r.
+func predict(t *testing.T, s Store, tenant TenantID, ens, id string, at time.Time, action ensemble.Action, r float64, signals map[string]float64) {
+	t.Helper()
+	ctx := context.Background()
+	p := ensemble.Prediction{ID: id, EnsembleID: ens, Symbol: "BTC", CreatedAt: at, Combined: ensemble.Combined{Action: action}}
+	for _, a := range []string{"a", "b", "c"} {
+		if sig, ok := signals[a]; ok {
+			p.Contributions = append(p.Contributions, ensemble.Contribution{AgentID: a, Signal: sig, Confidence: 1, Weight: 1})
+		}
+	}
+	if err := s.AddPrediction(ctx, tenant, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordOutcome(ctx, tenant, ens, id, r, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The SQL tallies equal ensemble.Tally over the same window, on both stores.
+func TestConformancePerformanceWindow(t *testing.T) {
+	eachStore(t, func(t *testing.T, s subject) {
+		ctx := context.Background()
+		create(t, s, acme, newEnsemble("ens_w", t0, "a", "b", "c"))
+		type call struct {
+			action  ensemble.Action
+			r       float64
+			signals map[string]float64
+		}
+		calls := []call{ // oldest first
+			{ensemble.Buy, 0.02, map[string]float64{"a": 0.5, "b": -0.5}},
+			{ensemble.Sell, 0.01, map[string]float64{"a": -0.2, "b": 0}},
+			{ensemble.Hold, -0.03, map[string]float64{"a": 0.1}},
+			{ensemble.Buy, -0.01, map[string]float64{"a": 0.9, "b": 0.3}},
+		}
+		for i, c := range calls {
+			predict(t, s, acme, "ens_w", fmt.Sprintf("p%d", i), t0.Add(time.Duration(i)*time.Minute), c.action, c.r, c.signals)
+		}
+		if err := s.AddPrediction(ctx, acme, ensemble.Prediction{ID: "open", EnsembleID: "ens_w", CreatedAt: t0.Add(time.Hour), Combined: ensemble.Combined{Action: ensemble.Buy,
+			Contributions: []ensemble.Contribution{{AgentID: "a", Signal: 1}}}}); err != nil {
+			t.Fatal(err)
+		}
+		dir := map[ensemble.Action]int{ensemble.Buy: 1, ensemble.Sell: -1}
+		sign := func(x float64) int { return map[bool]int{true: 1}[x > 0] - map[bool]int{true: 1}[x < 0] }
+		for _, lookback := range []int{1, 2, 3, 4, 50} {
+			var want ensemble.Tally
+			wantAgents := map[string]*ensemble.Tally{"a": {}, "b": {}, "c": {}}
+			for _, c := range calls[max(0, len(calls)-lookback):] {
+				want.Add(dir[c.action], c.r)
+				for a, sig := range c.signals {
+					wantAgents[a].Add(sign(sig), c.r)
+				}
+			}
+			w, err := s.Performance(ctx, acme, "ens_w", lookback)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Lookback != lookback || w.Predictions != min(lookback, 4) || !tallyEqual(w.Ensemble, want) {
+				t.Errorf("lookback %d: %+v, want ensemble %+v", lookback, w, want)
+			}
+			var ids []string
+			for _, at := range w.Agents {
+				ids = append(ids, at.ID)
+				if !tallyEqual(at.Tally, *wantAgents[at.ID]) || at.EnsembleID != "ens_w" {
+					t.Errorf("lookback %d: agent %s %+v, want %+v", lookback, at.ID, at.Tally, *wantAgents[at.ID])
+				}
+			}
+			if !reflect.DeepEqual(ids, []string{"a", "b", "c"}) {
+				t.Errorf("agents %v, want every agent in registration order", ids)
+			}
+		}
+		if _, err := s.Performance(ctx, acme, "ens_missing", 50); !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing ensemble: %v", err)
+		}
+	})
+}
+
+// The agent cap holds under concurrent registrations: count and insert are
+// one transaction.
+func TestConformanceAddAgentCap(t *testing.T) {
+	eachStore(t, func(t *testing.T, s subject) {
+		ctx := context.Background()
+		create(t, s, acme, newEnsemble("ens_c", t0, "a", "b"))
+		const cap, tries = 5, 12
+		var added, limited atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < tries; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				err := s.AddAgent(ctx, acme, "ens_c", ensemble.Agent{ID: fmt.Sprintf("x%02d", i), Type: "t", Weight: 1, CreatedAt: t0}, cap)
+				switch {
+				case err == nil:
+					added.Add(1)
+				case errors.Is(err, ErrLimit):
+					limited.Add(1)
+				default:
+					t.Errorf("agent %d: %v", i, err)
+				}
+			}(i)
+		}
+		wg.Wait()
+		e, _ := s.Ensemble(ctx, acme, "ens_c")
+		if added.Load() != cap-2 || limited.Load() != tries-(cap-2) || len(e.Agents) != cap {
+			t.Errorf("%d added, %d refused, %d agents; want %d, %d, %d", added.Load(), limited.Load(), len(e.Agents), cap-2, tries-(cap-2), cap)
+		}
+		if err := s.AddAgent(ctx, acme, "ens_none", ensemble.Agent{ID: "x", Type: "t"}, cap); !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing ensemble: %v", err)
+		}
+	})
+}
+
+func TestConformanceSetAccount(t *testing.T) {
+	eachStore(t, func(t *testing.T, s subject) {
+		ctx := context.Background()
+		initech := MustTenantID("initech")
+		cash := 5000.0
+		got, err := s.SetAccount(ctx, initech, AccountSet{Spot: map[string]float64{"BTC": 2.5, "ETH": 10}, CashUSD: &cash}, t0)
+		want := hedging.Account{Spot: map[string]float64{"BTC": 2.5, "ETH": 10}, Perp: map[string]float64{}, CashUSD: 5000}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("new account = %+v, want %+v (%v)", got, want, err)
+		}
+		if _, err := s.Trade(ctx, initech, "execute", t0, func(b hedging.Account) ([]hedging.Fill, hedging.Account, error) {
+			return hedging.Apply(b, hedging.DemoPrices, []hedging.Order{{Asset: "BTC", Side: hedging.Sell, Quantity: 1}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.SetAccount(ctx, initech, AccountSet{Spot: map[string]float64{"BTC": 3, "ETH": 0}}, t0)
+		want = hedging.Account{Spot: map[string]float64{"BTC": 3}, Perp: map[string]float64{"BTC": -1}, CashUSD: 4970, FeesPaidUSD: 30}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("changed account = %+v, want %+v (%v)", got, want, err)
+		}
+		if read, _ := s.Account(ctx, initech); !reflect.DeepEqual(read, want) {
+			t.Errorf("read back = %+v", read)
+		}
+		if _, err := s.Account(ctx, acme); !errors.Is(err, ErrNotFound) {
+			t.Errorf("acme got an account from initech's set: %v", err)
+		}
+	})
+}
+
+func TestConformanceIdempotencyExpiryAndSweep(t *testing.T) {
+	eachStore(t, func(t *testing.T, s subject) {
+		ctx := context.Background()
+		for _, tn := range []TenantID{acme, globex} {
+			if _, err := s.SeedAccount(ctx, tn, hedging.DemoAccounts()[tn.String()], t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			tn  TenantID
+			key string
+			at  time.Time
+		}{{acme, "k1", t0}, {globex, "k1", t0}, {acme, "k2", t0.Add(2 * time.Hour)}} {
+			if _, replayed, err := s.ExecuteOnce(ctx, c.tn, c.key, "h", c.at, c.at.Add(-24*time.Hour), sellBTC, okRender); err != nil || replayed {
+				t.Fatal(replayed, err)
+			}
+		}
+		if _, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h", t0.Add(time.Hour), t0.Add(-23*time.Hour), sellBTC, okRender); err != nil || !replayed {
+			t.Errorf("retry within retention: replayed=%v %v", replayed, err)
+		}
+		if _, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "other", t0.Add(25*time.Hour), t0.Add(time.Hour), sellBTC, okRender); err != nil || replayed {
+			t.Errorf("expired key: replayed=%v %v, want a fresh claim", replayed, err)
+		}
+		if n := s.count(t, `SELECT count(*) FROM orders WHERE tenant_id = $1`, "acme"); n != 3 {
+			t.Errorf("acme orders = %d, want 3 (k1, k2, k1 again after expiry)", n)
+		}
+		// The sweep crosses tenants: it deletes globex's k1 only.
+		if n, err := s.SweepIdempotencyKeys(ctx, t0.Add(time.Hour), 10); err != nil || n != 1 {
+			t.Errorf("sweep = %d, %v; want globex's k1 only", n, err)
+		}
+		if left := s.count(t, `SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1`, "globex"); left != 0 {
+			t.Errorf("globex keys left: %d", left)
+		}
+		if left := s.count(t, `SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1`, "acme"); left != 2 {
+			t.Errorf("acme keys left: %d, want 2", left)
+		}
+		if n, err := s.SweepIdempotencyKeys(ctx, t0.Add(100*time.Hour), 1); err != nil || n != 1 {
+			t.Errorf("sweep with limit 1 = %d, %v", n, err)
 		}
 	})
 }
@@ -398,9 +599,12 @@ func TestConformanceTenantAgents(t *testing.T) {
 func TestConformanceAccountAndTrade(t *testing.T) {
 	eachStore(t, func(t *testing.T, s subject) {
 		ctx := context.Background()
-		empty, err := s.Account(ctx, acme)
-		if err != nil || empty.CashUSD != 0 || empty.Spot == nil || empty.Perp == nil || len(empty.Spot)+len(empty.Perp) != 0 {
-			t.Errorf("account before seeding = %+v, %v", empty, err)
+		if _, err := s.Account(ctx, acme); !errors.Is(err, ErrNotFound) {
+			t.Errorf("account before seeding: %v, want ErrNotFound", err)
+		}
+		planned := false
+		if _, err := s.Trade(ctx, acme, "close", t0, func(b hedging.Account) ([]hedging.Fill, hedging.Account, error) { planned = true; return nil, b, nil }); !errors.Is(err, ErrNotFound) || planned {
+			t.Errorf("trade without an account: %v (plan called: %v)", err, planned)
 		}
 		demo := hedging.DemoAccounts()
 		for _, name := range []string{"acme", "globex"} {
@@ -412,14 +616,14 @@ func TestConformanceAccountAndTrade(t *testing.T) {
 			t.Errorf("acme account = %+v, want %+v (%v)", got, demo["acme"], err)
 		}
 		ex, err := s.Trade(ctx, acme, "execute", t0, func(b hedging.Account) ([]hedging.Fill, hedging.Account, error) { return nil, b, nil })
-		if err != nil || len(ex.Fills) != 0 || ex.Kind != "execute" || !strings.HasPrefix(ex.ID, "exe_") {
+		if err != nil || len(ex.Fills) != 0 || ex.Kind != "execute" || ex.ID != "" {
 			t.Errorf("empty trade = %+v, %v", ex, err)
 		}
 		ex, err = s.Trade(ctx, acme, "close", t0, closeOrders)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ex.Fills) != 2 || !reflect.DeepEqual(ex.Before, demo["acme"]) || ex.Kind != "close" || !ex.At.Equal(t0) {
+		if len(ex.Fills) != 2 || !strings.HasPrefix(ex.ID, "exe_") || !reflect.DeepEqual(ex.Before, demo["acme"]) || ex.Kind != "close" || !ex.At.Equal(t0) {
 			t.Errorf("close = %+v", ex)
 		}
 		after, _ := s.Account(ctx, acme)
@@ -460,7 +664,7 @@ func TestConformanceTradeIsAtomic(t *testing.T) {
 			if _, err := s.Trade(ctx, globex, "close", t0, closeOrders); err == nil || !strings.Contains(err.Error(), "no writes to "+tc.table) {
 				t.Errorf("%s %s failing: %v", tc.event, tc.table, err)
 			}
-			if _, _, err := s.ExecuteOnce(ctx, globex, "k-"+tc.table, "h", t0, closeOrders, okRender); err == nil || !strings.Contains(err.Error(), "no writes to "+tc.table) {
+			if _, _, err := s.ExecuteOnce(ctx, globex, "k-"+tc.table, "h", t0, past, closeOrders, okRender); err == nil || !strings.Contains(err.Error(), "no writes to "+tc.table) {
 				t.Errorf("ExecuteOnce with %s %s failing: %v", tc.event, tc.table, err)
 			}
 			restore()
@@ -469,7 +673,7 @@ func TestConformanceTradeIsAtomic(t *testing.T) {
 			}
 		}
 		// The keys of the failed executions are free: using one now executes.
-		if _, replayed, err := s.ExecuteOnce(ctx, globex, "k-orders", "h", t0, closeOrders, okRender); err != nil || replayed {
+		if _, replayed, err := s.ExecuteOnce(ctx, globex, "k-orders", "h", t0, past, closeOrders, okRender); err != nil || replayed {
 			t.Errorf("key of a failed execution: replayed=%v %v", replayed, err)
 		}
 		restore := s.failWrites(t, "INSERT", "perp_positions", "no perp")
@@ -500,23 +704,23 @@ func TestConformanceExecuteOnce(t *testing.T) {
 		invalid := func(b hedging.Account) ([]hedging.Fill, hedging.Account, error) {
 			return hedging.Apply(b, hedging.DemoPrices, []hedging.Order{{Asset: "DOGE", Side: hedging.Sell, Quantity: 1}})
 		}
-		if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, invalid, okRender); !errors.Is(err, hedging.ErrInvalidOrder) {
+		if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, past, invalid, okRender); !errors.Is(err, hedging.ErrInvalidOrder) {
 			t.Errorf("invalid order: %v", err)
 		}
 		renderErr := errors.New("render failed")
-		if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, plan, func(Execution) (Response, error) { return Response{}, renderErr }); !errors.Is(err, renderErr) {
+		if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, past, plan, func(Execution) (Response, error) { return Response{}, renderErr }); !errors.Is(err, renderErr) {
 			t.Errorf("render error: %v", err)
 		}
 		if got, _ := s.Account(ctx, acme); !reflect.DeepEqual(got, demo["acme"]) {
 			t.Errorf("failed executions traded: %+v", got)
 		}
-		first, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, plan, okRender)
+		first, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, past, plan, okRender)
 		if err != nil || replayed || first.Status != 200 || first.ContentType != "application/json" || !bytes.Contains(first.Body, []byte(`"fills":2`)) {
 			t.Fatalf("first = %+v %v %v", first, replayed, err)
 		}
 		after, _ := s.Account(ctx, acme)
 		before := plans.Load()
-		again, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0.Add(time.Minute), plan, okRender)
+		again, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0.Add(time.Minute), past, plan, okRender)
 		if err != nil || !replayed || !reflect.DeepEqual(again, first) {
 			t.Errorf("replay = %+v %v %v, want %+v", again, replayed, err, first)
 		}
@@ -526,10 +730,10 @@ func TestConformanceExecuteOnce(t *testing.T) {
 		if got, _ := s.Account(ctx, acme); !reflect.DeepEqual(got, after) {
 			t.Errorf("a replay traded: %+v", got)
 		}
-		if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h2", t0, plan, okRender); !errors.Is(err, ErrIdempotencyMismatch) {
+		if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h2", t0, past, plan, okRender); !errors.Is(err, ErrIdempotencyMismatch) {
 			t.Errorf("same key, other request: %v", err)
 		}
-		g, replayed, err := s.ExecuteOnce(ctx, globex, "k1", "h2", t0, plan, okRender)
+		g, replayed, err := s.ExecuteOnce(ctx, globex, "k1", "h2", t0, past, plan, okRender)
 		if err != nil || replayed || bytes.Equal(g.Body, first.Body) {
 			t.Errorf("globex k1 = %+v %v %v", g, replayed, err)
 		}
@@ -565,7 +769,7 @@ func TestConformanceExecuteOnceConcurrent(t *testing.T) {
 			go func(i int) {
 				defer wg.Done()
 				<-start
-				resp, replayed, err := s.ExecuteOnce(ctx, acme, "same", "h", t0, plan, okRender)
+				resp, replayed, err := s.ExecuteOnce(ctx, acme, "same", "h", t0, past, plan, okRender)
 				bodies[i], errs[i] = resp.Body, err
 				if err == nil && !replayed {
 					fresh.Add(1)
@@ -605,7 +809,7 @@ func TestConformanceConcurrentTradesLoseNothing(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				if _, replayed, err := s.ExecuteOnce(ctx, acme, fmt.Sprintf("k%d", i), "h", t0, sellBTC, okRender); err != nil || replayed {
+				if _, replayed, err := s.ExecuteOnce(ctx, acme, fmt.Sprintf("k%d", i), "h", t0, past, sellBTC, okRender); err != nil || replayed {
 					t.Errorf("execution %d: replayed=%v %v", i, replayed, err)
 				}
 			}(i)
@@ -659,25 +863,32 @@ func TestConformanceHealth(t *testing.T) {
 	})
 }
 
+// past is an expiry cut before every test time: no key has expired.
+var past = t0.Add(-24 * time.Hour)
+
 // interfaceCalls calls every Store method for tenant t.
 func interfaceCalls(ctx context.Context, s Store, t TenantID, plan TradePlan) map[string]func() error {
 	e := newEnsemble("ens_z", t0, "a")
-	return map[string]func() error{
+	calls := map[string]func() error{
 		"CreateEnsemble": func() error { return s.CreateEnsemble(ctx, t, e) },
 		"Ensemble":       func() error { _, err := s.Ensemble(ctx, t, "ens_z"); return err },
 		"ListEnsembles":  func() error { _, _, err := s.ListEnsembles(ctx, t, "", 10); return err },
-		"AddAgent":       func() error { return s.AddAgent(ctx, t, "ens_z", e.Agents[0]) },
+		"AddAgent":       func() error { return s.AddAgent(ctx, t, "ens_z", e.Agents[0], 10) },
 		"SetWeights":     func() error { return s.SetWeights(ctx, t, "ens_z", map[string]float64{"a": 1}) },
 		"AddPrediction": func() error {
 			return s.AddPrediction(ctx, t, ensemble.Prediction{ID: "p", EnsembleID: "ens_z", Combined: ensemble.Combined{Action: ensemble.Hold}})
 		},
-		"RecordOutcome":           func() error { _, err := s.RecordOutcome(ctx, t, "ens_z", "p", 0, t0); return err },
-		"ScoredPredictions":       func() error { _, err := s.ScoredPredictions(ctx, t, "ens_z", 0); return err },
-		"TenantScoredPredictions": func() error { _, err := s.TenantScoredPredictions(ctx, t); return err },
-		"TenantAgents":            func() error { _, err := s.TenantAgents(ctx, t); return err },
-		"Account":                 func() error { _, err := s.Account(ctx, t); return err },
-		"SeedAccount":             func() error { _, err := s.SeedAccount(ctx, t, hedging.DemoAccounts()["acme"], t0); return err },
-		"Trade":                   func() error { _, err := s.Trade(ctx, t, "close", t0, plan); return err },
-		"ExecuteOnce":             func() error { _, _, err := s.ExecuteOnce(ctx, t, "k", "h", t0, plan, okRender); return err },
+		"RecordOutcome": func() error { _, err := s.RecordOutcome(ctx, t, "ens_z", "p", 0, t0); return err },
+		"Performance":   func() error { _, err := s.Performance(ctx, t, "ens_z", 10); return err },
+		"Rankings":      func() error { _, err := s.Rankings(ctx, t, 10); return err },
+		"Account":       func() error { _, err := s.Account(ctx, t); return err },
+		"SeedAccount":   func() error { _, err := s.SeedAccount(ctx, t, hedging.DemoAccounts()["acme"], t0); return err },
+		"SetAccount":    func() error { _, err := s.SetAccount(ctx, t, AccountSet{}, t0); return err },
+		"Trade":         func() error { _, err := s.Trade(ctx, t, "close", t0, plan); return err },
+		"ExecuteOnce":   func() error { _, _, err := s.ExecuteOnce(ctx, t, "k", "h", t0, past, plan, okRender); return err },
 	}
+	if !t.IsZero() { // the sweep is the one call without a tenant
+		calls["SweepIdempotencyKeys"] = func() error { _, err := s.SweepIdempotencyKeys(ctx, t0, 10); return err }
+	}
+	return calls
 }

@@ -151,7 +151,7 @@ func preparePostgres(ctx context.Context, cc *pgx.ConnConfig, role string) (bool
 
 // tenantTables are the tables that hold tenant rows: each has row-level
 // security forced, and the runtime role may read and write them.
-var tenantTables = []string{"ensembles", "agents", "predictions", "accounts", "spot_balances", "perp_positions", "orders", "idempotency_keys"}
+var tenantTables = []string{"ensembles", "agents", "predictions", "contributions", "accounts", "spot_balances", "perp_positions", "orders", "idempotency_keys"}
 
 // ensureRuntimeRole creates role unless it exists, grants it what the store
 // needs and nothing more, and lets the connecting user SET ROLE to it.
@@ -173,6 +173,7 @@ func ensureRuntimeRole(ctx context.Context, conn *pgx.Conn, role string) error {
 	stmts := []string{
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ` + strings.Join(tenantTables, ", ") + ` TO ` + ident,
 		`GRANT SELECT ON schema_migrations TO ` + ident,
+		`GRANT EXECUTE ON FUNCTION sweep_idempotency_keys(BIGINT, INTEGER) TO ` + ident,
 	}
 	var member bool
 	if err := conn.QueryRow(ctx, `SELECT pg_has_role(current_user, $1, 'MEMBER')`, role).Scan(&member); err != nil {

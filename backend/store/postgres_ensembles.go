@@ -116,7 +116,8 @@ func pgLoadAgents(ctx context.Context, tx pgx.Tx, t TenantID, es []*ensemble.Ens
 	return nil
 }
 
-// ListEnsembles pages through the tenant's ensembles by (created_at, id).
+// ListEnsembles pages through the tenant's ensembles by (created_at, id):
+// one query joins the page of ensembles with their agents.
 func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string, limit int) ([]ensemble.Ensemble, string, error) {
 	if err := t.check(); err != nil {
 		return nil, "", err
@@ -130,60 +131,91 @@ func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string,
 		after = c
 	}
 	out := []ensemble.Ensemble{}
-	next := ""
 	err := p.read(ctx, t, "list ensembles", func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+pgEnsembleColumns+` FROM ensembles
-			WHERE tenant_id = $1 AND (created_at, ensemble_id) > ($2, $3)
-			ORDER BY created_at, ensemble_id LIMIT $4`, t.id, after.created, after.id, limit+1)
+		rows, err := tx.Query(ctx, `WITH page AS (
+				SELECT `+pgEnsembleColumns+` FROM ensembles
+				WHERE tenant_id = $1 AND (created_at, ensemble_id) > ($2, $3)
+				ORDER BY created_at, ensemble_id LIMIT $4)
+			SELECT p.ensemble_id, p.name, p.method, p.threshold, p.min_agents, p.created_at,
+				a.agent_id, a.agent_type, a.weight, a.created_at
+			FROM page p LEFT JOIN agents a ON a.tenant_id = $1 AND a.ensemble_id = p.ensemble_id
+			ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`, t.id, after.created, after.id, limit+1)
 		if err != nil {
 			return fmt.Errorf("store: list ensembles: %w", err)
 		}
+		defer rows.Close()
 		for rows.Next() {
-			e, err := scanPgEnsemble(rows)
-			if err != nil {
-				rows.Close()
+			var e ensemble.Ensemble
+			var method string
+			var created int64
+			var agentID, agentType *string
+			var weight *float64
+			var agentCreated *int64
+			if err := rows.Scan(&e.ID, &e.Name, &method, &e.Config.Threshold, &e.Config.MinAgents, &created,
+				&agentID, &agentType, &weight, &agentCreated); err != nil {
 				return fmt.Errorf("store: list ensembles: %w", err)
 			}
-			out = append(out, e)
+			if n := len(out); n == 0 || out[n-1].ID != e.ID {
+				e.Method = ensemble.Method(method)
+				e.CreatedAt = fromNanos(created)
+				e.Agents = []ensemble.Agent{}
+				out = append(out, e)
+			}
+			if agentID != nil && agentType != nil && weight != nil && agentCreated != nil {
+				last := &out[len(out)-1]
+				last.Agents = append(last.Agents, ensemble.Agent{ID: *agentID, Type: *agentType, Weight: *weight, CreatedAt: fromNanos(*agentCreated)})
+			}
 		}
-		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("store: list ensembles: %w", err)
 		}
-		if len(out) > limit {
-			out = out[:limit]
-			last := out[len(out)-1]
-			next = encodeCursor(listCursor{created: nanos(last.CreatedAt), id: last.ID})
-		}
-		ptrs := make([]*ensemble.Ensemble, len(out))
-		for i := range out {
-			ptrs[i] = &out[i]
-		}
-		return pgLoadAgents(ctx, tx, t, ptrs)
+		return nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[len(out)-1]
+		next = encodeCursor(listCursor{created: nanos(last.CreatedAt), id: last.ID})
+	}
 	return out, next, nil
 }
 
-// AddAgent registers a in an existing ensemble.
-func (p *Postgres) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent) error {
+// AddAgent registers a in an existing ensemble that has fewer than
+// maxAgents agents. The ensemble row is locked first, so concurrent calls
+// count one after another and cannot pass the cap together.
+func (p *Postgres) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent, maxAgents int) error {
 	return p.write(ctx, t, "add agent", func(tx pgx.Tx) error {
-		if err := pgEnsembleExists(ctx, tx, t, ensembleID); err != nil {
+		if err := pgEnsembleExists(ctx, tx, t, ensembleID, true); err != nil {
 			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM agents WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID).Scan(&n); err != nil {
+			return fmt.Errorf("store: add agent: %w", err)
+		}
+		if n >= maxAgents {
+			return fmt.Errorf("%w: ensemble %s already has %d agents (at most %d)", ErrLimit, ensembleID, n, maxAgents)
 		}
 		return pgInsertAgent(ctx, tx, t, ensembleID, a)
 	})
 }
 
-func pgEnsembleExists(ctx context.Context, tx pgx.Tx, t TenantID, ensembleID string) error {
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2)`, t.id, ensembleID).Scan(&exists); err != nil {
-		return fmt.Errorf("store: find ensemble: %w", err)
+// pgEnsembleExists is ErrNotFound unless t has the ensemble; lock holds its
+// row until the transaction ends.
+func pgEnsembleExists(ctx context.Context, tx pgx.Tx, t TenantID, ensembleID string, lock bool) error {
+	q := `SELECT 1 FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`
+	if lock {
+		q += ` FOR UPDATE`
 	}
-	if !exists {
+	var one int
+	err := tx.QueryRow(ctx, q, t.id, ensembleID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: ensemble %s", ErrNotFound, ensembleID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: find ensemble: %w", err)
 	}
 	return nil
 }
@@ -191,7 +223,7 @@ func pgEnsembleExists(ctx context.Context, tx pgx.Tx, t TenantID, ensembleID str
 // SetWeights replaces the weights of the named agents, all or none.
 func (p *Postgres) SetWeights(ctx context.Context, t TenantID, ensembleID string, weights map[string]float64) error {
 	return p.write(ctx, t, "set weights", func(tx pgx.Tx) error {
-		if err := pgEnsembleExists(ctx, tx, t, ensembleID); err != nil {
+		if err := pgEnsembleExists(ctx, tx, t, ensembleID, false); err != nil {
 			return err
 		}
 		for id, w := range weights {
@@ -207,21 +239,27 @@ func (p *Postgres) SetWeights(ctx context.Context, t TenantID, ensembleID string
 	})
 }
 
-// AddPrediction stores pr.
+// AddPrediction stores pr and one contributions row per agent signal, in
+// one transaction and one round trip.
 func (p *Postgres) AddPrediction(ctx context.Context, t TenantID, pr ensemble.Prediction) error {
 	contrib, err := json.Marshal(pr.Contributions)
 	if err != nil {
 		return fmt.Errorf("store: add prediction: %w", err)
 	}
 	return p.write(ctx, t, "add prediction", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO predictions (tenant_id, prediction_id, ensemble_id, symbol, signal, action, confidence, contributions, created_at)
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO predictions (tenant_id, prediction_id, ensemble_id, symbol, signal, action, confidence, contributions, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, t.id, pr.ID, pr.EnsembleID, pr.Symbol, pr.Signal, string(pr.Action), pr.Confidence, json.RawMessage(contrib), nanos(pr.CreatedAt))
+		for _, c := range pr.Contributions {
+			b.Queue(`INSERT INTO contributions (tenant_id, prediction_id, agent_id, signal) VALUES ($1, $2, $3, $4)`, t.id, pr.ID, c.AgentID, c.Signal)
+		}
+		err := tx.SendBatch(ctx, b).Close()
 		switch pgCode(err) {
 		case "":
 		case pgForeignKeyViolation:
 			return fmt.Errorf("%w: ensemble %s", ErrNotFound, pr.EnsembleID)
 		case pgUniqueViolation:
-			return fmt.Errorf("%w: prediction %s", ErrConflict, pr.ID)
+			return fmt.Errorf("%w: prediction %s (or an agent twice in its contributions)", ErrConflict, pr.ID)
 		}
 		if err != nil {
 			return fmt.Errorf("store: add prediction: %w", err)
@@ -285,83 +323,4 @@ func (p *Postgres) RecordOutcome(ctx context.Context, t TenantID, ensembleID, pr
 	at = fromNanos(nanos(at))
 	pr.RealizedReturn, pr.OutcomeAt = &realized, &at
 	return pr, nil
-}
-
-func pgQueryPredictions(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]ensemble.Prediction, error) {
-	rows, err := tx.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: load predictions: %w", err)
-	}
-	defer rows.Close()
-	out := []ensemble.Prediction{}
-	for rows.Next() {
-		pr, err := scanPgPrediction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: load predictions: %w", err)
-		}
-		out = append(out, pr)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: load predictions: %w", err)
-	}
-	return out, nil
-}
-
-// ScoredPredictions returns an ensemble's predictions with outcomes, newest first.
-func (p *Postgres) ScoredPredictions(ctx context.Context, t TenantID, ensembleID string, limit int) ([]ensemble.Prediction, error) {
-	var lim any // NULL: no limit
-	if limit > 0 {
-		lim = limit
-	}
-	var out []ensemble.Prediction
-	err := p.read(ctx, t, "scored predictions", func(tx pgx.Tx) error {
-		var err error
-		out, err = pgQueryPredictions(ctx, tx, `SELECT `+pgPredictionColumns+` FROM predictions
-			WHERE tenant_id = $1 AND ensemble_id = $2 AND realized_return IS NOT NULL
-			ORDER BY created_at DESC, prediction_id DESC LIMIT $3`, t.id, ensembleID, lim)
-		return err
-	})
-	return out, err
-}
-
-// TenantScoredPredictions returns all of the tenant's predictions with outcomes.
-func (p *Postgres) TenantScoredPredictions(ctx context.Context, t TenantID) ([]ensemble.Prediction, error) {
-	var out []ensemble.Prediction
-	err := p.read(ctx, t, "tenant scored predictions", func(tx pgx.Tx) error {
-		var err error
-		out, err = pgQueryPredictions(ctx, tx, `SELECT `+pgPredictionColumns+` FROM predictions
-			WHERE tenant_id = $1 AND realized_return IS NOT NULL ORDER BY created_at, prediction_id`, t.id)
-		return err
-	})
-	return out, err
-}
-
-// TenantAgents returns every agent of the tenant with its ensemble.
-func (p *Postgres) TenantAgents(ctx context.Context, t TenantID) ([]EnsembleAgent, error) {
-	out := []EnsembleAgent{}
-	err := p.read(ctx, t, "tenant agents", func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT ensemble_id, agent_id, agent_type, weight, created_at FROM agents
-			WHERE tenant_id = $1 ORDER BY ensemble_id, agent_id`, t.id)
-		if err != nil {
-			return fmt.Errorf("store: tenant agents: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var a EnsembleAgent
-			var created int64
-			if err := rows.Scan(&a.EnsembleID, &a.ID, &a.Type, &a.Weight, &created); err != nil {
-				return fmt.Errorf("store: tenant agents: %w", err)
-			}
-			a.CreatedAt = fromNanos(created)
-			out = append(out, a)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("store: tenant agents: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/tenantgate/tenantgate/backend/hedging"
 )
 
-// Account returns the tenant's account; a tenant without one has an empty account.
+// Account returns the tenant's account; ErrNotFound when it has none.
 func (p *Postgres) Account(ctx context.Context, t TenantID) (hedging.Account, error) {
 	var acct hedging.Account
 	err := p.read(ctx, t, "load account", func(tx pgx.Tx) error {
@@ -34,7 +34,10 @@ func pgLoadAccount(ctx context.Context, tx pgx.Tx, t TenantID, forUpdate bool) (
 		q += ` FOR UPDATE`
 	}
 	err := tx.QueryRow(ctx, q, t.id).Scan(&acct.CashUSD, &acct.FeesPaidUSD)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return acct, fmt.Errorf("%w: no exchange account for tenant %s", ErrNotFound, t.id)
+	}
+	if err != nil {
 		return acct, fmt.Errorf("store: load account: %w", err)
 	}
 	for _, tbl := range []struct {
@@ -119,10 +122,12 @@ func pgTrade(ctx context.Context, tx pgx.Tx, t TenantID, kind string, at time.Ti
 	if err != nil {
 		return Execution{}, err
 	}
-	ex := Execution{ID: NewID("exe"), Kind: kind, Before: before, After: after, At: at, Fills: make([]Filled, 0, len(fills))}
+	ex := Execution{Kind: kind, Before: before, After: after, At: at, Fills: make([]Filled, 0, len(fills))}
 	if len(fills) == 0 {
+		ex.After = before // nothing traded: nothing changes, and there is no execution to name
 		return ex, nil
 	}
+	ex.ID = NewID("exe")
 	// One round trip for the account, the changed positions and the orders.
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO accounts (tenant_id, cash_usd, fees_paid_usd, created_at) VALUES ($1, $2, $3, $4)
@@ -151,13 +156,16 @@ func pgTrade(ctx context.Context, tx pgx.Tx, t TenantID, kind string, at time.Ti
 // is an INSERT against the primary key (tenant_id, idempotency_key), not a
 // read-then-write: a concurrent call with the same key blocks on the
 // first one's uncommitted row, and once that commits finds the row (and
-// replays its response) or, if it rolled back, claims the key itself.
-func (p *Postgres) ExecuteOnce(ctx context.Context, t TenantID, key, requestHash string, at time.Time, plan TradePlan, render func(Execution) (Response, error)) (Response, bool, error) {
+// replays its response) or, if it rolled back, claims the key itself. A
+// key older than expiredBefore is claimed afresh by the same statement.
+func (p *Postgres) ExecuteOnce(ctx context.Context, t TenantID, key, requestHash string, at, expiredBefore time.Time, plan TradePlan, render func(Execution) (Response, error)) (Response, bool, error) {
 	var resp Response
 	replayed := false
 	err := p.write(ctx, t, "execute", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash, status, content_type, body, created_at)
-			VALUES ($1, $2, $3, 0, '', '', $4) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`, t.id, key, requestHash, nanos(at))
+			VALUES ($1, $2, $3, 0, '', '', $4) ON CONFLICT (tenant_id, idempotency_key) DO UPDATE
+			SET request_hash = excluded.request_hash, status = 0, content_type = '', body = '', created_at = excluded.created_at
+			WHERE idempotency_keys.created_at < $5`, t.id, key, requestHash, nanos(at), nanos(expiredBefore))
 		if err != nil {
 			return fmt.Errorf("store: claim idempotency key: %w", err)
 		}

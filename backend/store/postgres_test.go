@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"sort"
 	"strings"
@@ -54,14 +55,11 @@ func populate(t *testing.T, s Store) {
 	for _, name := range []string{"acme", "globex"} {
 		tenant := MustTenantID(name)
 		create(t, s, tenant, newEnsemble("ens_"+name, t0, "a", "b"))
-		if err := s.AddPrediction(ctx, tenant, ensemble.Prediction{ID: "prd_" + name, EnsembleID: "ens_" + name, CreatedAt: t0,
-			Combined: ensemble.Combined{Action: ensemble.Hold, Contributions: []ensemble.Contribution{}}}); err != nil {
-			t.Fatal(err)
-		}
+		predict(t, s, tenant, "ens_"+name, "prd_"+name, t0, ensemble.Buy, 0.01, map[string]float64{"a": 0.5, "b": -0.5})
 		if _, err := s.SeedAccount(ctx, tenant, hedging.DemoAccounts()[name], t0); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.ExecuteOnce(ctx, tenant, "key-"+name, "h", t0, sellBTC, okRender); err != nil {
+		if _, _, err := s.ExecuteOnce(ctx, tenant, "key-"+name, "h", t0, past, sellBTC, okRender); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -371,11 +369,13 @@ func TestPostgresStartAsRuntimeRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = owner.Close()
-	adminExec(t, db, `UPDATE schema_migrations SET version = 0`)
-	if _, err := OpenPostgres(ctx, urlAs(t, db, db.Role), PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), "schema is at migration 0") {
+	list, _ := listPostgresMigrations(postgresMigrations)
+	latest := list[len(list)-1].version
+	adminExec(t, db, `UPDATE schema_migrations SET version = -version WHERE version = $1`, latest)
+	if _, err := OpenPostgres(ctx, urlAs(t, db, db.Role), PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema is at migration %d, this backend needs %d", latest-1, latest)) {
 		t.Errorf("runtime role on an old schema: %v", err)
 	}
-	adminExec(t, db, `UPDATE schema_migrations SET version = 1`)
+	adminExec(t, db, `UPDATE schema_migrations SET version = -version WHERE version < 0`)
 	p, err := OpenPostgres(ctx, urlAs(t, db, db.Role), PostgresOptions{Role: db.Role})
 	if err != nil {
 		t.Fatal(err)

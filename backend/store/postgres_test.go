@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"sort"
 	"strings"
@@ -448,5 +449,74 @@ func TestPostgresCancelled(t *testing.T) {
 		if err := call(); err == nil || !strings.HasPrefix(err.Error(), "store: ") || !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with a cancelled context: %v", name, err)
 		}
+	}
+}
+
+// The deployment the docs describe: the tables' owner is a plain role (with
+// CREATEROLE), not a superuser. Forced RLS then binds the owner too, the
+// backfill of migration 0002 still sees every tenant's rows, the store
+// creates and grants the runtime role itself, and the cross-tenant sweep
+// works through its SECURITY DEFINER function.
+func TestPostgresNonSuperuserOwner(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	owner := db.ExtraRole("owner")
+	adminExec(t, db, `CREATE ROLE `+owner+` LOGIN CREATEROLE`)
+	adminExec(t, db, `ALTER DATABASE `+db.Name+` OWNER TO `+owner)
+	ownerURL := urlAs(t, db, owner)
+	oc := connectAs(t, db, owner)
+
+	// A database at migration 1 with a prediction written before 0002.
+	first, err := fs.ReadFile(postgresMigrations, "migrations/postgres/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migratePostgres(ctx, oc, fstest.MapFS{"migrations/postgres/0001_init.sql": {Data: first}}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := oc.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`SELECT set_config('app.tenant_id', 'acme', true)`,
+		`INSERT INTO ensembles VALUES ('acme', 'ens_old', 'old', 'majority', 0.1, 1, 0)`,
+		`INSERT INTO agents VALUES ('acme', 'ens_old', 'a', 't', 1, 0)`,
+		`INSERT INTO predictions VALUES ('acme', 'p_old', 'ens_old', 'BTC', 0.5, 'buy', 1, '[{"agent_id":"a","signal":0.5,"confidence":1,"weight":1,"contribution":0.5}]', 0, 0.02, 0)`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, oc, `SELECT count(*) FROM predictions`); n != 0 {
+		t.Errorf("forced RLS: the owner without a tenant sees %d predictions", n)
+	}
+
+	p, err := OpenPostgres(ctx, ownerURL, PostgresOptions{Role: db.Role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	w, err := p.Performance(ctx, acme, "ens_old", 10)
+	if err != nil || len(w.Agents) != 1 || w.Agents[0].Tally.Scored != 1 || w.Agents[0].Tally.Hits != 1 {
+		t.Errorf("performance over the backfilled contribution: %+v %v", w, err)
+	}
+	var force bool
+	if err := oc.QueryRow(ctx, `SELECT relforcerowsecurity FROM pg_class WHERE oid = 'predictions'::regclass`).Scan(&force); err != nil || !force {
+		t.Errorf("predictions: FORCE after the backfill = %v (%v)", force, err)
+	}
+	populate(t, p)
+	if n, err := p.SweepIdempotencyKeys(ctx, t0.Add(time.Hour), 10); err != nil || n != 2 {
+		t.Errorf("sweep as the runtime role through the owner's function: %d %v, want 2", n, err)
+	}
+	if n := countRows(t, oc, `SELECT count(*) FROM idempotency_keys`); n != 0 {
+		t.Errorf("the owner without a tenant sees %d idempotency keys", n)
+	}
+	// The runtime role cannot run the sweep's DELETE itself.
+	if tag, err := p.pool.Exec(ctx, `DELETE FROM orders`); err != nil || tag.RowsAffected() != 0 {
+		t.Errorf("runtime role deletes without a tenant: %d rows, %v", tag.RowsAffected(), err)
 	}
 }

@@ -62,7 +62,10 @@ func runAccounts(ctx context.Context, args []string, lookupEnv func(string) (str
 	sub := args[0]
 	fs := flag.NewFlagSet("backend accounts "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	db := fs.String("db", envOr(lookupEnv, "DB", ".data/backend.db"), "SQLite database file")
+	db := fs.String("db", envOr(lookupEnv, "DB", ".data/backend.db"), "SQLite database file, or a postgres:// URL")
+	var pg store.PostgresOptions
+	addPostgresFlags(fs, &pg)
+	pg.Role = envOr(lookupEnv, "DB_ROLE", pg.Role)
 	tenant := fs.String("tenant", "", "the tenant (required)")
 	spot := spotFlag{}
 	cash := fs.String("cash", "", "cash balance in USD (set only; default: keep, 0 for a new account)")
@@ -87,7 +90,7 @@ func runAccounts(ctx context.Context, args []string, lookupEnv func(string) (str
 		fmt.Fprintf(stderr, "backend accounts %s: %v\n", sub, err)
 		return exitUsage
 	}
-	st, err := store.OpenSQLite(ctx, *db)
+	st, err := openStore(ctx, options{db: *db, pg: pg})
 	if err != nil {
 		fmt.Fprintf(stderr, "backend accounts %s: --db: %v\n", sub, err)
 		return exitFailure

@@ -248,3 +248,23 @@ func decodeJSONBody(res *http.Response, v any) error {
 	defer func() { _ = res.Body.Close() }()
 	return json.NewDecoder(res.Body).Decode(v)
 }
+
+// `backend accounts` provisions and shows an account on PostgreSQL too.
+func TestAccountsOnPostgres(t *testing.T) {
+	db := pgtest.New(t)
+	var out, errb syncBuffer
+	code := run(context.Background(), []string{"accounts", "set", "--db", db.URL, "--tenant", "initech", "--spot", "BTC=1.5", "--cash", "1000"},
+		env{"TENANTGATE_BACKEND_DB_ROLE": db.Role}.lookup, &out, &errb)
+	if code != exitOK || !strings.Contains(out.String(), `"BTC": 1.5`) {
+		t.Fatalf("accounts set: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	out = syncBuffer{}
+	code = run(context.Background(), []string{"accounts", "show", "--db", db.URL, "--db-role", db.Role, "--tenant", "initech"}, env{}.lookup, &out, &errb)
+	if code != exitOK || !strings.Contains(out.String(), `"cash_usd": 1000`) {
+		t.Errorf("accounts show: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	code = run(context.Background(), []string{"accounts", "show", "--db", db.URL, "--db-role", db.Role, "--tenant", "acme"}, env{}.lookup, &out, &errb)
+	if code != exitFailure {
+		t.Errorf("accounts show of a tenant without one: exit %d", code)
+	}
+}

@@ -48,6 +48,15 @@ type DB struct {
 	Name  string // tenantgate_test_<random>
 	Role  string // a unique runtime role name for the store: <Name>_app
 	admin string
+	extra []string // more roles of this test, dropped after the database
+}
+
+// ExtraRole returns a unique role name, <Name>_<suffix>, that the test may
+// create; it is dropped (if it exists) after the database.
+func (db *DB) ExtraRole(suffix string) string {
+	name := db.Name + "_" + suffix
+	db.extra = append(db.extra, name)
+	return name
 }
 
 // AdminURL returns the URL the database was created through.
@@ -102,7 +111,11 @@ func (db *DB) drop(t T) {
 		return
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
-	for _, q := range []string{`DROP DATABASE IF EXISTS ` + db.Name + ` WITH (FORCE)`, `DROP ROLE IF EXISTS ` + db.Role} {
+	stmts := []string{`DROP DATABASE IF EXISTS ` + db.Name + ` WITH (FORCE)`, `DROP ROLE IF EXISTS ` + db.Role}
+	for _, r := range db.extra {
+		stmts = append(stmts, `DROP ROLE IF EXISTS `+r)
+	}
+	for _, q := range stmts {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Logf("pgtest: %s: %v", q, err)
 		}

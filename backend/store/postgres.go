@@ -224,20 +224,27 @@ func (p *Postgres) Close() error {
 	return nil
 }
 
-// inTenant runs fn in one transaction scoped to t: app.tenant_id is set for
-// this transaction only (set_config(..., true)), so a pooled connection
-// never carries one tenant into the next transaction.
+// setTenant scopes the transaction it runs in to one tenant: the `true`
+// makes the setting local, so a pooled connection never carries one tenant
+// into the next transaction.
+const setTenant = `SELECT set_config('app.tenant_id', $1, true)`
+
+// inTenant runs fn in one transaction scoped to t. BEGIN and setTenant
+// travel in one round trip (pgx's Batch.BeginTx).
 func (p *Postgres) inTenant(ctx context.Context, t TenantID, mode pgx.TxAccessMode, op string, fn func(pgx.Tx) error) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: mode})
-	if err != nil {
-		return fmt.Errorf("store: %s: %w", op, err)
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{AccessMode: mode})
+	b.Queue(setTenant, t.id)
+	br := p.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	if tx != nil {
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true)`, t.id); err != nil {
-		return fmt.Errorf("store: %s: set tenant: %w", op, err)
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
 	}
 	if err := fn(tx); err != nil {
 		return err
@@ -246,6 +253,31 @@ func (p *Postgres) inTenant(ctx context.Context, t TenantID, mode pgx.TxAccessMo
 		return fmt.Errorf("store: %s: commit: %w", op, err)
 	}
 	return nil
+}
+
+// oneTrip sends setTenant and the statements queue adds as one batch: one
+// round trip and one implicit transaction (any failure rolls back all of
+// it). read consumes the results of queue's statements in order. It serves
+// the calls that need no decision between their statements.
+func (p *Postgres) oneTrip(ctx context.Context, t TenantID, op string, queue func(*pgx.Batch), read func(pgx.BatchResults) error) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue(setTenant, t.id)
+	queue(b)
+	br := p.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = read(br)
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: %s: %w", op, cerr)
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), "store: ") {
+		err = fmt.Errorf("store: %s: %w", op, err)
+	}
+	return err
 }
 
 func (p *Postgres) read(ctx context.Context, t TenantID, op string, fn func(pgx.Tx) error) error {

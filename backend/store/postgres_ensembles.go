@@ -12,35 +12,47 @@ import (
 	"github.com/tenantgate/tenantgate/backend/ensemble"
 )
 
-// CreateEnsemble stores e and its initial agents in one transaction.
+const pgInsertAgentSQL = `INSERT INTO agents (tenant_id, ensemble_id, agent_id, agent_type, weight, created_at)
+	VALUES ($1, $2, $3, $4, $5, $6)`
+
+// CreateEnsemble stores e and its initial agents: one round trip, one
+// (implicit) transaction.
 func (p *Postgres) CreateEnsemble(ctx context.Context, t TenantID, e ensemble.Ensemble) error {
-	return p.write(ctx, t, "create ensemble", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO ensembles (tenant_id, ensemble_id, name, method, threshold, min_agents, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.id, e.ID, e.Name, string(e.Method), e.Config.Threshold, e.Config.MinAgents, nanos(e.CreatedAt)); err != nil {
+	return p.oneTrip(ctx, t, "create ensemble", func(b *pgx.Batch) {
+		b.Queue(`INSERT INTO ensembles (tenant_id, ensemble_id, name, method, threshold, min_agents, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.id, e.ID, e.Name, string(e.Method), e.Config.Threshold, e.Config.MinAgents, nanos(e.CreatedAt))
+		for _, a := range e.Agents {
+			b.Queue(pgInsertAgentSQL, t.id, e.ID, a.ID, a.Type, a.Weight, nanos(a.CreatedAt))
+		}
+	}, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
 			if pgCode(err) == pgUniqueViolation {
 				return fmt.Errorf("%w: ensemble %s", ErrConflict, e.ID)
 			}
 			return fmt.Errorf("store: create ensemble: %w", err)
 		}
 		for _, a := range e.Agents {
-			if err := pgInsertAgent(ctx, tx, t, e.ID, a); err != nil {
-				return err
+			if _, err := br.Exec(); err != nil {
+				return agentInsertError(err, a, e.ID)
 			}
 		}
 		return nil
 	})
 }
 
+func agentInsertError(err error, a ensemble.Agent, ensembleID string) error {
+	switch pgCode(err) {
+	case pgUniqueViolation:
+		return fmt.Errorf("%w: agent %q in ensemble %s", ErrConflict, a.ID, ensembleID)
+	case pgForeignKeyViolation:
+		return fmt.Errorf("%w: ensemble %s", ErrNotFound, ensembleID)
+	}
+	return fmt.Errorf("store: add agent: %w", err)
+}
+
 func pgInsertAgent(ctx context.Context, tx pgx.Tx, t TenantID, ensembleID string, a ensemble.Agent) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO agents (tenant_id, ensemble_id, agent_id, agent_type, weight, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, t.id, ensembleID, a.ID, a.Type, a.Weight, nanos(a.CreatedAt)); err != nil {
-		switch pgCode(err) {
-		case pgUniqueViolation:
-			return fmt.Errorf("%w: agent %q in ensemble %s", ErrConflict, a.ID, ensembleID)
-		case pgForeignKeyViolation:
-			return fmt.Errorf("%w: ensemble %s", ErrNotFound, ensembleID)
-		}
-		return fmt.Errorf("store: add agent: %w", err)
+	if _, err := tx.Exec(ctx, pgInsertAgentSQL, t.id, ensembleID, a.ID, a.Type, a.Weight, nanos(a.CreatedAt)); err != nil {
+		return agentInsertError(err, a, ensembleID)
 	}
 	return nil
 }
@@ -60,60 +72,45 @@ func scanPgEnsemble(row pgx.Row) (ensemble.Ensemble, error) {
 	return e, nil
 }
 
-// Ensemble returns one ensemble with its agents.
+// Ensemble returns one ensemble with its agents, in one round trip.
 func (p *Postgres) Ensemble(ctx context.Context, t TenantID, ensembleID string) (ensemble.Ensemble, error) {
 	var e ensemble.Ensemble
-	err := p.read(ctx, t, "load ensemble", func(tx pgx.Tx) error {
+	err := p.oneTrip(ctx, t, "load ensemble", func(b *pgx.Batch) {
+		b.Queue(`SELECT `+pgEnsembleColumns+` FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID)
+		b.Queue(`SELECT agent_id, agent_type, weight, created_at FROM agents
+			WHERE tenant_id = $1 AND ensemble_id = $2 ORDER BY created_at, agent_id`, t.id, ensembleID)
+	}, func(br pgx.BatchResults) error {
 		var err error
-		e, err = scanPgEnsemble(tx.QueryRow(ctx, `SELECT `+pgEnsembleColumns+` FROM ensembles
-			WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID))
+		e, err = scanPgEnsemble(br.QueryRow())
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: ensemble %s", ErrNotFound, ensembleID)
 		}
 		if err != nil {
 			return fmt.Errorf("store: load ensemble: %w", err)
 		}
-		return pgLoadAgents(ctx, tx, t, []*ensemble.Ensemble{&e})
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("store: load agents: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var a ensemble.Agent
+			var created int64
+			if err := rows.Scan(&a.ID, &a.Type, &a.Weight, &created); err != nil {
+				return fmt.Errorf("store: load agents: %w", err)
+			}
+			a.CreatedAt = fromNanos(created)
+			e.Agents = append(e.Agents, a)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: load agents: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return ensemble.Ensemble{}, err
 	}
 	return e, nil
-}
-
-// pgLoadAgents fills the agents of es with one query, in registration order.
-func pgLoadAgents(ctx context.Context, tx pgx.Tx, t TenantID, es []*ensemble.Ensemble) error {
-	if len(es) == 0 {
-		return nil
-	}
-	ids := make([]string, len(es))
-	byID := make(map[string]*ensemble.Ensemble, len(es))
-	for i, e := range es {
-		ids[i] = e.ID
-		byID[e.ID] = e
-	}
-	rows, err := tx.Query(ctx, `SELECT ensemble_id, agent_id, agent_type, weight, created_at FROM agents
-		WHERE tenant_id = $1 AND ensemble_id = ANY($2) ORDER BY ensemble_id, created_at, agent_id`, t.id, ids)
-	if err != nil {
-		return fmt.Errorf("store: load agents: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var ensembleID string
-		var a ensemble.Agent
-		var created int64
-		if err := rows.Scan(&ensembleID, &a.ID, &a.Type, &a.Weight, &created); err != nil {
-			return fmt.Errorf("store: load agents: %w", err)
-		}
-		a.CreatedAt = fromNanos(created)
-		if e := byID[ensembleID]; e != nil {
-			e.Agents = append(e.Agents, a)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: load agents: %w", err)
-	}
-	return nil
 }
 
 // ListEnsembles pages through the tenant's ensembles by (created_at, id):
@@ -131,15 +128,18 @@ func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string,
 		after = c
 	}
 	out := []ensemble.Ensemble{}
-	err := p.read(ctx, t, "list ensembles", func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `WITH page AS (
-				SELECT `+pgEnsembleColumns+` FROM ensembles
+	const query = `WITH page AS (
+				SELECT ` + pgEnsembleColumns + ` FROM ensembles
 				WHERE tenant_id = $1 AND (created_at, ensemble_id) > ($2, $3)
 				ORDER BY created_at, ensemble_id LIMIT $4)
 			SELECT p.ensemble_id, p.name, p.method, p.threshold, p.min_agents, p.created_at,
 				a.agent_id, a.agent_type, a.weight, a.created_at
 			FROM page p LEFT JOIN agents a ON a.tenant_id = $1 AND a.ensemble_id = p.ensemble_id
-			ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`, t.id, after.created, after.id, limit+1)
+			ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`
+	err := p.oneTrip(ctx, t, "list ensembles", func(b *pgx.Batch) {
+		b.Queue(query, t.id, after.created, after.id, limit+1)
+	}, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("store: list ensembles: %w", err)
 		}
@@ -239,30 +239,32 @@ func (p *Postgres) SetWeights(ctx context.Context, t TenantID, ensembleID string
 	})
 }
 
-// AddPrediction stores pr and one contributions row per agent signal, in
-// one transaction and one round trip.
+// AddPrediction stores pr and one contributions row per agent signal: one
+// round trip, one (implicit) transaction.
 func (p *Postgres) AddPrediction(ctx context.Context, t TenantID, pr ensemble.Prediction) error {
 	contrib, err := json.Marshal(pr.Contributions)
 	if err != nil {
 		return fmt.Errorf("store: add prediction: %w", err)
 	}
-	return p.write(ctx, t, "add prediction", func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
+	return p.oneTrip(ctx, t, "add prediction", func(b *pgx.Batch) {
 		b.Queue(`INSERT INTO predictions (tenant_id, prediction_id, ensemble_id, symbol, signal, action, confidence, contributions, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, t.id, pr.ID, pr.EnsembleID, pr.Symbol, pr.Signal, string(pr.Action), pr.Confidence, json.RawMessage(contrib), nanos(pr.CreatedAt))
 		for _, c := range pr.Contributions {
 			b.Queue(`INSERT INTO contributions (tenant_id, prediction_id, agent_id, signal) VALUES ($1, $2, $3, $4)`, t.id, pr.ID, c.AgentID, c.Signal)
 		}
-		err := tx.SendBatch(ctx, b).Close()
-		switch pgCode(err) {
-		case "":
-		case pgForeignKeyViolation:
-			return fmt.Errorf("%w: ensemble %s", ErrNotFound, pr.EnsembleID)
-		case pgUniqueViolation:
-			return fmt.Errorf("%w: prediction %s (or an agent twice in its contributions)", ErrConflict, pr.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("store: add prediction: %w", err)
+	}, func(br pgx.BatchResults) error {
+		for i := 0; i <= len(pr.Contributions); i++ {
+			_, err := br.Exec()
+			switch pgCode(err) {
+			case "":
+			case pgForeignKeyViolation:
+				return fmt.Errorf("%w: ensemble %s", ErrNotFound, pr.EnsembleID)
+			case pgUniqueViolation:
+				return fmt.Errorf("%w: prediction %s (or an agent twice in its contributions)", ErrConflict, pr.ID)
+			}
+			if err != nil {
+				return fmt.Errorf("store: add prediction: %w", err)
+			}
 		}
 		return nil
 	})

@@ -11,12 +11,12 @@ import (
 	"github.com/tenantgate/tenantgate/backend/hedging"
 )
 
-// Account returns the tenant's account; ErrNotFound when it has none.
+// Account returns the tenant's account (one round trip); ErrNotFound when it has none.
 func (p *Postgres) Account(ctx context.Context, t TenantID) (hedging.Account, error) {
 	var acct hedging.Account
-	err := p.read(ctx, t, "load account", func(tx pgx.Tx) error {
+	err := p.oneTrip(ctx, t, "load account", func(b *pgx.Batch) { queueAccount(b, t, false) }, func(br pgx.BatchResults) error {
 		var err error
-		acct, err = pgLoadAccount(ctx, tx, t, false)
+		acct, err = readAccount(br, t)
 		return err
 	})
 	if err != nil {
@@ -25,29 +25,31 @@ func (p *Postgres) Account(ctx context.Context, t TenantID) (hedging.Account, er
 	return acct, nil
 }
 
-// pgLoadAccount reads the account; forUpdate locks its row, so trades of one
-// tenant run one after another while other tenants' trades run alongside.
-func pgLoadAccount(ctx context.Context, tx pgx.Tx, t TenantID, forUpdate bool) (hedging.Account, error) {
-	acct := hedging.Account{Spot: map[string]float64{}, Perp: map[string]float64{}}
+// queueAccount queues the three reads of an account; forUpdate locks its
+// row, so trades of one tenant run one after another while other tenants'
+// trades run alongside.
+func queueAccount(b *pgx.Batch, t TenantID, forUpdate bool) {
 	q := `SELECT cash_usd, fees_paid_usd FROM accounts WHERE tenant_id = $1`
 	if forUpdate {
 		q += ` FOR UPDATE`
 	}
-	err := tx.QueryRow(ctx, q, t.id).Scan(&acct.CashUSD, &acct.FeesPaidUSD)
+	b.Queue(q, t.id)
+	b.Queue(`SELECT asset, quantity FROM spot_balances WHERE tenant_id = $1`, t.id)
+	b.Queue(`SELECT asset, quantity FROM perp_positions WHERE tenant_id = $1`, t.id)
+}
+
+// readAccount reads the results of queueAccount.
+func readAccount(br pgx.BatchResults, t TenantID) (hedging.Account, error) {
+	acct := hedging.Account{Spot: map[string]float64{}, Perp: map[string]float64{}}
+	err := br.QueryRow().Scan(&acct.CashUSD, &acct.FeesPaidUSD)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return acct, fmt.Errorf("%w: no exchange account for tenant %s", ErrNotFound, t.id)
 	}
 	if err != nil {
 		return acct, fmt.Errorf("store: load account: %w", err)
 	}
-	for _, tbl := range []struct {
-		query string
-		into  map[string]float64
-	}{
-		{`SELECT asset, quantity FROM spot_balances WHERE tenant_id = $1`, acct.Spot},
-		{`SELECT asset, quantity FROM perp_positions WHERE tenant_id = $1`, acct.Perp},
-	} {
-		rows, err := tx.Query(ctx, tbl.query, t.id)
+	for _, into := range []map[string]float64{acct.Spot, acct.Perp} {
+		rows, err := br.Query()
 		if err != nil {
 			return acct, fmt.Errorf("store: load account: %w", err)
 		}
@@ -58,7 +60,7 @@ func pgLoadAccount(ctx context.Context, tx pgx.Tx, t TenantID, forUpdate bool) (
 				rows.Close()
 				return acct, fmt.Errorf("store: load account: %w", err)
 			}
-			tbl.into[asset] = qty
+			into[asset] = qty
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -66,6 +68,18 @@ func pgLoadAccount(ctx context.Context, tx pgx.Tx, t TenantID, forUpdate bool) (
 		}
 	}
 	return acct, nil
+}
+
+// pgLoadAccount reads the account inside tx, in one round trip.
+func pgLoadAccount(ctx context.Context, tx pgx.Tx, t TenantID, forUpdate bool) (hedging.Account, error) {
+	b := &pgx.Batch{}
+	queueAccount(b, t, forUpdate)
+	br := tx.SendBatch(ctx, b)
+	acct, err := readAccount(br, t)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: load account: %w", cerr)
+	}
+	return acct, err
 }
 
 // SeedAccount creates the tenant's account unless it already exists.
@@ -104,7 +118,7 @@ func (p *Postgres) Trade(ctx context.Context, t TenantID, kind string, at time.T
 	var ex Execution
 	err := p.write(ctx, t, "trade", func(tx pgx.Tx) error {
 		var err error
-		ex, err = pgTrade(ctx, tx, t, kind, at, plan)
+		ex, err = pgTrade(ctx, tx, t, kind, at, plan, nil)
 		return err
 	})
 	if err != nil {
@@ -113,7 +127,11 @@ func (p *Postgres) Trade(ctx context.Context, t TenantID, kind string, at time.T
 	return ex, nil
 }
 
-func pgTrade(ctx context.Context, tx pgx.Tx, t TenantID, kind string, at time.Time, plan TradePlan) (Execution, error) {
+// pgTrade runs plan on the locked account and writes its fills. finish
+// (may be nil) sees the execution before anything is written and may queue
+// more statements into the same round trip (ExecuteOnce stores its
+// response there).
+func pgTrade(ctx context.Context, tx pgx.Tx, t TenantID, kind string, at time.Time, plan TradePlan, finish func(Execution, *pgx.Batch) error) (Execution, error) {
 	before, err := pgLoadAccount(ctx, tx, t, true)
 	if err != nil {
 		return Execution{}, err
@@ -123,31 +141,39 @@ func pgTrade(ctx context.Context, tx pgx.Tx, t TenantID, kind string, at time.Ti
 		return Execution{}, err
 	}
 	ex := Execution{Kind: kind, Before: before, After: after, At: at, Fills: make([]Filled, 0, len(fills))}
+	b := &pgx.Batch{}
 	if len(fills) == 0 {
 		ex.After = before // nothing traded: nothing changes, and there is no execution to name
-		return ex, nil
-	}
-	ex.ID = NewID("exe")
-	// One round trip for the account, the changed positions and the orders.
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO accounts (tenant_id, cash_usd, fees_paid_usd, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (tenant_id) DO UPDATE SET cash_usd = excluded.cash_usd, fees_paid_usd = excluded.fees_paid_usd`,
-		t.id, after.CashUSD, after.FeesPaidUSD, nanos(at))
-	for asset, q := range after.Perp {
-		if before.Perp[asset] == q {
-			continue
+	} else {
+		ex.ID = NewID("exe")
+		b.Queue(`INSERT INTO accounts (tenant_id, cash_usd, fees_paid_usd, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant_id) DO UPDATE SET cash_usd = excluded.cash_usd, fees_paid_usd = excluded.fees_paid_usd`,
+			t.id, after.CashUSD, after.FeesPaidUSD, nanos(at))
+		for asset, q := range after.Perp {
+			if before.Perp[asset] == q {
+				continue
+			}
+			b.Queue(`INSERT INTO perp_positions (tenant_id, asset, quantity) VALUES ($1, $2, $3)
+				ON CONFLICT (tenant_id, asset) DO UPDATE SET quantity = excluded.quantity`, t.id, asset, q)
 		}
-		b.Queue(`INSERT INTO perp_positions (tenant_id, asset, quantity) VALUES ($1, $2, $3)
-			ON CONFLICT (tenant_id, asset) DO UPDATE SET quantity = excluded.quantity`, t.id, asset, q)
+		for _, f := range fills {
+			fl := Filled{OrderID: NewID("ord"), Fill: f}
+			b.Queue(`INSERT INTO orders (tenant_id, order_id, execution_id, kind, asset, side, quantity, price, notional_usd, fee_usd, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, t.id, fl.OrderID, ex.ID, kind, f.Asset, string(f.Side), f.Quantity, f.Price, f.NotionalUSD, f.FeeUSD, nanos(at))
+			ex.Fills = append(ex.Fills, fl)
+		}
 	}
-	for _, f := range fills {
-		fl := Filled{OrderID: NewID("ord"), Fill: f}
-		b.Queue(`INSERT INTO orders (tenant_id, order_id, execution_id, kind, asset, side, quantity, price, notional_usd, fee_usd, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, t.id, fl.OrderID, ex.ID, kind, f.Asset, string(f.Side), f.Quantity, f.Price, f.NotionalUSD, f.FeeUSD, nanos(at))
-		ex.Fills = append(ex.Fills, fl)
+	if finish != nil {
+		if err := finish(ex, b); err != nil {
+			return Execution{}, err
+		}
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return Execution{}, fmt.Errorf("store: trade: write fills: %w", err)
+	if b.Len() > 0 {
+		// One round trip for the account, the changed positions, the orders
+		// and what finish queued.
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return Execution{}, fmt.Errorf("store: trade: write fills: %w", err)
+		}
 	}
 	return ex, nil
 }
@@ -181,18 +207,16 @@ func (p *Postgres) ExecuteOnce(ctx context.Context, t TenantID, key, requestHash
 			replayed = true
 			return nil
 		}
-		ex, err := pgTrade(ctx, tx, t, "execute", at, plan)
-		if err != nil {
-			return err
-		}
-		if resp, err = render(ex); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3
-			WHERE tenant_id = $4 AND idempotency_key = $5`, resp.Status, resp.ContentType, resp.Body, t.id, key); err != nil {
-			return fmt.Errorf("store: store idempotent response: %w", err)
-		}
-		return nil
+		_, err = pgTrade(ctx, tx, t, "execute", at, plan, func(ex Execution, b *pgx.Batch) error {
+			var err error
+			if resp, err = render(ex); err != nil {
+				return err
+			}
+			b.Queue(`UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3
+				WHERE tenant_id = $4 AND idempotency_key = $5`, resp.Status, resp.ContentType, resp.Body, t.id, key)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return Response{}, false, err

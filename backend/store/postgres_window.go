@@ -61,16 +61,24 @@ var (
 // Performance aggregates the ensemble's window in SQL, in one read transaction.
 func (p *Postgres) Performance(ctx context.Context, t TenantID, ensembleID string, lookback int) (Window, error) {
 	w := Window{Lookback: lookback, Agents: []AgentTally{}}
-	err := p.read(ctx, t, "performance", func(tx pgx.Tx) error {
-		if err := pgEnsembleExists(ctx, tx, t, ensembleID, false); err != nil {
-			return err
+	err := p.oneTrip(ctx, t, "performance", func(b *pgx.Batch) {
+		b.Queue(`SELECT count(*) FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID)
+		b.Queue(pgEnsembleTally, t.id, ensembleID, lookback)
+		b.Queue(pgAgentTallies, t.id, ensembleID, lookback, t.id, t.id, ensembleID)
+	}, func(br pgx.BatchResults) error {
+		var n int
+		if err := br.QueryRow().Scan(&n); err != nil {
+			return fmt.Errorf("store: find ensemble: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: ensemble %s", ErrNotFound, ensembleID)
 		}
 		e := &w.Ensemble
-		if err := tx.QueryRow(ctx, pgEnsembleTally, t.id, ensembleID, lookback).Scan(&e.Scored, &e.Directional, &e.Hits, &e.Sum, &e.SumSquares); err != nil {
+		if err := br.QueryRow().Scan(&e.Scored, &e.Directional, &e.Hits, &e.Sum, &e.SumSquares); err != nil {
 			return fmt.Errorf("store: performance: %w", err)
 		}
 		w.Predictions = e.Scored
-		rows, err := tx.Query(ctx, pgAgentTallies, t.id, ensembleID, lookback, t.id, t.id, ensembleID)
+		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("store: performance: %w", err)
 		}
@@ -99,8 +107,10 @@ func (p *Postgres) Performance(ctx context.Context, t TenantID, ensembleID strin
 // Rankings aggregates every agent of the tenant over its own ensemble's window.
 func (p *Postgres) Rankings(ctx context.Context, t TenantID, lookback int) ([]AgentTally, error) {
 	out := []AgentTally{}
-	err := p.read(ctx, t, "rankings", func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, pgRankings, t.id, lookback, t.id, t.id)
+	err := p.oneTrip(ctx, t, "rankings", func(b *pgx.Batch) {
+		b.Queue(pgRankings, t.id, lookback, t.id, t.id)
+	}, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("store: rankings: %w", err)
 		}

@@ -280,10 +280,6 @@ func (p *Postgres) oneTrip(ctx context.Context, t TenantID, op string, queue fun
 	return err
 }
 
-func (p *Postgres) read(ctx context.Context, t TenantID, op string, fn func(pgx.Tx) error) error {
-	return p.inTenant(ctx, t, pgx.ReadOnly, op, fn)
-}
-
 func (p *Postgres) write(ctx context.Context, t TenantID, op string, fn func(pgx.Tx) error) error {
 	return p.inTenant(ctx, t, pgx.ReadWrite, op, fn)
 }

@@ -26,9 +26,12 @@ explain prints which rule decides a request and what it requires:
 
 coverage checks that every route of a backend is covered by a rule:
   caddy tenant-gate coverage --config Caddyfile --routes routes.txt
-The routes file holds one "METHOD PATTERN" a line ("public" after it marks a
-route that is public by intent). coverage exits 1 when a route is covered by
-no rule, or only by a public rule without being marked public.`,
+The routes file holds one "METHOD PATTERN" a line, as ` + "`backend routes`" + ` prints
+it: "public" after it marks a route that is public by intent, "roles R..." the
+roles the backend itself requires (any of). coverage exits 1 when a route is
+covered by no rule, only by a public rule without being marked public, or by a
+rule that would admit a caller the backend's roles refuse (a rule asking for no
+role, or for a role outside the route's list).`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(explainCommand(), coverageCommand())
 		},
@@ -92,13 +95,13 @@ func coverageCommand() *cobra.Command {
 			}
 			if !allOK {
 				cmd.SilenceUsage = true
-				return errors.New("some routes are not covered by a rule (see above)")
+				return errors.New("some routes are not covered by a rule, or by a rule looser than the backend's roles (see above)")
 			}
 			return nil
 		},
 	}
 	addConfigFlags(c)
-	c.Flags().String("routes", "", "file with one METHOD PATTERN a line")
+	c.Flags().String("routes", "", "file with one METHOD PATTERN [public | authenticated | roles R...] a line")
 	return c
 }
 

@@ -17,11 +17,11 @@ import (
 
 func TestValidationEdges(t *testing.T) {
 	h := newHarness(t)
-	agents := make([]map[string]any, 1001)
+	agents := make([]map[string]any, api.MaxAgents+1)
 	for i := range agents {
 		agents[i] = map[string]any{"agent_id": fmt.Sprintf("a%d", i), "agent_type": "t"}
 	}
-	expectProblem(t, h.do("acme", "POST", "/api/v1/ensemble/create", map[string]any{"name": "n", "method": "majority", "agents": agents}), 400, "at most 1000 agents")
+	expectProblem(t, h.do("acme", "POST", "/api/v1/ensemble/create", map[string]any{"name": "n", "method": "majority", "agents": agents}), 400, "at most 100 agents")
 	expectProblem(t, h.do("acme", "POST", "/api/v1/ensemble/create", map[string]any{"name": "n", "method": "majority",
 		"agents": []map[string]any{{"agent_id": "a", "agent_type": "has space"}}}), 400, "agents[0].agent_type", "has space")
 
@@ -46,58 +46,50 @@ func TestValidationEdges(t *testing.T) {
 	expectProblem(t, h.do("acme", "GET", "/api/v1/ensemble/?limit=101", nil), 400, "limit")
 }
 
-// Rankings group an agent across ensembles (types and ensembles listed once,
-// sorted), put agents with a track record first and honour limit.
-func TestRankingsAcrossEnsembles(t *testing.T) {
+// Rankings are per ensemble agent: "shared" in three ensembles is three
+// rows, each scored only on its own ensemble's calls; the shrunk score puts
+// a record above no record, ties keep (ensemble, agent) order, and limit
+// cuts the list.
+func TestRankingsPerEnsembleAgent(t *testing.T) {
 	h := newHarness(t)
 	e1 := createEnsemble(t, h, "acme", map[string]any{"name": "one", "method": "majority",
 		"agents": []map[string]any{{"agent_id": "shared", "agent_type": "tech"}, {"agent_id": "quiet", "agent_type": "t"}}})
 	e2 := createEnsemble(t, h, "acme", map[string]any{"name": "two", "method": "majority",
 		"agents": []map[string]any{{"agent_id": "shared", "agent_type": "macro"}, {"agent_id": "zz", "agent_type": "t"}}})
-	e3 := createEnsemble(t, h, "acme", map[string]any{"name": "three", "method": "majority",
+	createEnsemble(t, h, "acme", map[string]any{"name": "three", "method": "majority",
 		"agents": []map[string]any{{"agent_id": "shared", "agent_type": "tech"}}})
-	// shared and zz call one right in e2; quiet never signals.
-	r := h.do("acme", "POST", "/api/v1/ensemble/"+e2+"/predict", map[string]any{"symbol": "BTC", "signals": []map[string]any{
-		{"agent_id": "shared", "signal": 0.5, "confidence": 1}, {"agent_id": "zz", "signal": 0.5, "confidence": 1}}})
-	expectStatus(t, r, http.StatusCreated)
-	expectStatus(t, h.do("acme", "POST", "/api/v1/ensemble/"+e2+"/outcomes", map[string]any{"prediction_id": str(r.json(t), "prediction_id"), "realized_return": 0.02}), 201)
+	// shared and zz call one right in e2; shared is wrong once in e1.
+	call := func(e string, ret float64, signals ...map[string]any) {
+		r := h.do("acme", "POST", "/api/v1/ensemble/"+e+"/predict", map[string]any{"symbol": "BTC", "signals": signals})
+		expectStatus(t, r, http.StatusCreated)
+		expectStatus(t, h.do("acme", "POST", "/api/v1/ensemble/"+e+"/outcomes", map[string]any{"prediction_id": str(r.json(t), "prediction_id"), "realized_return": ret}), 201)
+	}
+	call(e2, 0.02, map[string]any{"agent_id": "shared", "signal": 0.5, "confidence": 1}, map[string]any{"agent_id": "zz", "signal": 0.5, "confidence": 1})
+	call(e1, -0.02, map[string]any{"agent_id": "shared", "signal": 0.5, "confidence": 1})
 
-	r = h.do("acme", "GET", "/api/v1/ensemble/agent-rankings", nil)
+	r := h.do("acme", "GET", "/api/v1/ensemble/agent-rankings", nil)
 	expectStatus(t, r, http.StatusOK)
 	ranked := list(r.json(t), "agents")
 	var order []string
 	for _, a := range ranked {
-		order = append(order, str(a.(map[string]any), "agent_id"))
+		m := a.(map[string]any)
+		order = append(order, str(m, "agent_id")+"@"+map[string]string{e1: "e1", e2: "e2"}[str(m, "ensemble_id")])
 	}
-	// shared and zz tie on every score: the id decides; quiet has no record and comes last.
-	if strings.Join(order, ",") != "shared,zz,quiet" {
+	// Scores: e2's shared and zz 6/11; no record 0.5 (quiet@e1, shared@e3);
+	// e1's shared, one wrong call, 5/11. Ties: shrunk mean, then (ensemble_id, agent_id).
+	if len(order) != 5 || order[0] != "shared@e2" && order[0] != "zz@e2" || order[4] != "shared@e1" {
 		t.Fatalf("order = %v; %s", order, r.body)
 	}
-	shared := ranked[0].(map[string]any)
-	if fmt.Sprint(shared["agent_types"]) != "[macro tech]" || num(shared, "rank") != 1 || num(shared, "directional") != 1 {
-		t.Errorf("shared = %v", shared)
-	}
-	wantEnsembles := []string{e1, e2, e3}
-	if got := list(shared, "ensembles"); len(got) != 3 || !containsAll(got, wantEnsembles) {
-		t.Errorf("shared ensembles = %v, want %v", got, wantEnsembles)
+	top := ranked[0].(map[string]any)
+	near(t, "top score", num(top, "score"), 6.0/11)
+	if num(top, "rank") != 1 || num(top, "directional") != 1 || top["sharpe"] != nil {
+		t.Errorf("top = %v", top)
 	}
 	r = h.do("acme", "GET", "/api/v1/ensemble/agent-rankings?limit=1", nil)
-	if got := list(r.json(t), "agents"); len(got) != 1 || str(got[0].(map[string]any), "agent_id") != "shared" {
+	if got := list(r.json(t), "agents"); len(got) != 1 || str(got[0].(map[string]any), "ensemble_id") != e2 {
 		t.Errorf("limit=1: %s", r.body)
 	}
-}
-
-func containsAll(got []any, want []string) bool {
-	set := map[string]bool{}
-	for _, g := range got {
-		set[fmt.Sprint(g)] = true
-	}
-	for _, w := range want {
-		if !set[w] {
-			return false
-		}
-	}
-	return true
+	expectProblem(t, h.do("acme", "GET", "/api/v1/ensemble/agent-rankings?lookback=1001", nil), 400, "lookback")
 }
 
 // The mux's redirects to the canonical path pass through, with the
@@ -196,8 +188,9 @@ func TestRequireAssertionStandalone(t *testing.T) {
 func TestRouteString(t *testing.T) {
 	want := map[string]string{
 		"GET /healthz":                 "GET /healthz public",
-		"GET /api/v1/ensemble/{$}":     "GET /api/v1/ensemble/",
-		"POST /api/v1/hedging/execute": "POST /api/v1/hedging/execute",
+		"GET /api/v1/whoami":           "GET /api/v1/whoami authenticated",
+		"GET /api/v1/ensemble/{$}":     "GET /api/v1/ensemble/ roles ensemble:read ensemble:write",
+		"POST /api/v1/hedging/execute": "POST /api/v1/hedging/execute roles hedging:trade hedging:admin",
 	}
 	seen := 0
 	for _, r := range api.Routes() {

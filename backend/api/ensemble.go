@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tenantgate/tenantgate/backend/ensemble"
 	"github.com/tenantgate/tenantgate/backend/store"
@@ -18,9 +20,18 @@ import (
 const (
 	DefaultPageSize = 20
 	MaxPageSize     = 100
+	// DefaultLookback and MaxLookback bound the window (the newest N
+	// predictions with an outcome, per ensemble) of performance,
+	// agent-rankings and optimize-weights: 50 is the window optimize-weights
+	// has always used, so performance shows what optimizing will use; 1000
+	// bounds the rows one aggregate reads.
 	DefaultLookback = 50
 	MaxLookback     = 1000
 	MaxWeight       = 1e6
+	// MaxAgents caps the agents of one ensemble (create and register-agent):
+	// a vote of more than 100 signals is no longer an ensemble a desk reads,
+	// and it bounds every per-ensemble read.
+	MaxAgents = 100
 )
 
 type configJSON struct {
@@ -91,6 +102,26 @@ func validIdent(s string, max int) bool {
 	return true
 }
 
+// MaxNameChars bounds an ensemble name, in characters (Unicode code
+// points), as OpenAPI's maxLength counts them.
+const MaxNameChars = 100
+
+// validName: 1-100 characters of valid UTF-8 (checked on the raw body),
+// without control characters (NUL, newlines, escapes would corrupt logs
+// and displays).
+func validName(name string) error {
+	n := utf8.RuneCountInString(name)
+	if n == 0 || n > MaxNameChars {
+		return fmt.Errorf("name is required and must have 1 to %d characters, has %d", MaxNameChars, n)
+	}
+	for i, c := range name {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("name holds the control character %U at byte %d; use printable characters", c, i)
+		}
+	}
+	return nil
+}
+
 // agent validates an agent request; field names the JSON path for messages.
 func (a agentRequest) agent(field string, now time.Time) (ensemble.Agent, error) {
 	if !validIdent(a.AgentID, 64) || strings.Contains(a.AgentID, "/") {
@@ -125,8 +156,8 @@ func (s *Server) createEnsemble(w http.ResponseWriter, r *http.Request) {
 		Config:    ensemble.Config{Threshold: ensemble.DefaultThreshold, MinAgents: ensemble.DefaultMinAgents},
 		CreatedAt: now, Agents: []ensemble.Agent{},
 	}
-	if e.Name == "" || len(e.Name) > 100 {
-		writeProblem(w, r, http.StatusBadRequest, "validation", "name is required and must have at most 100 characters")
+	if err := validName(e.Name); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
 	if !e.Method.Valid() {
@@ -145,8 +176,8 @@ func (s *Server) createEnsemble(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
-	if len(req.Agents) > 1000 {
-		writeProblem(w, r, http.StatusBadRequest, "validation", "at most 1000 agents per ensemble")
+	if len(req.Agents) > MaxAgents {
+		writeProblem(w, r, http.StatusBadRequest, "validation", fmt.Sprintf("agents holds %d entries; at most %d agents per ensemble", len(req.Agents), MaxAgents))
 		return
 	}
 	seen := map[string]bool{}
@@ -163,6 +194,13 @@ func (s *Server) createEnsemble(w http.ResponseWriter, r *http.Request) {
 		seen[a.ID] = true
 		e.Agents = append(e.Agents, a)
 	}
+	// An ensemble that needs more agents than it has can never predict
+	// (with no agents yet, min_agents may be at most 1: register agents, then raise it).
+	if e.Config.MinAgents > max(1, len(e.Agents)) {
+		writeProblem(w, r, http.StatusUnprocessableEntity, "validation",
+			fmt.Sprintf("config.min_agents is %d but the ensemble has %d agents, so it could never predict; min_agents must be <= the number of agents (at least 1)", e.Config.MinAgents, len(e.Agents)))
+		return
+	}
 	if err := s.store.CreateEnsemble(r.Context(), p.Tenant, e); err != nil {
 		s.internalError(w, r, err)
 		return
@@ -177,8 +215,7 @@ func (s *Server) loadEnsemble(w http.ResponseWriter, r *http.Request, t store.Te
 	id := r.PathValue("ensemble_id")
 	e, err := s.store.Ensemble(r.Context(), t, id)
 	if errors.Is(err, store.ErrNotFound) {
-		writeProblem(w, r, http.StatusNotFound, "ensemble-not-found",
-			fmt.Sprintf("no ensemble %q in your tenant; list yours with GET /api/v1/ensemble/", id))
+		s.ensembleNotFound(w, r)
 		return e, false
 	}
 	if err != nil {
@@ -186,6 +223,11 @@ func (s *Server) loadEnsemble(w http.ResponseWriter, r *http.Request, t store.Te
 		return e, false
 	}
 	return e, true
+}
+
+func (s *Server) ensembleNotFound(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, r, http.StatusNotFound, "ensemble-not-found",
+		fmt.Sprintf("no ensemble %q in your tenant; list yours with GET /api/v1/ensemble/", r.PathValue("ensemble_id")))
 }
 
 func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) {
@@ -207,8 +249,12 @@ func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
-	err = s.store.AddAgent(r.Context(), p.Tenant, e.ID, a)
+	err = s.store.AddAgent(r.Context(), p.Tenant, e.ID, a, MaxAgents)
 	switch {
+	case errors.Is(err, store.ErrLimit):
+		writeProblem(w, r, http.StatusUnprocessableEntity, "too-many-agents",
+			fmt.Sprintf("ensemble %s already has %d agents, the most one ensemble may have; create another ensemble", e.ID, MaxAgents))
+		return
 	case errors.Is(err, store.ErrConflict):
 		writeProblem(w, r, http.StatusConflict, "duplicate-agent",
 			fmt.Sprintf("agent %q is already registered in ensemble %s; change its weight with optimize-weights or pick another agent_id", a.ID, e.ID))
@@ -370,17 +416,21 @@ func (s *Server) recordOutcome(w http.ResponseWriter, r *http.Request) {
 }
 
 type statsJSON struct {
-	Scored      int     `json:"scored"`
-	Directional int     `json:"directional"`
-	Hits        int     `json:"hits"`
-	HitRate     float64 `json:"hit_rate"`
-	MeanReturn  float64 `json:"mean_return"`
-	StdDev      float64 `json:"stddev"`
-	Sharpe      float64 `json:"sharpe"`
+	Scored           int      `json:"scored"`
+	Directional      int      `json:"directional"`
+	Hits             int      `json:"hits"`
+	HitRate          float64  `json:"hit_rate"`
+	Score            float64  `json:"score"`
+	MeanReturn       float64  `json:"mean_return"`
+	ShrunkMeanReturn float64  `json:"shrunk_mean_return"`
+	StdDev           float64  `json:"stddev"`
+	Sharpe           *float64 `json:"sharpe"`
 }
 
-func toStatsJSON(s ensemble.Stats) statsJSON {
-	return statsJSON{Scored: s.Scored, Directional: s.Directional, Hits: s.Hits, HitRate: s.HitRate, MeanReturn: s.MeanReturn, StdDev: s.StdDev, Sharpe: s.Sharpe}
+func toStatsJSON(t ensemble.Tally) statsJSON {
+	s := t.Stats()
+	return statsJSON{Scored: s.Scored, Directional: s.Directional, Hits: s.Hits, HitRate: s.HitRate, Score: s.Score,
+		MeanReturn: s.MeanReturn, ShrunkMeanReturn: s.ShrunkMean, StdDev: s.StdDev, Sharpe: s.Sharpe}
 }
 
 type agentStatsJSON struct {
@@ -392,25 +442,31 @@ type agentStatsJSON struct {
 
 func (s *Server) performance(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
-	e, ok := s.loadEnsemble(w, r, p.Tenant)
-	if !ok {
+	lookback, err := intParam(r, "lookback", DefaultLookback, 1, MaxLookback)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
-	preds, err := s.store.ScoredPredictions(r.Context(), p.Tenant, e.ID, 0)
+	win, err := s.store.Performance(r.Context(), p.Tenant, r.PathValue("ensemble_id"), lookback)
+	if errors.Is(err, store.ErrNotFound) {
+		s.ensembleNotFound(w, r)
+		return
+	}
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	per := ensemble.AgentStats(preds)
-	agents := make([]agentStatsJSON, len(e.Agents))
-	for i, a := range e.Agents {
-		agents[i] = agentStatsJSON{AgentID: a.ID, AgentType: a.Type, Weight: a.Weight, statsJSON: toStatsJSON(per[a.ID])}
+	agents := make([]agentStatsJSON, len(win.Agents))
+	for i, a := range win.Agents {
+		agents[i] = agentStatsJSON{AgentID: a.ID, AgentType: a.Type, Weight: a.Weight, statsJSON: toStatsJSON(a.Tally)}
 	}
 	writeJSON(w, http.StatusOK, struct {
-		EnsembleID string           `json:"ensemble_id"`
-		Ensemble   statsJSON        `json:"ensemble"`
-		Agents     []agentStatsJSON `json:"agents"`
-	}{e.ID, toStatsJSON(ensemble.EnsembleStats(preds)), agents})
+		EnsembleID      string           `json:"ensemble_id"`
+		Lookback        int              `json:"lookback"`
+		PredictionsUsed int              `json:"predictions_used"`
+		Ensemble        statsJSON        `json:"ensemble"`
+		Agents          []agentStatsJSON `json:"agents"`
+	}{r.PathValue("ensemble_id"), lookback, win.Predictions, toStatsJSON(win.Ensemble), agents})
 }
 
 type weightJSON struct {
@@ -479,34 +535,33 @@ func (s *Server) optimizeWeights(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", fmt.Sprintf("lookback must be in [1, %d] (the last N predictions with outcomes), got %d", MaxLookback, lookback))
 		return
 	}
-	preds, err := s.store.ScoredPredictions(r.Context(), p.Tenant, e.ID, lookback)
+	win, err := s.store.Performance(r.Context(), p.Tenant, e.ID, lookback)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	newWeights := ensemble.OptimizeWeights(e.Agents, preds)
+	tallies := make(map[string]ensemble.Tally, len(win.Agents))
+	for _, a := range win.Agents {
+		tallies[a.ID] = a.Tally
+	}
+	newWeights := ensemble.OptimizeWeights(e.Agents, tallies)
 	if len(newWeights) > 0 {
 		if err := s.store.SetWeights(r.Context(), p.Tenant, e.ID, newWeights); err != nil {
 			s.internalError(w, r, err)
 			return
 		}
 	}
-	stats := ensemble.AgentStats(preds)
 	changes := make([]weightChangeJSON, len(e.Agents))
 	for i, a := range e.Agents {
-		st := stats[a.ID]
-		score := ensemble.NeutralScore
-		if st.Directional > 0 {
-			score = st.HitRate
-		}
-		changes[i] = weightChangeJSON{AgentID: a.ID, OldWeight: a.Weight, NewWeight: newWeights[a.ID], Score: score, Directional: st.Directional, HitRate: st.HitRate}
+		st := tallies[a.ID].Stats()
+		changes[i] = weightChangeJSON{AgentID: a.ID, OldWeight: a.Weight, NewWeight: newWeights[a.ID], Score: st.Score, Directional: st.Directional, HitRate: st.HitRate}
 	}
 	writeJSON(w, http.StatusOK, struct {
 		EnsembleID      string             `json:"ensemble_id"`
 		Lookback        int                `json:"lookback"`
 		PredictionsUsed int                `json:"predictions_used"`
 		Weights         []weightChangeJSON `json:"weights"`
-	}{e.ID, lookback, len(preds), changes})
+	}{e.ID, lookback, win.Predictions, changes})
 }
 
 // intParam parses an optional integer query parameter in [min, max].
@@ -549,13 +604,17 @@ func (s *Server) listEnsembles(w http.ResponseWriter, r *http.Request) {
 }
 
 type rankingJSON struct {
-	Rank       int      `json:"rank"`
-	AgentID    string   `json:"agent_id"`
-	AgentTypes []string `json:"agent_types"`
-	Ensembles  []string `json:"ensembles"`
+	Rank       int     `json:"rank"`
+	EnsembleID string  `json:"ensemble_id"`
+	AgentID    string  `json:"agent_id"`
+	AgentType  string  `json:"agent_type"`
+	Weight     float64 `json:"weight"`
 	statsJSON
 }
 
+// agentRankings ranks every agent of every ensemble of the tenant, each over
+// its own ensemble's window: an agent_id that appears in two ensembles is two
+// agents (two rows), since their signals and weights are unrelated.
 func (s *Server) agentRankings(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
 	limit, err := intParam(r, "limit", DefaultPageSize, 1, MaxPageSize)
@@ -563,36 +622,21 @@ func (s *Server) agentRankings(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
-	agents, err := s.store.TenantAgents(r.Context(), p.Tenant)
+	lookback, err := intParam(r, "lookback", DefaultLookback, 1, MaxLookback)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	rows, err := s.store.Rankings(r.Context(), p.Tenant, lookback)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	preds, err := s.store.TenantScoredPredictions(r.Context(), p.Tenant)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
+	out := make([]rankingJSON, len(rows))
+	for i, a := range rows {
+		out[i] = rankingJSON{EnsembleID: a.EnsembleID, AgentID: a.ID, AgentType: a.Type, Weight: a.Weight, statsJSON: toStatsJSON(a.Tally)}
 	}
-	stats := ensemble.AgentStats(preds)
-	byID := map[string]*rankingJSON{}
-	for _, a := range agents {
-		rk := byID[a.ID]
-		if rk == nil {
-			rk = &rankingJSON{AgentID: a.ID, AgentTypes: []string{}, statsJSON: toStatsJSON(stats[a.ID])}
-			byID[a.ID] = rk
-		}
-		if !contains(rk.AgentTypes, a.Type) {
-			rk.AgentTypes = append(rk.AgentTypes, a.Type)
-		}
-		rk.Ensembles = append(rk.Ensembles, a.EnsembleID)
-	}
-	out := make([]rankingJSON, 0, len(byID))
-	for _, rk := range byID {
-		sort.Strings(rk.AgentTypes)
-		sort.Strings(rk.Ensembles)
-		out = append(out, *rk)
-	}
-	sort.Slice(out, func(i, j int) bool { return rankedBefore(out[i], out[j]) })
+	sort.SliceStable(out, func(i, j int) bool { return rankedBefore(out[i], out[j]) })
 	if len(out) > limit {
 		out = out[:limit]
 	}
@@ -600,29 +644,27 @@ func (s *Server) agentRankings(w http.ResponseWriter, r *http.Request) {
 		out[i].Rank = i + 1
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Agents []rankingJSON `json:"agents"`
-	}{out})
+		Lookback int           `json:"lookback"`
+		Agents   []rankingJSON `json:"agents"`
+	}{lookback, out})
 }
 
-// rankedBefore orders agents with a track record first, then by Sharpe-like
-// ratio, hit rate, mean return, number of directional calls, and id.
+// rankedBefore orders by the shrunk score (a long good record beats one
+// lucky call), then shrunk mean return, then the Sharpe-like ratio (agents
+// without one last), then the number of directional calls; ties keep the
+// store's (ensemble_id, agent_id) order.
 func rankedBefore(a, b rankingJSON) bool {
-	if (a.Directional > 0) != (b.Directional > 0) {
-		return a.Directional > 0
-	}
-	for _, c := range [][2]float64{{a.Sharpe, b.Sharpe}, {a.HitRate, b.HitRate}, {a.MeanReturn, b.MeanReturn}, {float64(a.Directional), float64(b.Directional)}} {
+	for _, c := range [][2]float64{{a.Score, b.Score}, {a.ShrunkMeanReturn, b.ShrunkMeanReturn}, {sharpeKey(a.Sharpe), sharpeKey(b.Sharpe)}, {float64(a.Directional), float64(b.Directional)}} {
 		if math.Abs(c[0]-c[1]) > 1e-12 {
 			return c[0] > c[1]
 		}
 	}
-	return a.AgentID < b.AgentID
+	return false
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+func sharpeKey(s *float64) float64 {
+	if s == nil {
+		return math.Inf(-1)
 	}
-	return false
+	return *s
 }

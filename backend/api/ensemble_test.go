@@ -97,7 +97,8 @@ func TestEnsembleLifecycle(t *testing.T) {
 	}
 	expectStatus(t, h.do("acme", "POST", base+"/outcomes", map[string]any{"prediction_id": str(p2, "prediction_id"), "realized_return": 0.01}), http.StatusCreated)
 
-	// performance: ensemble x = +0.02, −0.01 → hit 0.5, mean 0.005, stddev 0.015, ratio 1/3.
+	// performance: ensemble x = +0.02, −0.01 → hit 0.5, mean 0.005, stddev 0.015;
+	// score (1 + 5) / (2 + 10) = 0.5; shrunk mean 0.01 / 12; no ratio from 2 calls (< 20).
 	r = h.do("acme", "GET", base+"/performance", nil)
 	expectStatus(t, r, http.StatusOK)
 	perf := r.json(t)
@@ -106,7 +107,12 @@ func TestEnsembleLifecycle(t *testing.T) {
 	near(t, "hit_rate", num(ens, "hit_rate"), 0.5)
 	near(t, "mean_return", num(ens, "mean_return"), 0.005)
 	near(t, "stddev", num(ens, "stddev"), 0.015)
-	near(t, "sharpe", num(ens, "sharpe"), 1.0/3)
+	near(t, "score", num(ens, "score"), 0.5)
+	near(t, "shrunk mean", num(ens, "shrunk_mean_return"), 0.01/12)
+	if v, ok := ens["sharpe"]; !ok || v != nil {
+		t.Errorf("sharpe = %v (present %v), want null below the minimum sample", v, ok)
+	}
+	near(t, "lookback", num(perf, "lookback"), 50)
 	agents := map[string]map[string]any{}
 	for _, a := range list(perf, "agents") {
 		m := a.(map[string]any)
@@ -118,7 +124,8 @@ func TestEnsembleLifecycle(t *testing.T) {
 	near(t, "b mean", num(agents["b"], "mean_return"), -0.015)
 	near(t, "c directional", num(agents["c"], "directional"), 1)
 
-	// weights, then optimize: scores a 1, b 0, c 1 → 0.5, 0, 0.5.
+	// weights, then optimize: scores a 6/11 (1 of 1), b 5/12 (0 of 2), c 6/11
+	// → weights score/0.5: 12/11, 10/12, 12/11 (neutral = 1.0, the default).
 	r = h.do("acme", "GET", base+"/weights", nil)
 	expectStatus(t, r, http.StatusOK)
 	w := list(r.json(t), "weights")
@@ -129,12 +136,12 @@ func TestEnsembleLifecycle(t *testing.T) {
 	near(t, "predictions_used", num(opt, "predictions_used"), 2)
 	changes := list(opt, "weights")
 	near(t, "a old", num(changes[0].(map[string]any), "old_weight"), 2)
-	near(t, "a new", num(changes[0].(map[string]any), "new_weight"), 0.5)
-	near(t, "b new", num(changes[1].(map[string]any), "new_weight"), 0)
-	near(t, "c new", num(changes[2].(map[string]any), "new_weight"), 0.5)
+	near(t, "a new", num(changes[0].(map[string]any), "new_weight"), 12.0/11)
+	near(t, "b new", num(changes[1].(map[string]any), "new_weight"), 10.0/12)
+	near(t, "c new", num(changes[2].(map[string]any), "new_weight"), 12.0/11)
 	r = h.do("acme", "GET", base+"/weights", nil)
-	near(t, "c stored", num(list(r.json(t), "weights")[2].(map[string]any), "weight"), 0.5)
-	// lookback 1 sees only the losing sell: a and c have no data (0.5), b 0 → 0.5, 0, 0.5.
+	near(t, "c stored", num(list(r.json(t), "weights")[2].(map[string]any), "weight"), 12.0/11)
+	// lookback 1 sees only the losing sell: a and c have no data (weight 1), b 0 of 1 → 10/11.
 	r = h.do("acme", "POST", base+"/optimize-weights", map[string]any{"lookback": 1})
 	expectStatus(t, r, http.StatusOK)
 	near(t, "lookback 1 used", num(r.json(t), "predictions_used"), 1)

@@ -54,11 +54,11 @@ func (f *failingStore) ListEnsembles(ctx context.Context, t store.TenantID, curs
 	return f.Store.ListEnsembles(ctx, t, cursor, limit)
 }
 
-func (f *failingStore) AddAgent(ctx context.Context, t store.TenantID, id string, a ensemble.Agent) error {
+func (f *failingStore) AddAgent(ctx context.Context, t store.TenantID, id string, a ensemble.Agent, maxAgents int) error {
 	if err := f.err("AddAgent"); err != nil {
 		return err
 	}
-	return f.Store.AddAgent(ctx, t, id, a)
+	return f.Store.AddAgent(ctx, t, id, a, maxAgents)
 }
 
 func (f *failingStore) SetWeights(ctx context.Context, t store.TenantID, id string, w map[string]float64) error {
@@ -82,25 +82,18 @@ func (f *failingStore) RecordOutcome(ctx context.Context, t store.TenantID, e, p
 	return f.Store.RecordOutcome(ctx, t, e, p, r, at)
 }
 
-func (f *failingStore) ScoredPredictions(ctx context.Context, t store.TenantID, e string, limit int) ([]ensemble.Prediction, error) {
-	if err := f.err("ScoredPredictions"); err != nil {
-		return nil, err
+func (f *failingStore) Performance(ctx context.Context, t store.TenantID, e string, lookback int) (store.Window, error) {
+	if err := f.err("Performance"); err != nil {
+		return store.Window{}, err
 	}
-	return f.Store.ScoredPredictions(ctx, t, e, limit)
+	return f.Store.Performance(ctx, t, e, lookback)
 }
 
-func (f *failingStore) TenantScoredPredictions(ctx context.Context, t store.TenantID) ([]ensemble.Prediction, error) {
-	if err := f.err("TenantScoredPredictions"); err != nil {
+func (f *failingStore) Rankings(ctx context.Context, t store.TenantID, lookback int) ([]store.AgentTally, error) {
+	if err := f.err("Rankings"); err != nil {
 		return nil, err
 	}
-	return f.Store.TenantScoredPredictions(ctx, t)
-}
-
-func (f *failingStore) TenantAgents(ctx context.Context, t store.TenantID) ([]store.EnsembleAgent, error) {
-	if err := f.err("TenantAgents"); err != nil {
-		return nil, err
-	}
-	return f.Store.TenantAgents(ctx, t)
+	return f.Store.Rankings(ctx, t, lookback)
 }
 
 func (f *failingStore) Account(ctx context.Context, t store.TenantID) (hedging.Account, error) {
@@ -110,11 +103,11 @@ func (f *failingStore) Account(ctx context.Context, t store.TenantID) (hedging.A
 	return f.Store.Account(ctx, t)
 }
 
-func (f *failingStore) ExecuteOnce(ctx context.Context, t store.TenantID, key, hash string, at time.Time, plan store.TradePlan, render func(store.Execution) (store.Response, error)) (store.Response, bool, error) {
+func (f *failingStore) ExecuteOnce(ctx context.Context, t store.TenantID, key, hash string, at, expired time.Time, plan store.TradePlan, render func(store.Execution) (store.Response, error)) (store.Response, bool, error) {
 	if err := f.err("ExecuteOnce"); err != nil {
 		return store.Response{}, false, err
 	}
-	return f.Store.ExecuteOnce(ctx, t, key, hash, at, plan, render)
+	return f.Store.ExecuteOnce(ctx, t, key, hash, at, expired, plan, render)
 }
 
 func (f *failingStore) Trade(ctx context.Context, t store.TenantID, kind string, at time.Time, plan store.TradePlan) (store.Execution, error) {
@@ -151,12 +144,11 @@ func TestStoreFailuresAre500(t *testing.T) {
 		{"AddAgent", "POST", base + "/register-agent", map[string]any{"agent_id": "b", "agent_type": "t"}},
 		{"AddPrediction", "POST", base + "/predict", map[string]any{"symbol": "BTC", "signals": []map[string]any{{"agent_id": "a", "signal": 1, "confidence": 1}}}},
 		{"RecordOutcome", "POST", base + "/outcomes", map[string]any{"prediction_id": pred, "realized_return": 0.1}},
-		{"ScoredPredictions", "GET", base + "/performance", nil},
-		{"ScoredPredictions", "POST", base + "/optimize-weights", nil},
+		{"Performance", "GET", base + "/performance", nil},
+		{"Performance", "POST", base + "/optimize-weights", nil},
 		{"SetWeights", "POST", base + "/optimize-weights", nil},
 		{"ListEnsembles", "GET", "/api/v1/ensemble/", nil},
-		{"TenantAgents", "GET", "/api/v1/ensemble/agent-rankings", nil},
-		{"TenantScoredPredictions", "GET", "/api/v1/ensemble/agent-rankings", nil},
+		{"Rankings", "GET", "/api/v1/ensemble/agent-rankings", nil},
 		{"Account", "GET", "/api/v1/hedging/analysis", nil},
 		{"ExecuteOnce", "POST", "/api/v1/hedging/execute", nil},
 		{"Trade", "POST", "/api/v1/hedging/close", nil},
@@ -205,16 +197,17 @@ func TestRegisterAgentRaceIs404(t *testing.T) {
 	expectProblem(t, h.do("acme", "POST", "/api/v1/ensemble/"+id+"/register-agent", map[string]any{"agent_id": "b", "agent_type": "t"}), 404, id)
 }
 
-// An account holding an asset the exchange has no price for cannot be
-// analysed: a server-side data problem, so 500 (not a client error).
+// An account holding an asset the price source has no price for cannot be
+// analysed: the prices are unavailable, so 503 (not a client error), and
+// nothing trades.
 func TestAnalysisOfUnpricedAsset(t *testing.T) {
 	h := newHarness(t)
 	if _, err := h.store.SeedAccount(context.Background(), store.MustTenantID("initech"),
 		hedging.Account{Spot: map[string]float64{"DOGE": 10}, Perp: map[string]float64{}, CashUSD: 1}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	expectProblem(t, h.do("initech", "GET", "/api/v1/hedging/analysis", nil), http.StatusInternalServerError)
-	expectProblem(t, h.do("initech", "POST", "/api/v1/hedging/execute", nil, api.IdempotencyKeyHeader, "doge"), http.StatusInternalServerError)
+	expectProblem(t, h.do("initech", "GET", "/api/v1/hedging/analysis", nil), http.StatusServiceUnavailable, "price")
+	expectProblem(t, h.do("initech", "POST", "/api/v1/hedging/execute", nil, api.IdempotencyKeyHeader, "doge"), http.StatusServiceUnavailable, "price")
 	// The failed execution traded nothing.
 	acct, err := h.store.Account(context.Background(), store.MustTenantID("initech"))
 	if err != nil || acct.Spot["DOGE"] != 10 || len(acct.Perp) != 0 || acct.CashUSD != 1 {
@@ -265,7 +258,7 @@ func TestBodyTooLargeEverywhere(t *testing.T) {
 	id := createEnsemble(t, h, "acme", map[string]any{"name": "n", "method": "majority"})
 	for _, path := range []string{"/api/v1/ensemble/create", "/api/v1/ensemble/" + id + "/register-agent", "/api/v1/ensemble/" + id + "/predict",
 		"/api/v1/ensemble/" + id + "/outcomes", "/api/v1/ensemble/" + id + "/optimize-weights", "/api/v1/hedging/execute", "/api/v1/hedging/close"} {
-		expectProblem(t, h.do("acme", "POST", path, big, api.IdempotencyKeyHeader, "k"), http.StatusRequestEntityTooLarge, "64 bytes")
+		expectProblem(t, h.do("acme", "POST", path, big, api.IdempotencyKeyHeader, "k"), http.StatusRequestEntityTooLarge, "64")
 	}
 }
 

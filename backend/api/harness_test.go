@@ -82,7 +82,7 @@ func newHarnessWith(t testing.TB, configure func(*api.Config)) *harness {
 func (h *harness) claims(tenant, method, path string) assertion.Claims {
 	return assertion.Claims{
 		Issuer: assertion.DefaultIssuer, Audience: assertion.DefaultAudience,
-		Tenant: tenant, Subject: "user-" + tenant, Roles: []string{"ensemble:write", "hedging:trade"},
+		Tenant: tenant, Subject: "user-" + tenant, Roles: []string{"ensemble:write", "hedging:trade", "hedging:admin"},
 		Method: method, Path: path, ID: store.NewID("req"),
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/tenantgate/tenantgate/backend/hedging"
 	"github.com/tenantgate/tenantgate/backend/store"
 )
@@ -48,10 +50,11 @@ type adjustmentJSON struct {
 }
 
 type totalsJSON struct {
-	SpotUSD     float64 `json:"spot_usd"`
-	HedgeUSD    float64 `json:"hedge_usd"`
-	NetDeltaUSD float64 `json:"net_delta_usd"`
-	HedgeRatio  float64 `json:"hedge_ratio"`
+	SpotUSD       float64 `json:"spot_usd"`
+	HedgeUSD      float64 `json:"hedge_usd"`
+	NetDeltaUSD   float64 `json:"net_delta_usd"`
+	HedgeRatio    float64 `json:"hedge_ratio"`     // over hedgeable assets (with spot) only
+	NakedShortUSD float64 `json:"naked_short_usd"` // shorts on assets without spot
 }
 
 type positionJSON struct {
@@ -91,12 +94,13 @@ type analysisJSON struct {
 	Account     accountJSON        `json:"account"`
 }
 
-func (s *Server) toAnalysisJSON(an hedging.Analysis, acct hedging.Account) analysisJSON {
+func toAnalysisJSON(an hedging.Analysis, acct hedging.Account, prices hedging.Prices) analysisJSON {
 	out := analysisJSON{
 		Policy: policyJSON{TargetRatio: an.Policy.TargetRatio, Tolerance: an.Policy.Tolerance},
-		FeeBps: hedging.TakerFeeBps, Prices: s.prices,
-		Assets:      make([]exposureJSON, len(an.Assets)),
-		Totals:      totalsJSON{SpotUSD: an.SpotUSD, HedgeUSD: an.HedgeUSD, NetDeltaUSD: an.NetDeltaUSD, HedgeRatio: an.HedgeRatio},
+		FeeBps: hedging.TakerFeeBps, Prices: prices,
+		Assets: make([]exposureJSON, len(an.Assets)),
+		Totals: totalsJSON{SpotUSD: an.SpotUSD, HedgeUSD: an.HedgeUSD, NetDeltaUSD: an.NetDeltaUSD, HedgeRatio: an.HedgeRatio,
+			NakedShortUSD: an.NakedShortUSD},
 		Adjustments: make([]adjustmentJSON, len(an.Adjustments)),
 		Account:     toAccountJSON(acct),
 	}
@@ -125,6 +129,39 @@ func policyFromQuery(r *http.Request) (hedging.Policy, error) {
 	return p, p.Validate()
 }
 
+// currentPrices asks the price source; on failure it answers 503.
+func (s *Server) currentPrices(w http.ResponseWriter, r *http.Request) (hedging.Prices, bool) {
+	prices, err := s.prices.Prices()
+	if err != nil {
+		s.log.Error("price source", zap.Error(err))
+		writeProblem(w, r, http.StatusServiceUnavailable, "prices-unavailable",
+			"the backend has no current prices (the price source failed); retry later, and tell the operator if it persists")
+		return nil, false
+	}
+	return prices, true
+}
+
+// hedgingError answers the errors every hedging handler shares; it returns
+// false when err is none of them.
+func (s *Server) hedgingError(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "account-not-found",
+			"your tenant has no paper exchange account yet; an operator provisions one with `backend accounts set --tenant YOUR_TENANT --spot BTC=1 ...`")
+	case errors.Is(err, hedging.ErrNoPrice):
+		s.log.Error("price missing", zap.Error(err))
+		writeProblem(w, r, http.StatusServiceUnavailable, "prices-unavailable",
+			"the price source has no price for an asset your account holds; retry later, and tell the operator if it persists")
+	case errors.Is(err, hedging.ErrInvalidOrder):
+		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-order", err.Error())
+	case errors.Is(err, hedging.ErrRiskLimit):
+		writeProblem(w, r, http.StatusUnprocessableEntity, "risk-limit", err.Error()+"; nothing was traded")
+	default:
+		return false
+	}
+	return true
+}
+
 func (s *Server) hedgeAnalysis(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
 	pol, err := policyFromQuery(r)
@@ -132,17 +169,21 @@ func (s *Server) hedgeAnalysis(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
+	prices, ok := s.currentPrices(w, r)
+	if !ok {
+		return
+	}
 	acct, err := s.store.Account(r.Context(), p.Tenant)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
+	if err == nil {
+		var an hedging.Analysis
+		if an, err = hedging.Analyze(acct, prices, pol); err == nil {
+			writeJSON(w, http.StatusOK, toAnalysisJSON(an, acct, prices))
+			return
+		}
 	}
-	an, err := hedging.Analyze(acct, s.prices, pol)
-	if err != nil {
+	if !s.hedgingError(w, r, err) {
 		s.internalError(w, r, err)
-		return
 	}
-	writeJSON(w, http.StatusOK, s.toAnalysisJSON(an, acct))
 }
 
 type orderRequest struct {
@@ -169,7 +210,7 @@ type fillJSON struct {
 }
 
 type executionJSON struct {
-	ExecutionID    string      `json:"execution_id"`
+	ExecutionID    string      `json:"execution_id,omitempty"` // absent when nothing was traded
 	IdempotencyKey string      `json:"idempotency_key,omitempty"`
 	Source         string      `json:"source,omitempty"` // "recommended" or "request"
 	Policy         *policyJSON `json:"policy,omitempty"`
@@ -244,6 +285,11 @@ func (s *Server) hedgeExecute(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", "orders must hold 1 to 100 entries of {asset, side, quantity}; omit it to execute the recommended adjustments")
 		return
 	}
+	prices, ok := s.currentPrices(w, r)
+	if !ok {
+		return
+	}
+	limits := s.limits.For(p.Tenant.String())
 	plan := func(before hedging.Account) ([]hedging.Fill, hedging.Account, error) {
 		var orders []hedging.Order
 		if explicit {
@@ -251,13 +297,13 @@ func (s *Server) hedgeExecute(w http.ResponseWriter, r *http.Request) {
 				orders = append(orders, hedging.Order{Asset: o.Asset, Side: hedging.Side(o.Side), Quantity: o.Quantity})
 			}
 		} else {
-			an, err := hedging.Analyze(before, s.prices, pol)
+			an, err := hedging.Analyze(before, prices, pol)
 			if err != nil {
 				return nil, before, err
 			}
 			orders = an.Orders()
 		}
-		return hedging.Apply(before, s.prices, orders)
+		return hedging.Execute(before, prices, orders, limits, pol)
 	}
 	render := func(ex store.Execution) (store.Response, error) {
 		out := toExecutionJSON(ex)
@@ -269,17 +315,17 @@ func (s *Server) hedgeExecute(w http.ResponseWriter, r *http.Request) {
 		}
 		return store.Response{Status: http.StatusOK, ContentType: "application/json", Body: marshalJSON(out)}, nil
 	}
-	resp, replayed, err := s.store.ExecuteOnce(r.Context(), p.Tenant, key, requestHash(r, body), s.now().UTC(), plan, render)
+	now := s.now().UTC()
+	resp, replayed, err := s.store.ExecuteOnce(r.Context(), p.Tenant, key, requestHash(r, body), now, now.Add(-s.idempotencyRetention), plan, render)
 	switch {
 	case errors.Is(err, store.ErrIdempotencyMismatch):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused",
 			"this Idempotency-Key was already used with a different request body; use a new key for a new request, or resend the original body to get its result")
 		return
-	case errors.Is(err, hedging.ErrInvalidOrder):
-		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-order", err.Error())
-		return
 	case err != nil:
-		s.internalError(w, r, err)
+		if !s.hedgingError(w, r, err) {
+			s.internalError(w, r, err)
+		}
 		return
 	}
 	if replayed {
@@ -298,18 +344,36 @@ func (s *Server) hedgeClose(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, body, &req, true) {
 		return
 	}
+	prices, ok := s.currentPrices(w, r)
+	if !ok {
+		return
+	}
+	// A close only buys back shorts, so it takes no risk limit: reducing
+	// exposure is always allowed (its fees may take cash below 0).
 	ex, err := s.store.Trade(r.Context(), p.Tenant, "close", s.now().UTC(), func(before hedging.Account) ([]hedging.Fill, hedging.Account, error) {
-		return hedging.Apply(before, s.prices, hedging.CloseOrders(before))
+		return hedging.Apply(before, prices, hedging.CloseOrders(before))
 	})
 	if err != nil {
-		s.internalError(w, r, err)
+		if !s.hedgingError(w, r, err) {
+			s.internalError(w, r, err)
+		}
 		return
 	}
 	out := toExecutionJSON(ex)
 	writeJSON(w, http.StatusOK, struct {
-		ExecutionID  string      `json:"execution_id"`
+		ExecutionID  string      `json:"execution_id,omitempty"`
 		Closed       []fillJSON  `json:"closed"`
+		Status       string      `json:"status"` // "closed" or "nothing_to_close"
 		AccountAfter accountJSON `json:"account_after"`
 		ExecutedAt   time.Time   `json:"executed_at"`
-	}{out.ExecutionID, out.Orders, out.AccountAfter, out.ExecutedAt})
+	}{out.ExecutionID, out.Orders, closeStatus(ex), out.AccountAfter, out.ExecutedAt})
+}
+
+// closeStatus says whether a close traded: with no shorts there is nothing
+// to close, no execution is stored and the answer carries no execution_id.
+func closeStatus(ex store.Execution) string {
+	if ex.ID == "" {
+		return "nothing_to_close"
+	}
+	return "closed"
 }

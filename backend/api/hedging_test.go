@@ -43,12 +43,10 @@ func TestHedgeAnalysis(t *testing.T) {
 	expectProblem(t, h.do("acme", "GET", "/api/v1/hedging/analysis?target_ratio=2", nil), 400, "target_ratio")
 	expectProblem(t, h.do("acme", "GET", "/api/v1/hedging/analysis?tolerance=abc", nil), 400, "tolerance")
 
-	// A tenant without an account has nothing to analyse.
-	r = h.do("initech", "GET", "/api/v1/hedging/analysis", nil)
-	expectStatus(t, r, http.StatusOK)
-	if len(list(r.json(t), "assets")) != 0 {
-		t.Errorf("initech = %s", r.body)
-	}
+	// A tenant without an account gets 404 naming the operator command.
+	expectProblem(t, h.do("initech", "GET", "/api/v1/hedging/analysis", nil), http.StatusNotFound, "backend accounts set")
+	expectProblem(t, h.do("initech", "POST", "/api/v1/hedging/execute", nil, "Idempotency-Key", "k-none"), http.StatusNotFound, "backend accounts set")
+	expectProblem(t, h.do("initech", "POST", "/api/v1/hedging/close", nil), http.StatusNotFound, "backend accounts set")
 }
 
 // feesPaidCents shows how many fills happened: every fill pays its fee once.
@@ -157,15 +155,21 @@ func TestHedgeClose(t *testing.T) {
 	}
 	r = h.do("acme", "POST", "/api/v1/hedging/close", `{}`)
 	expectStatus(t, r, http.StatusOK)
-	if l := list(r.json(t), "closed"); l == nil || len(l) != 0 {
+	if l := list(r.json(t), "closed"); l == nil || len(l) != 0 || str(r.json(t), "status") != "nothing_to_close" {
 		t.Errorf("second close = %s", r.body)
+	}
+	// Nothing to close: no phantom execution id.
+	if _, ok := r.json(t)["execution_id"]; ok {
+		t.Errorf("second close names an execution: %s", r.body)
 	}
 	r = h.do("acme", "GET", "/api/v1/hedging/analysis", nil)
 	m := r.json(t)
 	near(t, "ratio after close", num(m["totals"].(map[string]any), "hedge_ratio"), 0)
 	// globex's hedges are untouched.
 	r = h.do("globex", "GET", "/api/v1/hedging/analysis", nil)
-	// 369 000 / 798 000
-	near(t, "globex ratio", num(r.json(t)["totals"].(map[string]any), "hedge_ratio"), 0.46240602)
+	// Over hedgeable assets only: (54 000 + 300 000) / 798 000; the ETH short
+	// (no ETH spot) hedges nothing and shows as naked_short_usd.
+	near(t, "globex ratio", num(r.json(t)["totals"].(map[string]any), "hedge_ratio"), 0.44360902)
+	near(t, "globex naked", num(r.json(t)["totals"].(map[string]any), "naked_short_usd"), -15000)
 	expectProblem(t, h.do("acme", "POST", "/api/v1/hedging/close", `{"all":true}`), 400, `"all"`)
 }

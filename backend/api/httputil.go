@@ -81,12 +81,23 @@ func writeRaw(w http.ResponseWriter, status int, contentType string, body []byte
 // readBody reads the capped body; on failure it writes the problem and
 // returns ok=false.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > s.maxBody {
+		// Known too big before reading: answer at once, without a 100 Continue.
+		w.Header().Set("Connection", "close")
+		writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large",
+			fmt.Sprintf("the request body has %d bytes, more than the %d this endpoint takes; send a smaller JSON document", r.ContentLength, s.maxBody))
+		if r.Header.Get("Expect") == "" {
+			drain(w, r.Body)
+		}
+		return nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large",
 				fmt.Sprintf("the request body exceeds %d bytes; send a smaller JSON document", tooBig.Limit))
+			drain(w, r.Body)
 			return nil, false
 		}
 		writeProblem(w, r, http.StatusBadRequest, "unreadable-body", "the request body could not be read: "+err.Error())
@@ -104,6 +115,16 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, body []byte, dst any, al
 			return true
 		}
 		writeProblem(w, r, http.StatusBadRequest, "invalid-json", "the request body is empty; send a JSON object (Content-Type: application/json)")
+		return false
+	}
+	if ct := r.Header.Get("Content-Type"); !isJSONMediaType(ct) {
+		w.Header().Set("Accept-Post", "application/json")
+		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type",
+			fmt.Sprintf("the request body must be JSON sent with Content-Type: application/json (or another +json type), got %q", ct))
+		return false
+	}
+	if err := checkJSONText(body); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "invalid-json", err.Error())
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -255,10 +276,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-ID", info.id)
 		sw := &statusWriter{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.Error("panic", zap.String("request_id", info.id), zap.String("tenant_id", info.tenant), zap.Any("panic", v), zap.Stack("stack"))
 				if sw.status == 0 {
+					// r carries info, so the problem names the request id.
 					writeProblem(sw, r, http.StatusInternalServerError, "internal", "the backend failed unexpectedly; retry, and report the request_id if it persists")
 				}
 			}
@@ -277,7 +300,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			}
 			s.log.Info("request", fields...)
 		}()
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
+		next.ServeHTTP(sw, r)
 	})
 }
 

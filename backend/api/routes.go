@@ -11,29 +11,42 @@ type Route struct {
 	Method  string
 	Pattern string // Go 1.22 ServeMux path pattern
 	Public  bool   // served without an identity assertion
-	handle  func(*Server, http.ResponseWriter, *http.Request)
+	// Roles the asserted caller needs, any of (defence in depth: the gate's
+	// rule should ask for the same). Empty on a non-public route: any
+	// caller with a valid assertion.
+	Roles  []string
+	handle func(*Server, http.ResponseWriter, *http.Request)
 }
 
-// routes is THE route table: Handler builds the mux from it, `backend routes`
-// prints it, and the OpenAPI test checks it. Adding a line here is the only
-// way to add an endpoint.
+// Role sets of the route table; the shipped Caddyfiles ask for the same.
+var (
+	ensembleRead  = []string{"ensemble:read", "ensemble:write"}
+	ensembleWrite = []string{"ensemble:write"}
+	hedgingRead   = []string{"hedging:read", "hedging:trade", "hedging:admin"}
+	hedgingTrade  = []string{"hedging:trade", "hedging:admin"}
+	hedgingAdmin  = []string{"hedging:admin"}
+)
+
+// routes is THE route table: Handler builds the mux from it (and enforces
+// its roles), `backend routes` prints it, and the OpenAPI test checks it.
+// Adding a line here is the only way to add an endpoint.
 var routes = []Route{
-	{"GET", "/healthz", true, (*Server).healthz},
-	{"GET", "/api/v1/whoami", false, (*Server).whoami},
+	{"GET", "/healthz", true, nil, (*Server).healthz},
+	{"GET", "/api/v1/whoami", false, nil, (*Server).whoami},
 
-	{"GET", "/api/v1/ensemble/{$}", false, (*Server).listEnsembles},
-	{"GET", "/api/v1/ensemble/agent-rankings", false, (*Server).agentRankings},
-	{"POST", "/api/v1/ensemble/create", false, (*Server).createEnsemble},
-	{"POST", "/api/v1/ensemble/{ensemble_id}/register-agent", false, (*Server).registerAgent},
-	{"POST", "/api/v1/ensemble/{ensemble_id}/predict", false, (*Server).predict},
-	{"POST", "/api/v1/ensemble/{ensemble_id}/outcomes", false, (*Server).recordOutcome},
-	{"GET", "/api/v1/ensemble/{ensemble_id}/performance", false, (*Server).performance},
-	{"GET", "/api/v1/ensemble/{ensemble_id}/weights", false, (*Server).weights},
-	{"POST", "/api/v1/ensemble/{ensemble_id}/optimize-weights", false, (*Server).optimizeWeights},
+	{"GET", "/api/v1/ensemble/{$}", false, ensembleRead, (*Server).listEnsembles},
+	{"GET", "/api/v1/ensemble/agent-rankings", false, ensembleRead, (*Server).agentRankings},
+	{"POST", "/api/v1/ensemble/create", false, ensembleWrite, (*Server).createEnsemble},
+	{"POST", "/api/v1/ensemble/{ensemble_id}/register-agent", false, ensembleWrite, (*Server).registerAgent},
+	{"POST", "/api/v1/ensemble/{ensemble_id}/predict", false, ensembleRead, (*Server).predict},
+	{"POST", "/api/v1/ensemble/{ensemble_id}/outcomes", false, ensembleWrite, (*Server).recordOutcome},
+	{"GET", "/api/v1/ensemble/{ensemble_id}/performance", false, ensembleRead, (*Server).performance},
+	{"GET", "/api/v1/ensemble/{ensemble_id}/weights", false, ensembleRead, (*Server).weights},
+	{"POST", "/api/v1/ensemble/{ensemble_id}/optimize-weights", false, ensembleWrite, (*Server).optimizeWeights},
 
-	{"GET", "/api/v1/hedging/analysis", false, (*Server).hedgeAnalysis},
-	{"POST", "/api/v1/hedging/execute", false, (*Server).hedgeExecute},
-	{"POST", "/api/v1/hedging/close", false, (*Server).hedgeClose},
+	{"GET", "/api/v1/hedging/analysis", false, hedgingRead, (*Server).hedgeAnalysis},
+	{"POST", "/api/v1/hedging/execute", false, hedgingTrade, (*Server).hedgeExecute},
+	{"POST", "/api/v1/hedging/close", false, hedgingAdmin, (*Server).hedgeClose},
 }
 
 // Routes returns a copy of the route table.
@@ -52,11 +65,18 @@ func DisplayPattern(p string) string {
 	return p
 }
 
-// String is the line `backend routes` prints: "METHOD PATTERN[ public]".
+// String is the line `backend routes` prints: "METHOD PATTERN public",
+// "METHOD PATTERN authenticated" or "METHOD PATTERN roles R...", which
+// `caddy tenant-gate coverage --routes` reads.
 func (r Route) String() string {
 	s := r.Method + " " + DisplayPattern(r.Pattern)
-	if r.Public {
+	switch {
+	case r.Public:
 		s += " public"
+	case len(r.Roles) > 0:
+		s += " roles " + strings.Join(r.Roles, " ")
+	default:
+		s += " authenticated"
 	}
 	return s
 }

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -21,12 +22,19 @@ const DefaultMaxBodyBytes = 64 << 10
 // Config holds the Server's dependencies.
 type Config struct {
 	Store        store.Store
-	Verifier     *assertion.Verifier // checks X-Tenant-Assertion; required
-	Logger       *zap.Logger         // default: no-op
-	Now          func() time.Time    // default: time.Now
-	Prices       hedging.Prices      // default: hedging.DemoPrices
-	MaxBodyBytes int64               // default: DefaultMaxBodyBytes
+	Verifier     *assertion.Verifier  // checks X-Tenant-Assertion; required
+	Logger       *zap.Logger          // default: no-op
+	Now          func() time.Time     // default: time.Now
+	Prices       hedging.PriceSource  // default: hedging.DemoPrices
+	Limits       *hedging.LimitsTable // risk limits per tenant; default: hedging.DefaultLimits for all
+	MaxBodyBytes int64                // default: DefaultMaxBodyBytes
+	// How long an Idempotency-Key answers retries. Default: DefaultIdempotencyRetention.
+	IdempotencyRetention time.Duration
 }
+
+// DefaultIdempotencyRetention is how long a key replays its first answer:
+// a day covers any client's retry horizon; after it the key is swept.
+const DefaultIdempotencyRetention = 24 * time.Hour
 
 // Server holds what the handlers need; handlers are its methods.
 type Server struct {
@@ -34,8 +42,11 @@ type Server struct {
 	verifier *assertion.Verifier
 	log      *zap.Logger
 	now      func() time.Time
-	prices   hedging.Prices
+	prices   hedging.PriceSource
+	limits   hedging.LimitsTable
 	maxBody  int64
+
+	idempotencyRetention time.Duration
 }
 
 // New checks c and returns a Server.
@@ -46,7 +57,14 @@ func New(c Config) (*Server, error) {
 	if c.Verifier == nil {
 		return nil, errors.New("api: an assertion verifier is required")
 	}
-	s := &Server{store: c.Store, verifier: c.Verifier, log: c.Logger, now: c.Now, prices: c.Prices, maxBody: c.MaxBodyBytes}
+	s := &Server{store: c.Store, verifier: c.Verifier, log: c.Logger, now: c.Now, prices: c.Prices, maxBody: c.MaxBodyBytes,
+		limits: hedging.DefaultLimitsTable(), idempotencyRetention: c.IdempotencyRetention}
+	if c.Limits != nil {
+		s.limits = *c.Limits
+	}
+	if s.idempotencyRetention <= 0 {
+		s.idempotencyRetention = DefaultIdempotencyRetention
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -54,7 +72,7 @@ func New(c Config) (*Server, error) {
 		s.now = time.Now
 	}
 	if s.prices == nil {
-		s.prices = hedging.DemoPrices
+		s.prices = hedging.StaticPrices(hedging.DemoPrices)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
@@ -72,15 +90,40 @@ func (s *Server) Handler() http.Handler {
 		handle := rt.handle
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
 		if !rt.Public {
-			h = requireAssertion(h)
+			h = requireAssertion(requireRoles(rt.Roles, h))
 		}
 		mux.Handle(rt.Method+" "+rt.Pattern, h)
 	}
 	return s.logRequests(muxProblems(mux))
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+// healthTimeout bounds the store check of /healthz, so a load balancer's
+// probe gets an answer even when the database hangs.
+const healthTimeout = 2 * time.Second
+
+type healthResponse struct {
+	Status string        `json:"status"`
+	Store  *store.Health `json:"store,omitempty"`
+}
+
+// healthz reports the process and, when the store can say, the store: 200
+// while the store answers, 503 problem+json when it does not.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	hc, ok := s.store.(store.HealthChecker)
+	if !ok {
+		writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	h := hc.Health(ctx)
+	if h.Status != "ok" {
+		s.log.Warn("store unavailable", zap.String("driver", h.Driver), zap.String("error", h.Error))
+		writeProblem(w, r, http.StatusServiceUnavailable, "store-unavailable",
+			"the "+h.Driver+" store does not answer ("+h.Error+"); check --db and that the database is up")
+		return
+	}
+	writeJSON(w, http.StatusOK, healthResponse{Status: "ok", Store: &h})
 }
 
 type whoamiResponse struct {

@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tenantgate/tenantgate/backend/store"
@@ -96,4 +99,32 @@ func RequireAssertion(v *assertion.Verifier, now func() time.Time) func(http.Han
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 		})
 	}
+}
+
+// requireRoles admits a caller whose asserted roles include any of roles
+// (none: every asserted caller); otherwise 403 missing_role. It runs after
+// RequireAssertion, so the roles are the ones the gate signed, never a header.
+func requireRoles(roles []string, next http.Handler) http.Handler {
+	if len(roles) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := mustPrincipal(r)
+		for _, have := range p.Roles {
+			if slices.Contains(roles, have) {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		writeProblem(w, r, http.StatusForbidden, "missing_role",
+			fmt.Sprintf("%s %s needs one of the roles %s; the gate asserted %s. Ask for a token with one of them (the gate's rule for this route should require them too)",
+				r.Method, r.URL.Path, strings.Join(roles, ", "), describeRoles(p.Roles)))
+	})
+}
+
+func describeRoles(roles []string) string {
+	if len(roles) == 0 {
+		return "no roles"
+	}
+	return strings.Join(roles, ", ")
 }

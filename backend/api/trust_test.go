@@ -35,7 +35,7 @@ func TestWhoami(t *testing.T) {
 	if str(m, "tenant_id") != "acme" || str(m, "user_id") != "user-acme" || str(m, "request_id") != "req-123" {
 		t.Errorf("whoami = %s", r.body)
 	}
-	if roles := list(m, "roles"); len(roles) != 2 || roles[0] != "ensemble:write" {
+	if roles := list(m, "roles"); len(roles) != 3 || roles[0] != "ensemble:write" {
 		t.Errorf("roles = %v", roles)
 	}
 	if got := r.header.Get("X-Request-ID"); got != "req-123" {

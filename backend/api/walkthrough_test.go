@@ -14,8 +14,10 @@ import (
 
 // curl sends what scripts/run.sh prints, byte for byte on the wire as curl
 // would: `curl -d BODY` is a POST with
-// Content-Type: application/x-www-form-urlencoded, and `curl -X POST` without
-// -d is a POST with neither a body nor a Content-Length. The gate forwards the
+// Content-Type: application/x-www-form-urlencoded unless the command adds
+// -H 'Content-Type: application/json' (extra "Content-Type", ...), and
+// `curl -X POST` without -d is a POST with neither a body nor a
+// Content-Length. The gate forwards the
 // request and adds X-Tenant-Assertion (and, here, the Idempotency-Key the
 // walkthrough sets).
 func (h *harness) curl(tenant, method, path string, body *string, extra ...string) response {
@@ -23,11 +25,16 @@ func (h *harness) curl(tenant, method, path string, body *string, extra ...strin
 	var req bytes.Buffer
 	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n", method, path, h.srv.Listener.Addr())
 	fmt.Fprintf(&req, "X-Tenant-Assertion: %s\r\n", h.sign(h.claims(tenant, method, path)))
+	contentType := "application/x-www-form-urlencoded"
 	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i] == "Content-Type" {
+			contentType = extra[i+1]
+			continue
+		}
 		fmt.Fprintf(&req, "%s: %s\r\n", extra[i], extra[i+1])
 	}
 	if body != nil {
-		fmt.Fprintf(&req, "Content-Length: %d\r\nContent-Type: application/x-www-form-urlencoded\r\n", len(*body))
+		fmt.Fprintf(&req, "Content-Length: %d\r\nContent-Type: %s\r\n", len(*body), contentType)
 	}
 	req.WriteString("\r\n")
 	if body != nil {
@@ -56,6 +63,13 @@ func (h *harness) curl(tenant, method, path string, body *string, extra ...strin
 
 func ptr(s string) *string { return &s }
 
+// curlJSON is curl with -H 'Content-Type: application/json', as the README
+// and scripts/run.sh print every command that sends a body.
+func (h *harness) curlJSON(tenant, method, path string, body *string, extra ...string) response {
+	h.t.Helper()
+	return h.curl(tenant, method, path, body, append([]string{"Content-Type", "application/json"}, extra...)...)
+}
+
 // TestWalkthroughAsPrinted replays the curl commands scripts/run.sh prints,
 // with their bodies and content types exactly as curl sends them.
 func TestWalkthroughAsPrinted(t *testing.T) {
@@ -68,17 +82,17 @@ func TestWalkthroughAsPrinted(t *testing.T) {
 	}
 
 	// Ensemble walkthrough.
-	r = h.curl("acme", "POST", "/api/v1/ensemble/create",
+	r = h.curlJSON("acme", "POST", "/api/v1/ensemble/create",
 		ptr(`{"name":"momentum","method":"weighted_average","agents":[{"agent_id":"a1","agent_type":"technical","initial_weight":1},{"agent_id":"a2","agent_type":"sentiment","initial_weight":1}]}`))
 	expectStatus(t, r, http.StatusCreated)
 	e := str(r.json(t), "ensemble_id")
 	if e == "" || len(list(r.json(t), "agents")) != 2 {
 		t.Fatalf("create = %s", r.body)
 	}
-	r = h.curl("acme", "POST", "/api/v1/ensemble/"+e+"/register-agent",
+	r = h.curlJSON("acme", "POST", "/api/v1/ensemble/"+e+"/register-agent",
 		ptr(`{"agent_id":"a3","agent_type":"fundamental","initial_weight":0.5}`))
 	expectStatus(t, r, http.StatusCreated)
-	r = h.curl("acme", "POST", "/api/v1/ensemble/"+e+"/predict",
+	r = h.curlJSON("acme", "POST", "/api/v1/ensemble/"+e+"/predict",
 		ptr(`{"symbol":"BTC-USD","signals":[{"agent_id":"a1","signal":0.6,"confidence":0.9},{"agent_id":"a2","signal":0.2,"confidence":0.5},{"agent_id":"a3","signal":-0.1,"confidence":0.4}]}`))
 	expectStatus(t, r, http.StatusCreated)
 	pred := r.json(t)
@@ -88,10 +102,10 @@ func TestWalkthroughAsPrinted(t *testing.T) {
 		t.Errorf("predict = %s", r.body)
 	}
 	p := str(pred, "prediction_id")
-	r = h.curl("acme", "POST", "/api/v1/ensemble/"+e+"/outcomes", ptr(`{"prediction_id":"`+p+`","realized_return":0.012}`))
+	r = h.curlJSON("acme", "POST", "/api/v1/ensemble/"+e+"/outcomes", ptr(`{"prediction_id":"`+p+`","realized_return":0.012}`))
 	expectStatus(t, r, http.StatusCreated)
 	near(t, "position return", num(r.json(t), "position_return"), 0.012)
-	r = h.curl("acme", "POST", "/api/v1/ensemble/"+e+"/optimize-weights", ptr(`{"lookback":50}`))
+	r = h.curlJSON("acme", "POST", "/api/v1/ensemble/"+e+"/optimize-weights", ptr(`{"lookback":50}`))
 	expectStatus(t, r, http.StatusOK)
 	if num(r.json(t), "predictions_used") != 1 || len(list(r.json(t), "weights")) != 3 {
 		t.Errorf("optimize-weights = %s", r.body)
@@ -128,20 +142,23 @@ func TestWalkthroughAsPrinted(t *testing.T) {
 	}
 	r = h.curl("acme", "POST", "/api/v1/hedging/close", nil)
 	expectStatus(t, r, http.StatusOK)
-	if closed := list(r.json(t), "closed"); closed == nil || len(closed) != 0 {
+	if closed := list(r.json(t), "closed"); closed == nil || len(closed) != 0 || str(r.json(t), "status") != "nothing_to_close" || r.json(t)["execution_id"] != nil {
 		t.Errorf("second close = %s", r.body)
 	}
 }
 
-// Leniency on Content-Type does not loosen the JSON rules: unknown fields,
-// non-JSON form bodies and missing bodies are still refused.
-func TestFormContentTypeStillStrictJSON(t *testing.T) {
+// A body sent without a JSON media type (curl -d without the -H) is 415,
+// whatever it holds; an empty body needs no media type. With the header the
+// JSON rules still hold.
+func TestFormContentTypeIs415(t *testing.T) {
 	h := newHarness(t)
-	expectProblem(t, h.curl("acme", "POST", "/api/v1/ensemble/create", ptr(`{"name":"x","method":"majority","colour":"red"}`)), 400, `"colour"`)
-	expectProblem(t, h.curl("acme", "POST", "/api/v1/ensemble/create", ptr(`name=x&method=majority`)), 400, "not valid JSON")
+	expectProblem(t, h.curl("acme", "POST", "/api/v1/ensemble/create", ptr(`{"name":"x","method":"majority"}`)), 415, "Content-Type: application/json")
+	expectProblem(t, h.curl("acme", "POST", "/api/v1/ensemble/create", ptr(`name=x&method=majority`)), 415, "application/x-www-form-urlencoded")
 	expectProblem(t, h.curl("acme", "POST", "/api/v1/ensemble/create", nil), 400, "empty")
-	expectProblem(t, h.curl("acme", "POST", "/api/v1/hedging/execute", ptr(`{"target":1}`), "Idempotency-Key", "k"), 400, `"target"`)
-	expectProblem(t, h.curl("acme", "POST", "/api/v1/hedging/close", ptr(`{"all":true}`)), 400, `"all"`)
+	expectProblem(t, h.curl("acme", "POST", "/api/v1/hedging/execute", ptr(`{"target":1}`), "Idempotency-Key", "k"), 415, "Content-Type")
+	expectProblem(t, h.curl("acme", "POST", "/api/v1/hedging/close", ptr(`{"all":true}`)), 415, "Content-Type")
+	expectProblem(t, h.curlJSON("acme", "POST", "/api/v1/ensemble/create", ptr(`{"name":"x","method":"majority","colour":"red"}`)), 400, `"colour"`)
+	expectProblem(t, h.curlJSON("acme", "POST", "/api/v1/hedging/close", ptr(`{"all":true}`)), 400, `"all"`)
 	// An empty -d '' is an empty body: the recommended adjustments.
 	r := h.curl("acme", "POST", "/api/v1/hedging/execute", ptr(``), "Idempotency-Key", "empty-d")
 	expectStatus(t, r, http.StatusOK)

@@ -7,7 +7,6 @@ package ensemble
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -277,144 +276,30 @@ type Prediction struct {
 	OutcomeAt      *time.Time
 }
 
-// Stats scores a series of decisions against realized returns.
-type Stats struct {
-	Scored      int     // predictions with an outcome in which the subject took part
-	Directional int     // of those, the ones with a position (not hold / not a zero signal)
-	Hits        int     // directional ones whose sign matched the return's sign
-	HitRate     float64 // Hits / Directional; 0 without directional predictions
-	MeanReturn  float64 // mean of the position-signed return over directional ones
-	StdDev      float64 // population standard deviation of the same
-	Sharpe      float64 // MeanReturn / StdDev; 0 when StdDev is 0
+// Tally is the raw aggregate a store computes in SQL over a window of scored
+// predictions; Stats derives every figure from it. For each prediction with
+// realized return r in which the subject took part, its direction d is +1,
+// -1 or 0 (the ensemble: buy, sell, hold; an agent: the sign of its signal).
+type Tally struct {
+	Scored      int     // predictions in the window the subject took part in
+	Directional int     // of those, the ones with d != 0
+	Hits        int     // directional ones with d·r > 0
+	Sum         float64 // Σ d·r over the directional ones
+	SumSquares  float64 // Σ (d·r)² = Σ r² over the directional ones
 }
 
-type accumulator struct {
-	scored, directional, hits int
-	xs                        []float64
-}
-
-func (a *accumulator) add(direction int, realized float64) {
-	a.scored++
-	if direction == 0 {
+// Add counts one scored prediction with direction d and realized return r
+// (the in-memory twin of the SQL aggregate, for tests and small callers).
+func (t *Tally) Add(d int, r float64) {
+	t.Scored++
+	if d == 0 {
 		return
 	}
-	a.directional++
-	x := float64(direction) * realized
+	t.Directional++
+	x := float64(d) * r
 	if x > 0 {
-		a.hits++
+		t.Hits++
 	}
-	a.xs = append(a.xs, x)
-}
-
-func (a *accumulator) stats() Stats {
-	s := Stats{Scored: a.scored, Directional: a.directional, Hits: a.hits}
-	if a.directional == 0 {
-		return s
-	}
-	n := float64(a.directional)
-	s.HitRate = float64(a.hits) / n
-	var sum float64
-	for _, x := range a.xs {
-		sum += x
-	}
-	s.MeanReturn = sum / n
-	var ss float64
-	for _, x := range a.xs {
-		d := x - s.MeanReturn
-		ss += d * d
-	}
-	s.StdDev = math.Sqrt(ss / n)
-	// Below this the deviation is rounding noise from identical returns, and
-	// the ratio would be a meaningless huge number.
-	if s.StdDev > 1e-12 {
-		s.Sharpe = s.MeanReturn / s.StdDev
-	} else {
-		s.StdDev = 0
-	}
-	return s
-}
-
-func actionDirection(a Action) int {
-	switch a {
-	case Buy:
-		return 1
-	case Sell:
-		return -1
-	}
-	return 0
-}
-
-// EnsembleStats scores the ensemble's own actions over the predictions that
-// have an outcome: a buy earns +r, a sell −r, a hold takes no position and is
-// left out of hit rate, mean and ratio (it still counts in Scored).
-func EnsembleStats(preds []Prediction) Stats {
-	var acc accumulator
-	for _, p := range preds {
-		if p.RealizedReturn == nil {
-			continue
-		}
-		acc.add(actionDirection(p.Action), *p.RealizedReturn)
-	}
-	return acc.stats()
-}
-
-// AgentStats scores each agent's own signal over the predictions that have an
-// outcome and in which it took part: direction sign(sᵢ), so a positive signal
-// earns +r, a negative one −r, and a zero signal is left out like a hold.
-func AgentStats(preds []Prediction) map[string]Stats {
-	accs := map[string]*accumulator{}
-	for _, p := range preds {
-		if p.RealizedReturn == nil {
-			continue
-		}
-		for _, c := range p.Contributions {
-			a := accs[c.AgentID]
-			if a == nil {
-				a = &accumulator{}
-				accs[c.AgentID] = a
-			}
-			a.add(sign(c.Signal), *p.RealizedReturn)
-		}
-	}
-	out := make(map[string]Stats, len(accs))
-	for id, a := range accs {
-		out[id] = a.stats()
-	}
-	return out
-}
-
-// NeutralScore is the score of an agent without directional history in the
-// window: a coin flip's hit rate.
-const NeutralScore = 0.5
-
-// OptimizeWeights re-weights agents by hit rate over preds (the caller picks
-// the lookback window): scoreᵢ = hit rate of agent i, or NeutralScore when it
-// has no directional prediction with an outcome in the window; wᵢ = scoreᵢ /
-// Σ score. When every score is 0 the weights are equal. Weights are never
-// negative and always sum to 1 (for a non-empty agent list).
-func OptimizeWeights(agents []Agent, preds []Prediction) map[string]float64 {
-	out := make(map[string]float64, len(agents))
-	if len(agents) == 0 {
-		return out
-	}
-	stats := AgentStats(preds)
-	scores := make([]float64, len(agents))
-	var total float64
-	for i, a := range agents {
-		s, ok := stats[a.ID]
-		if ok && s.Directional > 0 {
-			scores[i] = s.HitRate
-		} else {
-			scores[i] = NeutralScore
-		}
-		total += scores[i]
-	}
-	for i, a := range agents {
-		if total > 0 {
-			out[a.ID] = scores[i] / total
-		} else {
-			out[a.ID] = 1 / float64(len(agents))
-		}
-	}
-	return out
+	t.Sum += x
+	t.SumSquares += x * x
 }

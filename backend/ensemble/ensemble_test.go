@@ -118,96 +118,107 @@ func TestActionFor(t *testing.T) {
 	}
 }
 
-func ret(x float64) *float64 { return &x }
-
-// Four predictions with outcomes and one without:
-//
-//	p1 buy  r=+0.02  a:+0.5  b:−0.3
-//	p2 sell r=+0.01  a:−0.4  b: 0
-//	p3 buy  r=+0.04  a:+0.2  b:+0.6
-//	p4 hold r=+0.05  a:+0.05 b:−0.05
-//	p5 buy  (no outcome)
-func history() []Prediction {
-	mk := func(id string, a Action, r *float64, sa, sb float64) Prediction {
-		return Prediction{ID: id, Combined: Combined{Action: a, Signal: map[Action]float64{Buy: 0.5, Sell: -0.5, Hold: 0}[a],
-			Contributions: []Contribution{{AgentID: "a", Signal: sa}, {AgentID: "b", Signal: sb}}}, RealizedReturn: r}
+// tally builds a Tally from (direction, return) pairs.
+func tally(calls ...[2]float64) Tally {
+	var t Tally
+	for _, c := range calls {
+		t.Add(int(c[0]), c[1])
 	}
-	return []Prediction{
-		mk("p1", Buy, ret(0.02), 0.5, -0.3),
-		mk("p2", Sell, ret(0.01), -0.4, 0),
-		mk("p3", Buy, ret(0.04), 0.2, 0.6),
-		mk("p4", Hold, ret(0.05), 0.05, -0.05),
-		mk("p5", Buy, nil, 1, 1),
-	}
+	return t
 }
 
-func TestEnsembleStats(t *testing.T) {
-	s := EnsembleStats(history())
-	// Directional x = +0.02, −0.01, +0.04 (the hold is left out):
-	// mean 0.05/3; deviations (1, −8, 7)/300 → variance 114/3/300² → stddev √38/300;
-	// ratio (5/300)/(√38/300) = 5/√38.
+func TestTallyStats(t *testing.T) {
+	// Ensemble: buy +0.02, sell +0.01, buy +0.04, hold +0.05. Directional
+	// x = +0.02, −0.01, +0.04 (the hold is left out): mean 0.05/3; deviations
+	// (1, −8, 7)/300 → variance 114/3/300² → stddev √38/300.
+	s := tally([2]float64{1, 0.02}, [2]float64{-1, 0.01}, [2]float64{1, 0.04}, [2]float64{0, 0.05}).Stats()
 	if s.Scored != 4 || s.Directional != 3 || s.Hits != 2 {
 		t.Fatalf("counts = %+v", s)
 	}
 	near(t, "hit rate", s.HitRate, 2.0/3)
 	near(t, "mean", s.MeanReturn, 0.05/3)
 	near(t, "stddev", s.StdDev, math.Sqrt(38)/300)
-	near(t, "sharpe", s.Sharpe, 5/math.Sqrt(38))
+	// Score: (2 + 5) / (3 + 10) = 7/13; shrunk mean 0.05 / 13.
+	near(t, "score", s.Score, 7.0/13)
+	near(t, "shrunk mean", s.ShrunkMean, 0.05/13)
+	// 3 calls < MinSharpeSample: no ratio.
+	if s.Sharpe != nil {
+		t.Errorf("sharpe from 3 calls = %v, want nil", *s.Sharpe)
+	}
+	if (Tally{}).Stats() != (Stats{Score: NeutralScore}) {
+		t.Errorf("empty = %+v", Tally{}.Stats())
+	}
 }
 
-func TestAgentStats(t *testing.T) {
-	st := AgentStats(history())
-	a, b := st["a"], st["b"]
-	// a: x = +0.02, −0.01, +0.04, +0.05 → 3 hits of 4, mean 0.025
-	if a.Scored != 4 || a.Directional != 4 || a.Hits != 3 {
-		t.Fatalf("a = %+v", a)
+// The example: returns 0.01 and 0.0100001 gave a ratio of about 2e5
+// and topped the rankings. Now there is no ratio below 20 calls.
+func TestSharpeMinimumSample(t *testing.T) {
+	s := tally([2]float64{1, 0.01}, [2]float64{1, 0.0100001}).Stats()
+	if s.Sharpe != nil {
+		t.Errorf("two calls: sharpe %v, want nil", *s.Sharpe)
 	}
-	near(t, "a hit rate", a.HitRate, 0.75)
-	near(t, "a mean", a.MeanReturn, 0.025)
-	// b: x = −0.02, (zero signal: out), +0.04, −0.05 → 1 hit of 3, mean −0.01
-	if b.Scored != 4 || b.Directional != 3 || b.Hits != 1 {
-		t.Fatalf("b = %+v", b)
+	// 20 calls alternating +0.03 and −0.01: mean 0.01, stddev 0.02 → ratio 0.5.
+	var calls [][2]float64
+	for i := 0; i < 20; i++ {
+		r := 0.03
+		if i%2 == 1 {
+			r = -0.01
+		}
+		calls = append(calls, [2]float64{1, r})
 	}
-	near(t, "b hit rate", b.HitRate, 1.0/3)
-	near(t, "b mean", b.MeanReturn, -0.01)
+	s = tally(calls...).Stats()
+	if s.Sharpe == nil {
+		t.Fatal("20 calls: no sharpe")
+	}
+	near(t, "sharpe of 20", *s.Sharpe, 0.5)
+	// 19 of them: below the minimum again.
+	if s := tally(calls[:19]...).Stats(); s.Sharpe != nil {
+		t.Errorf("19 calls: sharpe %v", *s.Sharpe)
+	}
+	// 20 identical returns: no dispersion, no ratio (not +Inf, not 1e12).
+	var flat [][2]float64
+	for i := 0; i < 25; i++ {
+		flat = append(flat, [2]float64{1, 0.01})
+	}
+	if s := tally(flat...).Stats(); s.Sharpe != nil || s.StdDev != 0 {
+		t.Errorf("flat returns: sharpe %v stddev %v", s.Sharpe, s.StdDev)
+	}
 }
 
-func TestStatsDegenerate(t *testing.T) {
-	// One observation: stddev 0 → ratio 0. Identical returns: same.
-	s := EnsembleStats([]Prediction{{Combined: Combined{Action: Buy}, RealizedReturn: ret(0.03)}})
-	near(t, "single sharpe", s.Sharpe, 0)
-	near(t, "single mean", s.MeanReturn, 0.03)
-	s = EnsembleStats([]Prediction{{Combined: Combined{Action: Buy}, RealizedReturn: ret(0.1)}, {Combined: Combined{Action: Buy}, RealizedReturn: ret(0.1)}})
-	near(t, "flat sharpe", s.Sharpe, 0)
-	s = EnsembleStats(nil)
-	if s != (Stats{}) {
-		t.Errorf("empty = %+v", s)
+func TestShrinkage(t *testing.T) {
+	// One lucky call: raw hit rate 1.0, score (1+5)/(1+10) = 6/11 ≈ 0.545.
+	near(t, "one right", tally([2]float64{1, 0.1}).Stats().Score, 6.0/11)
+	// One wrong call: raw 0, score 5/11 ≈ 0.455 (weight 10/11, not 0).
+	near(t, "one wrong", tally([2]float64{1, -0.1}).Stats().Score, 5.0/11)
+	// 40 calls with 30 hits: (30+5)/(40+10) = 0.70, close to the raw 0.75.
+	var calls [][2]float64
+	for i := 0; i < 40; i++ {
+		r := 0.01
+		if i < 10 {
+			r = -0.01
+		}
+		calls = append(calls, [2]float64{1, r})
 	}
+	near(t, "forty", tally(calls...).Stats().Score, 0.70)
 }
 
 func TestOptimizeWeights(t *testing.T) {
 	agents := []Agent{{ID: "a", Weight: 1}, {ID: "b", Weight: 5}, {ID: "c", Weight: 1}}
-	// Scores: a 0.75, b 1/3, c no data → 0.5; Σ = 19/12 → 9/19, 4/19, 6/19.
-	w := OptimizeWeights(agents, history())
-	near(t, "a", w["a"], 9.0/19)
-	near(t, "b", w["b"], 4.0/19)
-	near(t, "c", w["c"], 6.0/19)
-
-	// No data at all: equal weights.
-	w = OptimizeWeights(agents, nil)
-	for _, id := range []string{"a", "b", "c"} {
-		near(t, "equal "+id, w[id], 1.0/3)
+	tallies := map[string]Tally{
+		// a: 3 hits of 4 → score 8/14 → weight 16/14.
+		"a": tally([2]float64{1, 0.02}, [2]float64{-1, -0.01}, [2]float64{1, 0.04}, [2]float64{1, -0.05}),
+		// b: 0 hits of 1 → score 5/11 → weight 10/11 (not 0).
+		"b": tally([2]float64{1, -0.02}),
+		// c: no history → weight 1, the default of a newly registered agent.
 	}
-
-	// Every agent always wrong: all scores 0 → equal weights, never negative.
-	wrong := []Prediction{{Combined: Combined{Action: Buy, Contributions: []Contribution{{AgentID: "a", Signal: 1}, {AgentID: "b", Signal: 1}}}, RealizedReturn: ret(-0.1)}}
-	w = OptimizeWeights(agents[:2], wrong)
-	near(t, "all-wrong a", w["a"], 0.5)
-	near(t, "all-wrong b", w["b"], 0.5)
-
-	// One right, one wrong: 1 and 0 → the wrong one gets 0, not less.
-	mixed := []Prediction{{Combined: Combined{Action: Buy, Contributions: []Contribution{{AgentID: "a", Signal: 1}, {AgentID: "b", Signal: -1}}}, RealizedReturn: ret(0.1)}}
-	w = OptimizeWeights(agents[:2], mixed)
-	near(t, "mixed a", w["a"], 1)
-	near(t, "mixed b", w["b"], 0)
+	w := OptimizeWeights(agents, tallies)
+	near(t, "a", w["a"], 16.0/14)
+	near(t, "b", w["b"], 10.0/11)
+	near(t, "c", w["c"], 1)
+	// Adding an agent does not change the others' weights (no Σ=1 rescaling).
+	w2 := OptimizeWeights(append(agents, Agent{ID: "d", Weight: 1}), tallies)
+	for _, id := range []string{"a", "b", "c"} {
+		near(t, "stable "+id, w2[id], w[id])
+	}
+	near(t, "new agent", w2["d"], 1)
 }

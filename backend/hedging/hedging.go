@@ -119,8 +119,13 @@ type Analysis struct {
 	SpotUSD     float64
 	HedgeUSD    float64
 	NetDeltaUSD float64
-	HedgeRatio  float64 // −HedgeUSD / SpotUSD; 0 when SpotUSD is 0
-	Adjustments []Adjustment
+	// HedgeRatio is the portfolio figure over hedgeable assets only (those
+	// with spot): −Σ their HedgeUSD / SpotUSD; 0 when SpotUSD is 0. A short
+	// on an asset without spot hedges nothing, so it is left out here and
+	// shown as NakedShortUSD instead.
+	HedgeRatio    float64
+	NakedShortUSD float64 // Σ HedgeUSD of assets without spot (≤ 0)
+	Adjustments   []Adjustment
 }
 
 // RoundQty rounds a quantity to 8 decimals (satoshi precision).
@@ -167,10 +172,11 @@ func Analyze(acct Account, prices Prices, p Policy) (Analysis, error) {
 	}
 	sort.Strings(names)
 	an := Analysis{Policy: p, Assets: []Exposure{}, Adjustments: []Adjustment{}}
+	var hedgeable float64
 	for _, a := range names {
 		price, ok := prices[a]
 		if !ok {
-			return Analysis{}, fmt.Errorf("no price for asset %q", a)
+			return Analysis{}, fmt.Errorf("%w: %q", ErrNoPrice, a)
 		}
 		spot, hedge := acct.Spot[a], acct.Perp[a]
 		e := Exposure{
@@ -194,6 +200,11 @@ func Analyze(acct Account, prices Prices, p Policy) (Analysis, error) {
 		an.Assets = append(an.Assets, e)
 		an.SpotUSD += e.SpotUSD
 		an.HedgeUSD += e.HedgeUSD
+		if spot > 0 {
+			hedgeable += e.HedgeUSD
+		} else {
+			an.NakedShortUSD += e.HedgeUSD
+		}
 		if e.InBand {
 			continue
 		}
@@ -217,11 +228,15 @@ func Analyze(acct Account, prices Prices, p Policy) (Analysis, error) {
 	an.SpotUSD = RoundUSD(an.SpotUSD)
 	an.HedgeUSD = RoundUSD(an.HedgeUSD)
 	an.NetDeltaUSD = RoundUSD(an.SpotUSD + an.HedgeUSD)
-	an.HedgeRatio = ratio(-an.HedgeUSD, an.SpotUSD)
+	an.NakedShortUSD = RoundUSD(an.NakedShortUSD)
+	an.HedgeRatio = ratio(-RoundUSD(hedgeable), an.SpotUSD)
 	return an, nil
 }
 
 func fee(notional float64) float64 { return RoundUSD(notional * TakerFeeBps / 10000) }
+
+// ErrNoPrice: the price source has no price for an asset the account holds.
+var ErrNoPrice = errors.New("no price for asset")
 
 // ErrInvalidOrder marks an order the exchange refuses; the API answers 422.
 var ErrInvalidOrder = errors.New("invalid order")
@@ -234,34 +249,43 @@ func Apply(acct Account, prices Prices, orders []Order) ([]Fill, Account, error)
 	after := acct.Clone()
 	fills := make([]Fill, 0, len(orders))
 	for i, o := range orders {
-		price, ok := prices[o.Asset]
-		if !ok {
-			return nil, acct, fmt.Errorf("%w: orders[%d].asset %q is not traded; use one of %v", ErrInvalidOrder, i, o.Asset, prices.Assets())
+		f, err := fillOne(&after, prices, o, i)
+		if err != nil {
+			return nil, acct, err
 		}
-		q := RoundQty(o.Quantity)
-		if !(q > 0) {
-			return nil, acct, fmt.Errorf("%w: orders[%d].quantity must be > 0 (8 decimals), got %v", ErrInvalidOrder, i, o.Quantity)
-		}
-		pos := after.Perp[o.Asset]
-		switch o.Side {
-		case Sell:
-			pos = RoundQty(pos - q)
-		case Buy:
-			pos = RoundQty(pos + q)
-			if pos > 0 {
-				return nil, acct, fmt.Errorf("%w: orders[%d]: buying %v %s would turn the hedge into a long perpetual (short is %v); buy at most %v", ErrInvalidOrder, i, q, o.Asset, after.Perp[o.Asset], -after.Perp[o.Asset])
-			}
-		default:
-			return nil, acct, fmt.Errorf("%w: orders[%d].side must be \"buy\" or \"sell\", got %q", ErrInvalidOrder, i, o.Side)
-		}
-		after.Perp[o.Asset] = pos
-		notional := RoundUSD(q * price)
-		f := Fill{Order: Order{Asset: o.Asset, Side: o.Side, Quantity: q}, Price: price, NotionalUSD: notional, FeeUSD: fee(notional)}
-		after.CashUSD = RoundUSD(after.CashUSD - f.FeeUSD)
-		after.FeesPaidUSD = RoundUSD(after.FeesPaidUSD + f.FeeUSD)
 		fills = append(fills, f)
 	}
 	return fills, after, nil
+}
+
+// fillOne fills orders[i] = o on after, or says why it cannot.
+func fillOne(after *Account, prices Prices, o Order, i int) (Fill, error) {
+	price, ok := prices[o.Asset]
+	if !ok {
+		return Fill{}, fmt.Errorf("%w: orders[%d].asset %q is not traded; use one of %v", ErrInvalidOrder, i, o.Asset, prices.Assets())
+	}
+	q := RoundQty(o.Quantity)
+	if !(q > 0) || math.IsInf(q, 0) {
+		return Fill{}, fmt.Errorf("%w: orders[%d].quantity must be a finite number > 0 (8 decimals), got %v", ErrInvalidOrder, i, o.Quantity)
+	}
+	pos := after.Perp[o.Asset]
+	switch o.Side {
+	case Sell:
+		pos = RoundQty(pos - q)
+	case Buy:
+		pos = RoundQty(pos + q)
+		if pos > 0 {
+			return Fill{}, fmt.Errorf("%w: orders[%d]: buying %v %s would turn the hedge into a long perpetual (short is %v); buy at most %v", ErrInvalidOrder, i, q, o.Asset, after.Perp[o.Asset], -after.Perp[o.Asset])
+		}
+	default:
+		return Fill{}, fmt.Errorf("%w: orders[%d].side must be \"buy\" or \"sell\", got %q", ErrInvalidOrder, i, o.Side)
+	}
+	after.Perp[o.Asset] = pos
+	notional := RoundUSD(q * price)
+	f := Fill{Order: Order{Asset: o.Asset, Side: o.Side, Quantity: q}, Price: price, NotionalUSD: notional, FeeUSD: fee(notional)}
+	after.CashUSD = RoundUSD(after.CashUSD - f.FeeUSD)
+	after.FeesPaidUSD = RoundUSD(after.FeesPaidUSD + f.FeeUSD)
+	return f, nil
 }
 
 // CloseOrders returns the buys that flatten every short, by asset name.

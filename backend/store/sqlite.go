@@ -292,7 +292,8 @@ func decodeCursor(s string) (listCursor, error) {
 	return listCursor{created: n, id: parts[2]}, nil
 }
 
-// ListEnsembles pages through the tenant's ensembles by (created_at, id).
+// ListEnsembles pages through the tenant's ensembles by (created_at, id):
+// one query joins the page of ensembles with their agents.
 func (s *SQLite) ListEnsembles(ctx context.Context, t TenantID, cursor string, limit int) ([]ensemble.Ensemble, string, error) {
 	if err := t.check(); err != nil {
 		return nil, "", err
@@ -305,28 +306,42 @@ func (s *SQLite) ListEnsembles(ctx context.Context, t TenantID, cursor string, l
 		}
 		after = c
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT ensemble_id, name, method, threshold, min_agents, created_at
-		FROM ensembles WHERE tenant_id = ? AND (created_at, ensemble_id) > (?, ?)
-		ORDER BY created_at, ensemble_id LIMIT ?`, t.id, after.created, after.id, limit+1)
+	rows, err := s.r.QueryContext(ctx, `WITH page AS (
+			SELECT ensemble_id, name, method, threshold, min_agents, created_at FROM ensembles
+			WHERE tenant_id = ? AND (created_at, ensemble_id) > (?, ?)
+			ORDER BY created_at, ensemble_id LIMIT ?)
+		SELECT p.ensemble_id, p.name, p.method, p.threshold, p.min_agents, p.created_at,
+			a.agent_id, a.agent_type, a.weight, a.created_at
+		FROM page p LEFT JOIN agents a ON a.tenant_id = ? AND a.ensemble_id = p.ensemble_id
+		ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`, t.id, after.created, after.id, limit+1, t.id)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list ensembles: %w", err)
 	}
+	defer func() { _ = rows.Close() }()
 	out := []ensemble.Ensemble{}
 	for rows.Next() {
 		var e ensemble.Ensemble
 		var method string
 		var created int64
-		if err := rows.Scan(&e.ID, &e.Name, &method, &e.Config.Threshold, &e.Config.MinAgents, &created); err != nil {
-			_ = rows.Close()
+		var agentID, agentType sql.NullString
+		var weight sql.NullFloat64
+		var agentCreated sql.NullInt64
+		if err := rows.Scan(&e.ID, &e.Name, &method, &e.Config.Threshold, &e.Config.MinAgents, &created,
+			&agentID, &agentType, &weight, &agentCreated); err != nil {
 			return nil, "", fmt.Errorf("store: list ensembles: %w", err)
 		}
-		e.Method = ensemble.Method(method)
-		e.CreatedAt = fromNanos(created)
-		out = append(out, e)
+		if n := len(out); n == 0 || out[n-1].ID != e.ID {
+			e.Method = ensemble.Method(method)
+			e.CreatedAt = fromNanos(created)
+			e.Agents = []ensemble.Agent{}
+			out = append(out, e)
+		}
+		if agentID.Valid {
+			last := &out[len(out)-1]
+			last.Agents = append(last.Agents, ensemble.Agent{ID: agentID.String, Type: agentType.String, Weight: weight.Float64, CreatedAt: fromNanos(agentCreated.Int64)})
+		}
 	}
-	err = rows.Err()
-	_ = rows.Close()
-	if err != nil {
+	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("store: list ensembles: %w", err)
 	}
 	next := ""
@@ -335,16 +350,11 @@ func (s *SQLite) ListEnsembles(ctx context.Context, t TenantID, cursor string, l
 		last := out[len(out)-1]
 		next = encodeCursor(listCursor{created: nanos(last.CreatedAt), id: last.ID})
 	}
-	for i := range out {
-		if out[i].Agents, err = loadAgents(ctx, s.r, t, out[i].ID); err != nil {
-			return nil, "", err
-		}
-	}
 	return out, next, nil
 }
 
-// AddAgent registers a in an existing ensemble.
-func (s *SQLite) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent) error {
+// AddAgent registers a in an existing ensemble that has fewer than maxAgents.
+func (s *SQLite) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent, maxAgents int) error {
 	if err := t.check(); err != nil {
 		return err
 	}
@@ -355,6 +365,13 @@ func (s *SQLite) AddAgent(ctx context.Context, t TenantID, ensembleID string, a 
 	defer func() { _ = tx.Rollback() }()
 	if err := ensembleExists(ctx, tx, t, ensembleID); err != nil {
 		return err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agents WHERE tenant_id = ? AND ensemble_id = ?`, t.id, ensembleID).Scan(&n); err != nil {
+		return fmt.Errorf("store: add agent: %w", err)
+	}
+	if n >= maxAgents {
+		return fmt.Errorf("%w: ensemble %s already has %d agents (at most %d)", ErrLimit, ensembleID, n, maxAgents)
 	}
 	if err := insertAgent(ctx, tx, t, ensembleID, a); err != nil {
 		return err
@@ -406,7 +423,7 @@ func (s *SQLite) SetWeights(ctx context.Context, t TenantID, ensembleID string, 
 
 // --- predictions ---
 
-// AddPrediction stores p.
+// AddPrediction stores p and its contributions in one transaction.
 func (s *SQLite) AddPrediction(ctx context.Context, t TenantID, p ensemble.Prediction) error {
 	if err := t.check(); err != nil {
 		return err
@@ -415,13 +432,27 @@ func (s *SQLite) AddPrediction(ctx context.Context, t TenantID, p ensemble.Predi
 	if err != nil {
 		return fmt.Errorf("store: add prediction: %w", err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO predictions (tenant_id, prediction_id, ensemble_id, symbol, signal, action, confidence, contributions, created_at)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: add prediction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	_, err = tx.ExecContext(ctx, `INSERT INTO predictions (tenant_id, prediction_id, ensemble_id, symbol, signal, action, confidence, contributions, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.id, p.ID, p.EnsembleID, p.Symbol, p.Signal, string(p.Action), p.Confidence, string(contrib), nanos(p.CreatedAt))
 	if err != nil {
 		if strings.Contains(err.Error(), "FOREIGN KEY") {
 			return fmt.Errorf("%w: ensemble %s", ErrNotFound, p.EnsembleID)
 		}
 		return fmt.Errorf("store: add prediction: %w", err)
+	}
+	for _, c := range p.Contributions {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO contributions (tenant_id, prediction_id, agent_id, signal) VALUES (?, ?, ?, ?)`,
+			t.id, p.ID, c.AgentID, c.Signal); err != nil {
+			return fmt.Errorf("store: add prediction: contribution of %q: %w", c.AgentID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: add prediction: commit: %w", err)
 	}
 	return nil
 }
@@ -486,78 +517,9 @@ func (s *SQLite) RecordOutcome(ctx context.Context, t TenantID, ensembleID, pred
 	return p, nil
 }
 
-func queryPredictions(ctx context.Context, q querier, query string, args ...any) ([]ensemble.Prediction, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: load predictions: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := []ensemble.Prediction{}
-	for rows.Next() {
-		p, err := scanPrediction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: load predictions: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: load predictions: %w", err)
-	}
-	return out, nil
-}
-
-// ScoredPredictions returns an ensemble's predictions with outcomes, newest first.
-func (s *SQLite) ScoredPredictions(ctx context.Context, t TenantID, ensembleID string, limit int) ([]ensemble.Prediction, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
-	}
-	return queryPredictions(ctx, s.r, `SELECT `+predictionColumns+` FROM predictions
-		WHERE tenant_id = ? AND ensemble_id = ? AND realized_return IS NOT NULL
-		ORDER BY created_at DESC, prediction_id DESC LIMIT ?`, t.id, ensembleID, limit)
-}
-
-// TenantScoredPredictions returns all of the tenant's predictions with outcomes.
-func (s *SQLite) TenantScoredPredictions(ctx context.Context, t TenantID) ([]ensemble.Prediction, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	return queryPredictions(ctx, s.r, `SELECT `+predictionColumns+` FROM predictions
-		WHERE tenant_id = ? AND realized_return IS NOT NULL ORDER BY created_at, prediction_id`, t.id)
-}
-
-// TenantAgents returns every agent of the tenant with its ensemble.
-func (s *SQLite) TenantAgents(ctx context.Context, t TenantID) ([]EnsembleAgent, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT ensemble_id, agent_id, agent_type, weight, created_at FROM agents
-		WHERE tenant_id = ? ORDER BY ensemble_id, agent_id`, t.id)
-	if err != nil {
-		return nil, fmt.Errorf("store: tenant agents: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := []EnsembleAgent{}
-	for rows.Next() {
-		var a EnsembleAgent
-		var created int64
-		if err := rows.Scan(&a.EnsembleID, &a.ID, &a.Type, &a.Weight, &created); err != nil {
-			return nil, fmt.Errorf("store: tenant agents: %w", err)
-		}
-		a.CreatedAt = fromNanos(created)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: tenant agents: %w", err)
-	}
-	return out, nil
-}
-
 // --- paper exchange ---
 
-// Account returns the tenant's account; a tenant without one has an empty account.
+// Account returns the tenant's account; ErrNotFound when it has none.
 func (s *SQLite) Account(ctx context.Context, t TenantID) (hedging.Account, error) {
 	if err := t.check(); err != nil {
 		return hedging.Account{}, err
@@ -568,7 +530,10 @@ func (s *SQLite) Account(ctx context.Context, t TenantID) (hedging.Account, erro
 func loadAccount(ctx context.Context, q querier, t TenantID) (hedging.Account, error) {
 	acct := hedging.Account{Spot: map[string]float64{}, Perp: map[string]float64{}}
 	err := q.QueryRowContext(ctx, `SELECT cash_usd, fees_paid_usd FROM accounts WHERE tenant_id = ?`, t.id).Scan(&acct.CashUSD, &acct.FeesPaidUSD)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) {
+		return acct, fmt.Errorf("%w: no exchange account for tenant %s", ErrNotFound, t.id)
+	}
+	if err != nil {
 		return acct, fmt.Errorf("store: load account: %w", err)
 	}
 	for _, tbl := range []struct {
@@ -663,10 +628,12 @@ func trade(ctx context.Context, tx *sql.Tx, t TenantID, kind string, at time.Tim
 	if err != nil {
 		return Execution{}, err
 	}
-	ex := Execution{ID: NewID("exe"), Kind: kind, Before: before, After: after, At: at, Fills: make([]Filled, 0, len(fills))}
+	ex := Execution{Kind: kind, Before: before, After: after, At: at, Fills: make([]Filled, 0, len(fills))}
 	if len(fills) == 0 {
+		ex.After = before // nothing traded: nothing changes, and there is no execution to name
 		return ex, nil
 	}
+	ex.ID = NewID("exe")
 	if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (tenant_id, cash_usd, fees_paid_usd, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (tenant_id) DO UPDATE SET cash_usd = excluded.cash_usd, fees_paid_usd = excluded.fees_paid_usd`,
 		t.id, after.CashUSD, after.FeesPaidUSD, nanos(at)); err != nil {
@@ -696,7 +663,8 @@ func trade(ctx context.Context, tx *sql.Tx, t TenantID, kind string, at time.Tim
 // calls with one key queue on the single write connection (and, across
 // processes, on SQLite's write lock), so the later ones find the claimed row
 // with the first response in it.
-func (s *SQLite) ExecuteOnce(ctx context.Context, t TenantID, key, requestHash string, at time.Time, plan TradePlan, render func(Execution) (Response, error)) (Response, bool, error) {
+// A key older than expiredBefore is claimed afresh, in the same statement.
+func (s *SQLite) ExecuteOnce(ctx context.Context, t TenantID, key, requestHash string, at, expiredBefore time.Time, plan TradePlan, render func(Execution) (Response, error)) (Response, bool, error) {
 	if err := t.check(); err != nil {
 		return Response{}, false, err
 	}
@@ -706,7 +674,9 @@ func (s *SQLite) ExecuteOnce(ctx context.Context, t TenantID, key, requestHash s
 	}
 	defer func() { _ = tx.Rollback() }()
 	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash, status, content_type, body, created_at)
-		VALUES (?, ?, ?, 0, '', x'', ?) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`, t.id, key, requestHash, nanos(at))
+		VALUES (?, ?, ?, 0, '', x'', ?) ON CONFLICT (tenant_id, idempotency_key) DO UPDATE
+		SET request_hash = excluded.request_hash, status = 0, content_type = '', body = x'', created_at = excluded.created_at
+		WHERE idempotency_keys.created_at < ?`, t.id, key, requestHash, nanos(at), nanos(expiredBefore))
 	if err != nil {
 		return Response{}, false, fmt.Errorf("store: claim idempotency key: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -108,14 +109,14 @@ func TestEnsembleRoundTrip(t *testing.T) {
 
 	// AddAgent appends; agents come back in registration order.
 	a3 := ensemble.Agent{ID: "a0", Type: "late", Weight: 0.5, CreatedAt: t0.Add(time.Hour)}
-	if err := s.AddAgent(ctx, acme, "ens_a", a3); err != nil {
+	if err := s.AddAgent(ctx, acme, "ens_a", a3, 100); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Ensemble(ctx, acme, "ens_a")
 	if ids := agentIDs(got.Agents); !reflect.DeepEqual(ids, []string{"a1", "a2", "a0"}) {
 		t.Errorf("agents after AddAgent = %v", ids)
 	}
-	if err := s.AddAgent(ctx, globex, "ens_a", a3); !errors.Is(err, ErrNotFound) {
+	if err := s.AddAgent(ctx, globex, "ens_a", a3, 100); !errors.Is(err, ErrNotFound) {
 		t.Errorf("globex adds to acme's ensemble: %v", err)
 	}
 }
@@ -192,12 +193,12 @@ func TestCreateEnsembleIsAtomic(t *testing.T) {
 	if _, err := s.Ensemble(ctx, acme, "ens_t"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ensemble stored despite the failed agent: %v", err)
 	}
-	if err := s.AddAgent(ctx, acme, "ens_none", ensemble.Agent{ID: "x", Type: "t", Weight: 1}); !errors.Is(err, ErrNotFound) {
+	if err := s.AddAgent(ctx, acme, "ens_none", ensemble.Agent{ID: "x", Type: "t", Weight: 1}, 100); !errors.Is(err, ErrNotFound) {
 		t.Errorf("AddAgent to a missing ensemble checks the ensemble first: %v", err)
 	}
 	// Without agents the trigger does not fire.
 	mustCreate(t, s, acme, newEnsemble("ens_empty", t0))
-	if err := s.AddAgent(ctx, acme, "ens_empty", ensemble.Agent{ID: "x", Type: "t", Weight: 1}); err == nil || !strings.Contains(err.Error(), "read-only") {
+	if err := s.AddAgent(ctx, acme, "ens_empty", ensemble.Agent{ID: "x", Type: "t", Weight: 1}, 100); err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Errorf("AddAgent with failing insert: %v", err)
 	}
 }
@@ -321,36 +322,20 @@ func TestPredictionsAndOutcomes(t *testing.T) {
 		t.Errorf("second outcome: %v, returned %+v", err, first)
 	}
 
-	scored, err := s.ScoredPredictions(ctx, acme, "ens_p", 0)
+	// The window: the newest scored predictions, p4 (0.03), p2 (0.02), p1 (0.01), all buys.
+	w, err := s.Performance(ctx, acme, "ens_p", 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := predIDs(scored); !reflect.DeepEqual(ids, []string{"p4", "p2", "p1"}) {
-		t.Errorf("scored (newest first) = %v", ids)
+	if w.Predictions != 3 || w.Ensemble.Directional != 3 || w.Ensemble.Hits != 3 || math.Abs(w.Ensemble.Sum-0.06) > 1e-12 ||
+		math.Abs(w.Ensemble.SumSquares-0.0014) > 1e-12 {
+		t.Errorf("window = %+v", w)
 	}
-	if !reflect.DeepEqual(scored[2].Contributions, pred("p1", "", t0, "").Contributions) || scored[2].Signal != 0.4 || scored[2].Confidence != 0.7 ||
-		scored[2].Symbol != "BTC-USD" || !scored[2].CreatedAt.Equal(t0) || *scored[2].RealizedReturn != 0.01 {
-		t.Errorf("p1 read back = %+v", scored[2])
+	if w2, _ := s.Performance(ctx, acme, "ens_p", 2); w2.Predictions != 2 || math.Abs(w2.Ensemble.Sum-0.05) > 1e-12 {
+		t.Errorf("lookback 2 = %+v", w2)
 	}
-	if newest, _ := s.ScoredPredictions(ctx, acme, "ens_p", 2); !reflect.DeepEqual(predIDs(newest), []string{"p4", "p2"}) {
-		t.Errorf("limit 2 = %v", predIDs(newest))
-	}
-	all, err := s.TenantScoredPredictions(ctx, acme)
-	if err != nil || !reflect.DeepEqual(predIDs(all), []string{"p1", "q1", "p2", "p4"}) {
-		t.Errorf("tenant scored (oldest first) = %v, %v", predIDs(all), err)
-	}
-	if g, err := s.TenantScoredPredictions(ctx, globex); err != nil || len(g) != 0 {
-		t.Errorf("globex scored = %v %v", g, err)
-	}
-
-	// A corrupt row is reported, not skipped.
-	exec(t, s, `UPDATE predictions SET contributions = 'not json' WHERE prediction_id = 'p2'`)
-	if _, err := s.ScoredPredictions(ctx, acme, "ens_p", 0); err == nil || !strings.Contains(err.Error(), "p2") {
-		t.Errorf("corrupt contributions: %v", err)
-	}
-	exec(t, s, `UPDATE predictions SET created_at = 'yesterday' WHERE prediction_id = 'p4'`)
-	if _, err := s.TenantScoredPredictions(ctx, acme); err == nil {
-		t.Error("corrupt created_at accepted")
+	if g, err := s.Rankings(ctx, globex, 50); err != nil || len(g) != 0 {
+		t.Errorf("globex rankings = %v %v", g, err)
 	}
 }
 
@@ -362,13 +347,13 @@ func predIDs(ps []ensemble.Prediction) []string {
 	return out
 }
 
-func TestTenantAgents(t *testing.T) {
+func TestRankingsRows(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
 	mustCreate(t, s, acme, newEnsemble("ens_b", t0, "z", "a"))
 	mustCreate(t, s, acme, newEnsemble("ens_a", t0, "m"))
 	mustCreate(t, s, globex, newEnsemble("ens_g", t0, "secret"))
-	got, err := s.TenantAgents(ctx, acme)
+	got, err := s.Rankings(ctx, acme, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,15 +362,15 @@ func TestTenantAgents(t *testing.T) {
 		pairs = append(pairs, fmt.Sprintf("%s/%s/%s/%g", a.EnsembleID, a.ID, a.Type, a.Weight))
 	}
 	if want := []string{"ens_a/m/type-m/1", "ens_b/a/type-a/2", "ens_b/z/type-z/1"}; !reflect.DeepEqual(pairs, want) {
-		t.Errorf("TenantAgents = %v, want %v", pairs, want)
+		t.Errorf("Rankings = %v, want %v", pairs, want)
 	}
-	none, err := s.TenantAgents(ctx, MustTenantID("initech"))
+	none, err := s.Rankings(ctx, MustTenantID("initech"), 50)
 	if err != nil || none == nil || len(none) != 0 {
 		t.Errorf("no agents: %v %v", none, err)
 	}
 	exec(t, s, `UPDATE agents SET created_at = 'soon' WHERE agent_id = 'z'`)
-	if _, err := s.TenantAgents(ctx, acme); err == nil {
-		t.Error("corrupt agent row accepted by TenantAgents")
+	if _, err := s.Rankings(ctx, acme, 50); err == nil {
+		t.Error("corrupt agent row accepted by Rankings")
 	}
 	if _, err := s.Ensemble(ctx, acme, "ens_b"); err == nil {
 		t.Error("corrupt agent row accepted by Ensemble")
@@ -409,9 +394,11 @@ func closeOrders(b hedging.Account) ([]hedging.Fill, hedging.Account, error) {
 func TestAccountAndTrade(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
-	empty, err := s.Account(ctx, acme)
-	if err != nil || empty.CashUSD != 0 || len(empty.Spot) != 0 || len(empty.Perp) != 0 || empty.Spot == nil || empty.Perp == nil {
-		t.Errorf("account before seeding = %+v, %v", empty, err)
+	if _, err := s.Account(ctx, acme); !errors.Is(err, ErrNotFound) {
+		t.Errorf("account before seeding: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Trade(ctx, acme, "close", t0, closeOrders); !errors.Is(err, ErrNotFound) {
+		t.Errorf("trade without an account: %v, want ErrNotFound", err)
 	}
 	demo := hedging.DemoAccounts()
 	if created, err := s.SeedAccount(ctx, acme, demo["acme"], t0); err != nil || !created {
@@ -427,7 +414,7 @@ func TestAccountAndTrade(t *testing.T) {
 
 	// A trade with no fills changes nothing and stores nothing.
 	ex, err := s.Trade(ctx, acme, "execute", t0, func(b hedging.Account) ([]hedging.Fill, hedging.Account, error) { return nil, b, nil })
-	if err != nil || len(ex.Fills) != 0 || ex.Kind != "execute" || !strings.HasPrefix(ex.ID, "exe_") {
+	if err != nil || len(ex.Fills) != 0 || ex.Kind != "execute" || ex.ID != "" {
 		t.Errorf("empty trade = %+v, %v", ex, err)
 	}
 	if n := count(t, s, `SELECT count(*) FROM orders`); n != 0 {
@@ -492,7 +479,7 @@ func TestTradeIsAtomic(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "no writes to "+tc.table) {
 			t.Errorf("%s %s failing: %v", tc.event, tc.table, err)
 		}
-		_, _, err = s.ExecuteOnce(ctx, globex, "k-"+tc.table, "h", t0, closeOrders, okRender)
+		_, _, err = s.ExecuteOnce(ctx, globex, "k-"+tc.table, "h", t0, time.Time{}, closeOrders, okRender)
 		if err == nil || !strings.Contains(err.Error(), "no writes to "+tc.table) {
 			t.Errorf("ExecuteOnce with %s %s failing: %v", tc.event, tc.table, err)
 		}
@@ -541,24 +528,24 @@ func TestExecuteOnce(t *testing.T) {
 	invalid := func(b hedging.Account) ([]hedging.Fill, hedging.Account, error) {
 		return hedging.Apply(b, hedging.DemoPrices, []hedging.Order{{Asset: "DOGE", Side: hedging.Sell, Quantity: 1}})
 	}
-	if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, invalid, okRender); !errors.Is(err, hedging.ErrInvalidOrder) {
+	if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, time.Time{}, invalid, okRender); !errors.Is(err, hedging.ErrInvalidOrder) {
 		t.Errorf("invalid order: %v", err)
 	}
 	renderErr := errors.New("render failed")
-	if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, plan, func(Execution) (Response, error) { return Response{}, renderErr }); !errors.Is(err, renderErr) {
+	if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, time.Time{}, plan, func(Execution) (Response, error) { return Response{}, renderErr }); !errors.Is(err, renderErr) {
 		t.Errorf("render error: %v", err)
 	}
 	if got, _ := s.Account(ctx, acme); !reflect.DeepEqual(got, demo["acme"]) {
 		t.Errorf("failed executions traded: %+v", got)
 	}
 
-	first, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, plan, okRender)
+	first, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0, time.Time{}, plan, okRender)
 	if err != nil || replayed || first.Status != 200 || !bytes.Contains(first.Body, []byte(`"fills":2`)) {
 		t.Fatalf("first = %+v %v %v", first, replayed, err)
 	}
 	after, _ := s.Account(ctx, acme)
 	plansBefore := plans
-	again, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0.Add(time.Minute), plan, okRender)
+	again, replayed, err := s.ExecuteOnce(ctx, acme, "k1", "h1", t0.Add(time.Minute), time.Time{}, plan, okRender)
 	if err != nil || !replayed || !reflect.DeepEqual(again, first) {
 		t.Errorf("replay = %+v %v %v, want %+v", again, replayed, err, first)
 	}
@@ -568,11 +555,11 @@ func TestExecuteOnce(t *testing.T) {
 	if got, _ := s.Account(ctx, acme); !reflect.DeepEqual(got, after) {
 		t.Errorf("a replay traded: %+v", got)
 	}
-	if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h2", t0, plan, okRender); !errors.Is(err, ErrIdempotencyMismatch) {
+	if _, _, err := s.ExecuteOnce(ctx, acme, "k1", "h2", t0, time.Time{}, plan, okRender); !errors.Is(err, ErrIdempotencyMismatch) {
 		t.Errorf("same key, other request: %v", err)
 	}
 	// Keys are per tenant: globex's k1 is a new execution.
-	g, replayed, err := s.ExecuteOnce(ctx, globex, "k1", "h2", t0, plan, okRender)
+	g, replayed, err := s.ExecuteOnce(ctx, globex, "k1", "h2", t0, time.Time{}, plan, okRender)
 	if err != nil || replayed || bytes.Equal(g.Body, first.Body) {
 		t.Errorf("globex k1 = %+v %v %v", g, replayed, err)
 	}
@@ -598,7 +585,7 @@ func TestExecuteOnceConcurrent(t *testing.T) {
 	for i := 0; i < n; i++ {
 		go func(i int) {
 			defer replays.Done()
-			resp, replayed, err := s.ExecuteOnce(ctx, acme, "same", "h", t0, closeOrders, okRender)
+			resp, replayed, err := s.ExecuteOnce(ctx, acme, "same", "h", t0, time.Time{}, closeOrders, okRender)
 			bodies[i], errs[i] = resp.Body, err
 			if !replayed {
 				mu.Lock()
@@ -641,19 +628,22 @@ func storeCalls(ctx context.Context, s *SQLite, t TenantID, plan TradePlan) map[
 		"CreateEnsemble": func() error { return s.CreateEnsemble(ctx, t, e) },
 		"Ensemble":       func() error { _, err := s.Ensemble(ctx, t, "ens_z"); return err },
 		"ListEnsembles":  func() error { _, _, err := s.ListEnsembles(ctx, t, "", 10); return err },
-		"AddAgent":       func() error { return s.AddAgent(ctx, t, "ens_z", e.Agents[0]) },
+		"AddAgent":       func() error { return s.AddAgent(ctx, t, "ens_z", e.Agents[0], 100) },
 		"SetWeights":     func() error { return s.SetWeights(ctx, t, "ens_z", map[string]float64{"a": 1}) },
 		"AddPrediction": func() error {
 			return s.AddPrediction(ctx, t, ensemble.Prediction{ID: "p", EnsembleID: "ens_z", Combined: ensemble.Combined{Action: ensemble.Hold}})
 		},
-		"RecordOutcome":           func() error { _, err := s.RecordOutcome(ctx, t, "ens_z", "p", 0, t0); return err },
-		"ScoredPredictions":       func() error { _, err := s.ScoredPredictions(ctx, t, "ens_z", 0); return err },
-		"TenantScoredPredictions": func() error { _, err := s.TenantScoredPredictions(ctx, t); return err },
-		"TenantAgents":            func() error { _, err := s.TenantAgents(ctx, t); return err },
-		"Account":                 func() error { _, err := s.Account(ctx, t); return err },
-		"SeedAccount":             func() error { _, err := s.SeedAccount(ctx, t, hedging.DemoAccounts()["acme"], t0); return err },
-		"Trade":                   func() error { _, err := s.Trade(ctx, t, "close", t0, plan); return err },
-		"ExecuteOnce":             func() error { _, _, err := s.ExecuteOnce(ctx, t, "k", "h", t0, plan, okRender); return err },
+		"RecordOutcome": func() error { _, err := s.RecordOutcome(ctx, t, "ens_z", "p", 0, t0); return err },
+		"Performance":   func() error { _, err := s.Performance(ctx, t, "ens_z", 50); return err },
+		"Rankings":      func() error { _, err := s.Rankings(ctx, t, 50); return err },
+		"SetAccount":    func() error { _, err := s.SetAccount(ctx, t, AccountSet{}, t0); return err },
+		"Account":       func() error { _, err := s.Account(ctx, t); return err },
+		"SeedAccount":   func() error { _, err := s.SeedAccount(ctx, t, hedging.DemoAccounts()["acme"], t0); return err },
+		"Trade":         func() error { _, err := s.Trade(ctx, t, "close", t0, plan); return err },
+		"ExecuteOnce": func() error {
+			_, _, err := s.ExecuteOnce(ctx, t, "k", "h", t0, time.Time{}, plan, okRender)
+			return err
+		},
 	}
 }
 
@@ -682,7 +672,7 @@ func TestMissingTablesFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	nop := func(b hedging.Account) ([]hedging.Fill, hedging.Account, error) { return nil, b, nil }
-	for _, tbl := range []string{"idempotency_keys", "orders", "perp_positions", "spot_balances", "accounts", "predictions", "agents"} {
+	for _, tbl := range []string{"idempotency_keys", "orders", "perp_positions", "spot_balances", "accounts", "contributions", "predictions", "agents"} {
 		exec(t, s, `DROP TABLE `+tbl)
 		for name, call := range storeCalls(ctx, s, acme, nop) {
 			if err := call(); err != nil && !strings.HasPrefix(err.Error(), "store: ") {
@@ -702,7 +692,7 @@ func TestMigrate(t *testing.T) {
 	ctx := context.Background()
 	fsys := fstest.MapFS{
 		"migrations/0010_late.sql":  {Data: []byte(`CREATE TABLE late (tenant_id TEXT NOT NULL, ref TEXT REFERENCES extra2 (x))`)},
-		"migrations/0002_extra.sql": {Data: []byte(`CREATE TABLE extra2 (tenant_id TEXT NOT NULL, x TEXT PRIMARY KEY)`)},
+		"migrations/0003_extra.sql": {Data: []byte(`CREATE TABLE extra2 (tenant_id TEXT NOT NULL, x TEXT PRIMARY KEY)`)},
 		"migrations/0001_init.sql":  {Data: []byte(`this is not applied again`)},
 		"migrations/README.md":      {Data: []byte(`not a migration`)},
 	}
@@ -720,14 +710,14 @@ func TestMigrate(t *testing.T) {
 		names = append(names, n)
 	}
 	_ = rows.Close()
-	if want := []string{"0001_init.sql", "0002_extra.sql", "0010_late.sql"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"0001_init.sql", "0002_bounded_reads.sql", "0003_extra.sql", "0010_late.sql"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("applied %v, want %v", names, want)
 	}
 	// Applying the same set again is a no-op.
 	if err := migrate(ctx, s.w, fsys); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, s, `SELECT count(*) FROM schema_migrations`); n != 3 {
+	if n := count(t, s, `SELECT count(*) FROM schema_migrations`); n != 4 {
 		t.Errorf("%d migrations recorded after a second run", n)
 	}
 
@@ -756,7 +746,7 @@ func TestMigrate(t *testing.T) {
 			t.Errorf("want error %q, got %v", name, err)
 		}
 	}
-	if n := count(t, s, `SELECT count(*) FROM schema_migrations`); n != 3 {
+	if n := count(t, s, `SELECT count(*) FROM schema_migrations`); n != 4 {
 		t.Errorf("refused sets recorded migrations: %d rows", n)
 	}
 

@@ -2,7 +2,8 @@ package store
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/tenantgate/tenantgate/module/tenantid"
 )
 
 // TenantID names the tenant every store call is scoped to. It is a struct
@@ -15,19 +16,11 @@ type TenantID struct{ id string }
 // ErrNoTenant is returned by every store method that receives the zero TenantID.
 var ErrNoTenant = errors.New("store: no tenant")
 
-// ParseTenantID validates s against the gate's tenant grammar,
-// [A-Za-z0-9._-]{1,64}.
+// ParseTenantID validates s against the gate's tenant grammar (package
+// tenantid: [A-Za-z0-9._-]{1,64}, not "." or "..").
 func ParseTenantID(s string) (TenantID, error) {
-	if len(s) == 0 || len(s) > 64 {
-		return TenantID{}, fmt.Errorf("tenant id must have 1 to 64 characters, has %d", len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return TenantID{}, fmt.Errorf("tenant id may hold only [A-Za-z0-9._-], found %q at %d", c, i)
-		}
+	if err := tenantid.Check(s); err != nil {
+		return TenantID{}, err
 	}
 	return TenantID{id: s}, nil
 }

@@ -5,18 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
 
-// Route is one line of a backend route list: `METHOD PATTERN [public]`.
-// PATTERN uses the rule syntax ({name}, a final **, a significant trailing
-// slash). For copy-paste from Go's net/http patterns, ParseRoutes also takes
-// a final {name...} (stored as **) and a final {$} (stored as a trailing
-// slash). PublicByIntent marks a route meant to be reachable without a token.
+// Route is one line of a backend route list (what `backend routes`
+// prints): `METHOD PATTERN`, optionally followed by `public`,
+// `authenticated` or `roles R...`. PATTERN uses the rule syntax ({name}, a
+// final **, a significant trailing slash). For copy-paste from Go's
+// net/http patterns, ParseRoutes also takes a final {name...} (stored as
+// **) and a final {$} (stored as a trailing slash). PublicByIntent marks a
+// route meant to be reachable without a token; Roles are the roles the
+// backend itself requires (any of), so coverage can refuse a gate rule
+// that would let through a caller the backend refuses.
 type Route struct {
 	Method, Pattern string
 	PublicByIntent  bool
+	Roles           []string
 	Line            int
 }
 
@@ -25,10 +31,14 @@ func (r Route) String() string {
 	if r.PublicByIntent {
 		s += " public"
 	}
+	if len(r.Roles) > 0 {
+		s += " roles " + strings.Join(r.Roles, " ")
+	}
 	return s
 }
 
-// ParseRoutes reads a route list: one `METHOD PATTERN [public]` per line;
+// ParseRoutes reads a route list: one `METHOD PATTERN [public |
+// authenticated | roles R...]` per line;
 // blank lines and comments (from a "#" at the start of a line or after
 // whitespace) are skipped. METHOD is an HTTP method (upper-cased) or "*".
 // Every bad line is reported, prefixed `line N: `.
@@ -45,17 +55,14 @@ func ParseRoutes(r io.Reader) ([]Route, error) {
 		if len(f) == 0 {
 			continue
 		}
-		if len(f) < 2 || len(f) > 3 {
-			errs = append(errs, fmt.Errorf("line %d: want METHOD PATTERN [public], got %q", n, strings.TrimSpace(text)))
+		if len(f) < 2 {
+			errs = append(errs, fmt.Errorf("line %d: want METHOD PATTERN [public | authenticated | roles R...], got %q", n, strings.TrimSpace(text)))
 			continue
 		}
 		rt := Route{Method: strings.ToUpper(f[0]), Pattern: fromGoPattern(f[1]), Line: n}
-		if len(f) == 3 {
-			if f[2] != kwPublic {
-				errs = append(errs, fmt.Errorf("line %d: unknown word %q after the pattern (only \"public\" is allowed)", n, f[2]))
-				continue
-			}
-			rt.PublicByIntent = true
+		if err := parseRouteRequirement(&rt, f[2:]); err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
+			continue
 		}
 		if rt.Method != "*" && !isToken(rt.Method) {
 			errs = append(errs, fmt.Errorf("line %d: bad method %q: not an HTTP token", n, f[0]))
@@ -73,6 +80,28 @@ func ParseRoutes(r io.Reader) ([]Route, error) {
 		errs = append(errs, fmt.Errorf("reading routes: %w", err))
 	}
 	return routes, errors.Join(errs...)
+}
+
+// parseRouteRequirement reads what follows the pattern of a route line.
+func parseRouteRequirement(rt *Route, words []string) error {
+	if len(words) == 0 {
+		return nil
+	}
+	switch words[0] {
+	case kwPublic, kwAuthenticated:
+		if len(words) > 1 {
+			return fmt.Errorf("%q stands alone, found %q after it", words[0], words[1:])
+		}
+		rt.PublicByIntent = words[0] == kwPublic
+	case kwRoles:
+		if len(words) == 1 {
+			return errors.New(`"roles" needs at least one role`)
+		}
+		rt.Roles = append([]string(nil), words[1:]...)
+	default:
+		return fmt.Errorf("unknown word %q after the pattern (want public, authenticated or roles R...)", words[0])
+	}
+	return nil
 }
 
 // fromGoPattern turns net/http's final {name...} into ** and a final {$}
@@ -141,7 +170,9 @@ func coverOne(t *Table, rt Route) CoverageLine {
 		line.RuleIndex, line.Rule = i, &t.rules[i]
 		if line.Rule.Public && !rt.PublicByIntent {
 			line.Problem = fmt.Sprintf("covered only by public %s, but the route is not listed as public", ruleRef(i, line.Rule.Line))
+			return line
 		}
+		line.Problem = looserThanBackend(line.Rule, i, rt.Roles)
 		return line
 	}
 	line.Problem = "not covered: no rule takes every request to this route (deny no_route)"
@@ -152,6 +183,30 @@ func coverOne(t *Table, rt Route) CoverageLine {
 		}
 	}
 	return line
+}
+
+// looserThanBackend says how rule r would admit a caller whom the backend,
+// needing one of backendRoles, refuses: a rule that asks for no role, or
+// for a role the backend does not accept. "" when the rule is at least as
+// strict (every role it admits is one the backend accepts).
+func looserThanBackend(r *Rule, i int, backendRoles []string) string {
+	if len(backendRoles) == 0 {
+		return ""
+	}
+	need := strings.Join(backendRoles, " ")
+	if len(r.Roles) == 0 {
+		return fmt.Sprintf("%s admits callers without a role, but the backend needs one of [%s]: the rule should say roles %s", ruleRef(i, r.Line), need, need)
+	}
+	var extra []string
+	for _, role := range r.Roles {
+		if !slices.Contains(backendRoles, role) {
+			extra = append(extra, role)
+		}
+	}
+	if len(extra) > 0 {
+		return fmt.Sprintf("%s admits role(s) %s that the backend refuses (it needs one of [%s])", ruleRef(i, r.Line), strings.Join(extra, " "), need)
+	}
+	return ""
 }
 
 // intersects reports whether some path matches both patterns.

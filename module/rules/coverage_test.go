@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -31,7 +32,7 @@ GET  /files/{path...}
 		t.Fatalf("got %d routes %+v, want %d", len(got), got, len(want))
 	}
 	for i := range want {
-		if got[i] != want[i] {
+		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Errorf("route %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
@@ -41,11 +42,11 @@ GET  /files/{path...}
 		t.Fatal("no error for bad routes")
 	}
 	for _, w := range []string{
-		"line 1: want METHOD PATTERN [public]",
+		"line 1: want METHOD PATTERN [public | authenticated | roles R...]",
 		`line 2: unknown word "private"`,
 		`line 3: bad method "G@T"`,
 		`line 4: bad pattern "/a//b"`,
-		"line 6: want METHOD PATTERN [public]",
+		`line 6: unknown word "b"`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q lacks %q", err, w)
@@ -101,7 +102,7 @@ func TestCoverage(t *testing.T) {
 	}
 	for i, tc := range tests {
 		l := lines[i]
-		if l.Route != routes[i] {
+		if !reflect.DeepEqual(l.Route, routes[i]) {
 			t.Errorf("line %d is for %+v, want %+v", i, l.Route, routes[i])
 		}
 		if got := l.RuleIndex + 1; got != tc.wantRule {
@@ -131,5 +132,63 @@ func TestCoverage(t *testing.T) {
 	// Bad routes handed in directly are problems, not panics.
 	if lines, ok := Coverage(tab, []Route{{Method: "GET", Pattern: "nope"}}); ok || !strings.Contains(lines[0].Problem, "bad pattern") {
 		t.Errorf("bad route: %+v %v", lines, ok)
+	}
+}
+
+// Routes that declare the backend's roles are checked against the rule that
+// decides them: a rule asking for no role, or for a role the backend does
+// not take, would admit a caller the backend refuses.
+func TestCoverageAgainstBackendRoles(t *testing.T) {
+	routes, err := ParseRoutes(strings.NewReader(`GET /healthz public
+GET /api/v1/whoami authenticated
+POST /api/v1/hedging/close roles hedging:admin
+POST /api/v1/hedging/execute roles hedging:trade hedging:admin
+GET /api/v1/hedging/analysis roles hedging:read hedging:trade hedging:admin
+POST /api/v1/ensemble/create roles ensemble:write
+GET /api/v1/ensemble/ roles ensemble:read ensemble:write
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(routes[3].Roles, []string{"hedging:trade", "hedging:admin"}) || routes[1].Roles != nil || routes[1].PublicByIntent {
+		t.Fatalf("parsed %+v", routes)
+	}
+	tab, _, errs := Compile([]Rule{
+		{Methods: []string{"GET"}, Pattern: "/healthz", Public: true},
+		{Methods: []string{"GET"}, Pattern: "/api/v1/whoami", Authenticated: true},
+		{Methods: []string{"POST"}, Pattern: "/api/v1/hedging/**", Authenticated: true, Line: 7},           // looser: no role
+		{Methods: []string{"GET"}, Pattern: "/api/v1/hedging/analysis", Roles: []string{"hedging:read"}},   // unreachable: rule 3 is POST only
+		{Methods: []string{"GET"}, Pattern: "/api/v1/hedging/**", Roles: []string{"hedging:read", "ops"}},  // looser: ops
+		{Methods: []string{"POST"}, Pattern: "/api/v1/ensemble/create", Roles: []string{"ensemble:write"}}, // equal
+		{Methods: []string{"GET"}, Pattern: "/api/v1/ensemble/", Roles: []string{"ensemble:read"}},         // stricter
+	})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	lines, ok := Coverage(tab, routes)
+	if ok {
+		t.Error("coverage ok with looser rules")
+	}
+	want := []string{"", "", "admits callers without a role, but the backend needs one of [hedging:admin]",
+		"admits callers without a role", "", "", ""}
+	for i, l := range lines {
+		if want[i] == "" && l.Problem != "" || !strings.Contains(l.Problem, want[i]) {
+			t.Errorf("%s: problem %q, want %q", l.Route, l.Problem, want[i])
+		}
+	}
+	// The analysis route is decided by rule 4 (GET /api/v1/hedging/analysis, hedging:read): fine.
+	if lines[4].RuleIndex != 3 {
+		t.Errorf("analysis decided by rule %d", lines[4].RuleIndex+1)
+	}
+	// Without rule 4, rule 5 decides it and admits "ops".
+	tab2, _, _ := Compile([]Rule{{Methods: []string{"GET"}, Pattern: "/api/v1/hedging/**", Roles: []string{"hedging:read", "ops"}}})
+	l2, _ := Coverage(tab2, routes[4:5])
+	if !strings.Contains(l2[0].Problem, "admits role(s) ops that the backend refuses") {
+		t.Errorf("ops: %q", l2[0].Problem)
+	}
+	var out bytes.Buffer
+	FormatCoverage(&out, lines)
+	if !strings.Contains(out.String(), "POST /api/v1/hedging/close roles hedging:admin") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }

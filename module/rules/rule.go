@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/tenantgate/tenantgate/module/tenantid"
 )
 
 // Rule is one `rule METHODS PATTERN REQUIREMENT...` line; also the JSON config form.
@@ -259,20 +261,9 @@ func isSpaceOrControl(r rune) bool {
 	return r <= ' ' || r == 0x7f || r == 0x85 || r == 0xa0 || r == 0x2028 || r == 0x2029
 }
 
-// ValidTenant reports whether s is a well-formed tenant id:
-// [A-Za-z0-9._-]{1,64}, as DESIGN.md requires of the tenant claim.
-func ValidTenant(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// ValidTenant reports whether s is a well-formed tenant id (the one grammar
+// of package tenantid, shared with the verifier and the backend).
+func ValidTenant(s string) bool { return tenantid.Valid(s) }
 
 // checkMethods validates a method list and returns the effective set.
 func checkMethods(methods []string) (anyMethod bool, effective []string, errs []error) {

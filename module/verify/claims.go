@@ -12,10 +12,11 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/tenantid"
 )
 
 // MaxTenantLen is the longest tenant value accepted.
-const MaxTenantLen = 64
+const MaxTenantLen = tenantid.MaxLen
 
 // checkClaims validates the claims of a token whose signature verified.
 // Type rules are ours (a wrong type is ReasonMissingClaim, or
@@ -151,18 +152,7 @@ func (is *issuerState) audienceValidator() jwt.Validator {
 
 // ValidTenant reports whether s is an acceptable tenant: 1 to 64 characters
 // of A-Z a-z 0-9 . _ -, and not "." or "..", which are path segments.
-func ValidTenant(s string) bool {
-	if len(s) == 0 || len(s) > MaxTenantLen || s == "." || s == ".." {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func ValidTenant(s string) bool { return tenantid.Valid(s) }
 
 // parseRoles reads a roles claim: a JSON array of strings, or one string of
 // space-separated roles. Absent or null means no roles. Any other shape is

@@ -1,7 +1,9 @@
 // Command backend serves the ensemble and hedging APIs behind tenantgate.
 //
 //	backend [flags]        serve (needs --assertion-key)
-//	backend routes         print the route table, one "METHOD PATTERN[ public]" a line
+//	backend routes         print the route table, one "METHOD PATTERN public|authenticated|roles R..." a line
+//	backend accounts set --tenant T --spot BTC=2.5 ...   provision a tenant's paper exchange account
+//	backend accounts show --tenant T
 //
 // Every flag can also be set with TENANTGATE_BACKEND_<FLAG> (upper case,
 // dashes as underscores); a flag on the command line wins over the variable.
@@ -53,6 +55,10 @@ type options struct {
 	assertionIssuer   string
 	seedDemo          bool
 	logLevel          zapcore.Level
+	pricesFile        string
+	riskLimitsFile    string
+	idempotencyTTL    time.Duration
+	pg                store.PostgresOptions // with a postgres:// --db only
 }
 
 func main() {
@@ -75,6 +81,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			fmt.Fprintln(stdout, r.String())
 		}
 		return exitOK
+	}
+	if len(args) > 0 && args[0] == "accounts" {
+		return runAccounts(ctx, args[1:], lookupEnv, stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
@@ -100,14 +109,18 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:9001", "address to listen on")
-	fs.StringVar(&o.db, "db", ".data/backend.db", "SQLite database file (its directory is created)")
+	fs.StringVar(&o.db, "db", ".data/backend.db", "SQLite database file (its directory is created), or a postgres:// URL")
+	addPostgresFlags(fs, &o.pg)
 	fs.StringVar(&o.assertionKey, "assertion-key", "", "the gate's Ed25519 public key, PKIX PEM (required)")
 	fs.StringVar(&o.assertionAudience, "assertion-audience", assertion.DefaultAudience, "expected aud of X-Tenant-Assertion")
 	fs.StringVar(&o.assertionIssuer, "assertion-issuer", assertion.DefaultIssuer, "expected iss of X-Tenant-Assertion")
 	fs.BoolVar(&o.seedDemo, "seed-demo", false, "give tenants acme and globex demo exchange accounts (once; kept on restart)")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	fs.StringVar(&o.pricesFile, "prices", "", "JSON price file {\"BTC\": 60000, ...}, re-read when it changes (default: the static demo table)")
+	fs.StringVar(&o.riskLimitsFile, "risk-limits", "", "JSON risk limits per tenant (default: built-in limits, see backend/README.md)")
+	fs.DurationVar(&o.idempotencyTTL, "idempotency-retention", api.DefaultIdempotencyRetention, "how long an Idempotency-Key replays its answer before it is swept")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: backend [flags]\n       backend routes\n\nflags (each also %s<FLAG>, e.g. %sLISTEN):\n", envPrefix, envPrefix)
+		fmt.Fprintf(stderr, "usage: backend [flags]\n       backend routes\n       backend accounts set|show --tenant T ...\n\nflags (each also %s<FLAG>, e.g. %sLISTEN):\n", envPrefix, envPrefix)
 		fs.PrintDefaults()
 	}
 	// Environment first, so the command line overrides it.
@@ -128,6 +141,17 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q; the only subcommand is \"routes\"", fs.Arg(0))
+	}
+	// An empty issuer or audience would make the verifier's check vacuous
+	// or unsatisfiable; refuse to start rather than guess.
+	if strings.TrimSpace(o.assertionIssuer) == "" {
+		return o, fmt.Errorf("--assertion-issuer (or %sASSERTION_ISSUER) must not be empty: it is the iss the gate signs (default %q)", envPrefix, assertion.DefaultIssuer)
+	}
+	if strings.TrimSpace(o.assertionAudience) == "" {
+		return o, fmt.Errorf("--assertion-audience (or %sASSERTION_AUDIENCE) must not be empty: it is the gate's assertion_audience (default %q)", envPrefix, assertion.DefaultAudience)
+	}
+	if o.idempotencyTTL < time.Minute {
+		return o, fmt.Errorf("--idempotency-retention must be at least 1m, got %s", o.idempotencyTTL)
 	}
 	if o.assertionKey == "" {
 		return o, fmt.Errorf("--assertion-key (or %sASSERTION_KEY) is required: the gate's Ed25519 public key in PKIX PEM", envPrefix)
@@ -166,7 +190,7 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 	}
 	verifier.Issuer = o.assertionIssuer
 
-	st, err := store.OpenSQLite(ctx, o.db)
+	st, err := openStore(ctx, o)
 	if err != nil {
 		return fmt.Errorf("--db: %w", err)
 	}
@@ -182,10 +206,15 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 		}
 	}
 
-	srv, err := api.New(api.Config{Store: st, Verifier: verifier, Logger: log})
+	cfg := api.Config{Store: st, Verifier: verifier, Logger: log, IdempotencyRetention: o.idempotencyTTL}
+	if err := loadDomainConfig(&cfg, o); err != nil {
+		return err
+	}
+	srv, err := api.New(cfg)
 	if err != nil {
 		return err
 	}
+	go sweepIdempotencyKeys(ctx, st, o.idempotencyTTL, log)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", o.listen)
 	if err != nil {
@@ -200,7 +229,7 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
-	log.Info("backend listening", zap.String("addr", ln.Addr().String()), zap.String("db", o.db),
+	log.Info("backend listening", zap.String("addr", ln.Addr().String()), zap.String("db", describeDB(o.db)),
 		zap.String("assertion_issuer", o.assertionIssuer), zap.String("assertion_audience", o.assertionAudience))
 
 	errc := make(chan error, 1)

@@ -104,7 +104,8 @@ func (c *client) do(base, tenant, method, path string, body any) (int, map[strin
 // doKey is do with an Idempotency-Key header (none if key is "").
 func (c *client) doKey(base, tenant, method, path string, body any, key string) (int, map[string]any, error) {
 	raw, err := c.signer.Sign(assertion.Claims{Issuer: "tenantgate", Audience: "backend", Tenant: tenant, Subject: "u", Method: method,
-		Path: strings.SplitN(path, "?", 2)[0], ID: fmt.Sprintf("req-%d", time.Now().UnixNano())})
+		Roles: []string{"ensemble:read", "ensemble:write", "hedging:read", "hedging:trade", "hedging:admin"},
+		Path:  strings.SplitN(path, "?", 2)[0], ID: fmt.Sprintf("req-%d", time.Now().UnixNano())})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -115,6 +116,9 @@ func (c *client) doKey(base, tenant, method, path string, body any, key string) 
 	}
 	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set(assertion.Header, raw)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,19 +36,19 @@ func (e env) lookup(name string) (string, bool) {
 
 // wantRoutes is the `backend routes` output documented in backend/README.md.
 const wantRoutes = `GET /healthz public
-GET /api/v1/whoami
-GET /api/v1/ensemble/
-GET /api/v1/ensemble/agent-rankings
-POST /api/v1/ensemble/create
-POST /api/v1/ensemble/{ensemble_id}/register-agent
-POST /api/v1/ensemble/{ensemble_id}/predict
-POST /api/v1/ensemble/{ensemble_id}/outcomes
-GET /api/v1/ensemble/{ensemble_id}/performance
-GET /api/v1/ensemble/{ensemble_id}/weights
-POST /api/v1/ensemble/{ensemble_id}/optimize-weights
-GET /api/v1/hedging/analysis
-POST /api/v1/hedging/execute
-POST /api/v1/hedging/close
+GET /api/v1/whoami authenticated
+GET /api/v1/ensemble/ roles ensemble:read ensemble:write
+GET /api/v1/ensemble/agent-rankings roles ensemble:read ensemble:write
+POST /api/v1/ensemble/create roles ensemble:write
+POST /api/v1/ensemble/{ensemble_id}/register-agent roles ensemble:write
+POST /api/v1/ensemble/{ensemble_id}/predict roles ensemble:read ensemble:write
+POST /api/v1/ensemble/{ensemble_id}/outcomes roles ensemble:write
+GET /api/v1/ensemble/{ensemble_id}/performance roles ensemble:read ensemble:write
+GET /api/v1/ensemble/{ensemble_id}/weights roles ensemble:read ensemble:write
+POST /api/v1/ensemble/{ensemble_id}/optimize-weights roles ensemble:write
+GET /api/v1/hedging/analysis roles hedging:read hedging:trade hedging:admin
+POST /api/v1/hedging/execute roles hedging:trade hedging:admin
+POST /api/v1/hedging/close roles hedging:admin
 `
 
 func TestRoutesSubcommand(t *testing.T) {
@@ -95,7 +96,7 @@ func TestFlagsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := options{listen: "127.0.0.1:9001", db: ".data/backend.db", assertionKey: "k.pem", assertionAudience: "backend",
-		assertionIssuer: "tenantgate", seedDemo: false, logLevel: zapcore.InfoLevel}
+		assertionIssuer: "tenantgate", seedDemo: false, logLevel: zapcore.InfoLevel, idempotencyTTL: 24 * time.Hour, pg: defaultPostgresOptions}
 	if o != want {
 		t.Errorf("options = %+v, want %+v", o, want)
 	}
@@ -117,7 +118,7 @@ func TestFlagsEnvironmentAndOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := options{listen: "127.0.0.1:7777", db: "/env/backend.db", assertionKey: "/env/key.pem", assertionAudience: "env-aud",
-		assertionIssuer: "env-iss", seedDemo: true, logLevel: zapcore.WarnLevel}
+		assertionIssuer: "env-iss", seedDemo: true, logLevel: zapcore.WarnLevel, idempotencyTTL: 24 * time.Hour, pg: defaultPostgresOptions}
 	if o != want {
 		t.Errorf("from env: %+v, want %+v", o, want)
 	}
@@ -347,8 +348,8 @@ func TestServeSeedAndRestart(t *testing.T) {
 	}
 	checkLogs(t, in.logs.String())
 	n1, at1 := migrationsApplied(t, db)
-	if n1 != 1 {
-		t.Errorf("schema_migrations rows after first start = %d, want 1", n1)
+	if n1 != 2 {
+		t.Errorf("schema_migrations rows after first start = %d, want 2 (one per migration)", n1)
 	}
 
 	// Second start on the same file, seed flag now on the command line.
@@ -376,7 +377,7 @@ func TestServeSeedAndRestart(t *testing.T) {
 	}
 }
 
-func TestServeWithoutSeedHasEmptyAccounts(t *testing.T) {
+func TestServeWithoutSeedHasNoAccounts(t *testing.T) {
 	dir := t.TempDir()
 	keyPath, signer := writeKey(t, dir)
 	in := serveInProcess(t, []string{"--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "b.db"), "--assertion-key", keyPath, "--log-level", "debug"}, env{})
@@ -385,11 +386,8 @@ func TestServeWithoutSeedHasEmptyAccounts(t *testing.T) {
 	}
 	c := &client{signer: signer, http: &http.Client{Timeout: 5 * time.Second}}
 	status, m, err := c.do(in.url, "acme", "GET", "/api/v1/hedging/analysis", nil)
-	if err != nil || status != http.StatusOK {
-		t.Fatalf("analysis: %d %v", status, err)
-	}
-	if len(m["assets"].([]any)) != 0 {
-		t.Errorf("assets without seed: %v", m["assets"])
+	if err != nil || status != http.StatusNotFound || !strings.Contains(fmt.Sprint(m["detail"]), "accounts set") {
+		t.Fatalf("analysis without an account: %d %v %v", status, m, err)
 	}
 	// An assertion for another audience is refused: --assertion-audience default is "backend".
 	raw, _ := signer.Sign(assertion.Claims{Issuer: "tenantgate", Audience: "other", Tenant: "acme", Subject: "u", Method: "GET", Path: "/api/v1/whoami", ID: "x"})
@@ -459,7 +457,6 @@ func TestServeFailures(t *testing.T) {
 	}{
 		{"key file missing", []string{"--assertion-key", filepath.Join(dir, "nope.pem"), "--db", db}, []string{"--assertion-key", "nope.pem", "no such file"}},
 		{"key file not PEM", []string{"--assertion-key", garbage, "--db", db}, []string{"--assertion-key", "no PEM block"}},
-		{"empty audience", []string{"--assertion-key", keyPath, "--assertion-audience", "", "--db", db}, []string{"--assertion-audience", "audience is required"}},
 		{"db directory under a file", []string{"--assertion-key", keyPath, "--db", filepath.Join(notADir, "sub", "backend.db")}, []string{"--db", "create directory", "not a directory"}},
 		{"db is a directory", []string{"--assertion-key", keyPath, "--db", dir}, []string{"--db", dir}},
 		{"listen address busy", []string{"--assertion-key", keyPath, "--db", db, "--listen", busy.Addr().String()}, []string{"--listen", busy.Addr().String(), "address already in use"}},
@@ -507,5 +504,36 @@ func TestNewLoggerLevelAndFormat(t *testing.T) {
 	}
 	if _, ok := lines[0]["caller"]; !ok {
 		t.Errorf("no caller: %v", lines[0])
+	}
+}
+
+// An empty --assertion-issuer or --assertion-audience (flag or environment)
+// is a usage error that names the flag: the backend never starts with a
+// check that every assertion, or none, would pass.
+func TestEmptyIssuerOrAudienceRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  env
+		flag string
+	}{
+		{"empty issuer flag", []string{"--assertion-key", "k.pem", "--assertion-issuer", ""}, env{}, "--assertion-issuer"},
+		{"blank issuer env", []string{"--assertion-key", "k.pem"}, env{"TENANTGATE_BACKEND_ASSERTION_ISSUER": " "}, "--assertion-issuer"},
+		{"empty audience flag", []string{"--assertion-key", "k.pem", "--assertion-audience", ""}, env{}, "--assertion-audience"},
+		{"empty audience env", []string{"--assertion-key", "k.pem"}, env{"TENANTGATE_BACKEND_ASSERTION_AUDIENCE": ""}, "--assertion-audience"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var errb bytes.Buffer
+			if code := run(context.Background(), tc.args, tc.env.lookup, io.Discard, &errb); code != exitUsage {
+				t.Errorf("exit %d, want %d (usage)", code, exitUsage)
+			}
+			if msg := errb.String(); !strings.Contains(msg, tc.flag) || !strings.Contains(msg, "must not be empty") {
+				t.Errorf("stderr %q does not name %s", msg, tc.flag)
+			}
+		})
+	}
+	if _, err := parseFlags([]string{"--assertion-key", "k.pem", "--idempotency-retention", "1s"}, env{}.lookup, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "--idempotency-retention") {
+		t.Errorf("retention 1s: %v", err)
 	}
 }

@@ -1,0 +1,170 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// isJSONMediaType accepts application/json and any application/*+json
+// (RFC 6839), with or without parameters such as charset=utf-8.
+func isJSONMediaType(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+// checkJSONText refuses what encoding/json would accept silently but the
+// backend must not store: invalid UTF-8 (json replaces it with U+FFFD), a
+// \u0000 escape, a lone UTF-16 surrogate escape (also replaced), and an
+// object that names a key twice (json keeps the last; the gate refuses
+// duplicate claims the same way).
+func checkJSONText(body []byte) error {
+	if !utf8.Valid(body) {
+		return errors.New("the request body is not valid UTF-8; send UTF-8 JSON")
+	}
+	if err := checkEscapes(body); err != nil {
+		return err
+	}
+	return checkDuplicateKeys(body)
+}
+
+// checkEscapes walks the \u escapes of a JSON text (backslashes only occur
+// inside strings in valid JSON; invalid JSON fails later in the decoder).
+func checkEscapes(b []byte) error {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] != 'u' {
+			i++ // \" \\ \n ...: skip the escaped character
+			continue
+		}
+		u, ok := hex4(b, i+2)
+		if !ok {
+			return nil // malformed escape: the decoder reports it with its offset
+		}
+		switch {
+		case u == 0:
+			return fmt.Errorf("the request body holds a NUL character (\\u0000 at byte %d); strings may not contain NUL", i)
+		case u >= 0xD800 && u <= 0xDBFF:
+			lo, ok := uint16(0), false
+			if i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+				lo, ok = hex4(b, i+8)
+			}
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return fmt.Errorf("the request body holds a lone UTF-16 surrogate (\\u%04x at byte %d); send valid Unicode", u, i)
+			}
+			i += 11
+		case u >= 0xDC00 && u <= 0xDFFF:
+			return fmt.Errorf("the request body holds a lone UTF-16 surrogate (\\u%04x at byte %d); send valid Unicode", u, i)
+		default:
+			i += 5
+		}
+	}
+	return nil
+}
+
+func hex4(b []byte, at int) (uint16, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	var v uint16
+	for _, c := range b[at : at+4] {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint16(d)
+	}
+	return v, true
+}
+
+// checkDuplicateKeys tokenizes the document and refuses an object that
+// names a key twice, at any depth. Syntax errors are left to the decoder,
+// which reports them better.
+func checkDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	type frame struct {
+		object    bool
+		expectKey bool
+		keys      map[string]bool
+		path      string
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF, or a syntax error the decoder will name
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.expectKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			key, _ := tok.(string)
+			if top.keys[key] {
+				return fmt.Errorf("the request body names %q twice in %s; send each field once", key, top.path)
+			}
+			top.keys[key] = true
+			top.expectKey = false
+			continue
+		}
+		if top != nil && top.object {
+			top.expectKey = true
+		}
+		switch tok {
+		case json.Delim('{'):
+			path := "the top-level object"
+			if top != nil {
+				path = "a nested object"
+			}
+			stack = append(stack, &frame{object: true, expectKey: true, keys: map[string]bool{}, path: path})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim(']'), json.Delim('}'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+// drainLimit and drainTime bound how much of an over-limit body the backend
+// still reads after answering 413: enough for a body the edge let through
+// (the shipped Caddyfiles cap bodies at 1 MB), so the client or the proxy
+// reads the 413 instead of a connection reset; past that the connection is
+// closed anyway.
+const (
+	drainLimit = 16 << 20
+	drainTime  = 5 * time.Second
+)
+
+// drain reads and discards what is left of body, within drainLimit and
+// drainTime, so closing the connection after a 413 does not reset it while
+// the client is still sending (which loses the response: a 502 at a proxy).
+func drain(w http.ResponseWriter, body io.Reader) {
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(drainTime))
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainLimit))
+}

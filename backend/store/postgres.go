@@ -1,0 +1,310 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultPostgresRole is the runtime role the PostgreSQL store queries as
+// unless PostgresOptions.Role names another.
+const DefaultPostgresRole = "tenantgate_app"
+
+// PostgresOptions tunes OpenPostgres. The zero value is usable.
+type PostgresOptions struct {
+	// MaxConns caps the connection pool. Default: pgx's default
+	// (the larger of 4 and the number of CPUs), or pool_max_conns in the URL.
+	MaxConns int32
+	// StatementTimeout cancels any statement running longer (PostgreSQL's
+	// statement_timeout, set on every connection). Default: 0, the
+	// server's setting.
+	StatementTimeout time.Duration
+	// Role is the runtime role every query runs as: it must own no table and
+	// have neither SUPERUSER nor BYPASSRLS, so row-level security binds it.
+	// Default: DefaultPostgresRole.
+	//
+	// When the URL's user is another role (the owner), OpenPostgres applies
+	// the migrations as that user, creates Role (NOLOGIN) if it is missing,
+	// grants it SELECT, INSERT, UPDATE and DELETE on the tenant tables, and
+	// runs every pooled connection under SET ROLE Role. When the URL's user
+	// is Role itself, the schema must already be migrated (by one start with
+	// an owner URL) and nothing is created.
+	Role string
+}
+
+// Postgres is the Store on PostgreSQL (pgx, pgxpool). Every method runs in
+// one transaction that first sets app.tenant_id from its TenantID, and every
+// query also names the tenant: row-level security on every table (see
+// migrations/postgres) is a second wall under the API, so a query that
+// forgot its tenant sees no rows.
+type Postgres struct {
+	pool *pgxpool.Pool
+	role string
+}
+
+var _ Store = (*Postgres)(nil)
+
+// roleName is what OpenPostgres accepts as a role: an unquoted PostgreSQL
+// identifier, so it can never need quoting tricks and reads the same in psql.
+var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// IsPostgresURL reports whether db names a PostgreSQL database
+// (postgres:// or postgresql://) rather than a SQLite file.
+func IsPostgresURL(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// OpenPostgres connects to the database at url, migrates it (under an
+// advisory lock, so replicas starting together apply each migration once),
+// prepares the runtime role and checks that row-level security binds it.
+func OpenPostgres(ctx context.Context, url string, o PostgresOptions) (*Postgres, error) {
+	if o.Role == "" {
+		o.Role = DefaultPostgresRole
+	}
+	if !roleName.MatchString(o.Role) {
+		return nil, fmt.Errorf("store: runtime role %q: use 1 to 63 lower-case letters, digits or _, not starting with a digit", o.Role)
+	}
+	if o.MaxConns < 0 {
+		return nil, fmt.Errorf("store: pool size %d: must be positive", o.MaxConns)
+	}
+	if o.StatementTimeout < 0 {
+		return nil, fmt.Errorf("store: statement timeout %s: must not be negative", o.StatementTimeout)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx redacts the password in its message.
+		return nil, fmt.Errorf("store: postgres URL: %w", err)
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	if o.StatementTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "tenantgate-backend"
+
+	switchRole, err := preparePostgres(ctx, cfg.ConnConfig.Copy(), o.Role)
+	if err != nil {
+		return nil, err
+	}
+	if switchRole {
+		set := "SET ROLE " + pgx.Identifier{o.Role}.Sanitize()
+		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			_, err := c.Exec(ctx, set)
+			return err
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres pool: %w", err)
+	}
+	p := &Postgres{pool: pool, role: o.Role}
+	if err := checkRuntimeRole(ctx, pool, o.Role); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// preparePostgres migrates and prepares the runtime role on one connection
+// of its own, and reports whether pooled connections must SET ROLE.
+func preparePostgres(ctx context.Context, cc *pgx.ConnConfig, role string) (bool, error) {
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return false, oneLine{fmt.Errorf("store: connect to postgres: %w", err)}
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	var user string
+	if err := conn.QueryRow(ctx, `SELECT current_user`).Scan(&user); err != nil {
+		return false, fmt.Errorf("store: connect to postgres: %w", err)
+	}
+	if user == role {
+		if err := checkRuntimeRole(ctx, conn, role); err != nil {
+			return false, err
+		}
+		return false, checkMigrated(ctx, conn, postgresMigrations)
+	}
+	// A session lock on this connection: another replica blocks here until
+	// this one has migrated, then finds nothing left to do.
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		return false, fmt.Errorf("store: take the migration lock: %w", err)
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+	}()
+	if err := migratePostgres(ctx, conn, postgresMigrations); err != nil {
+		return false, err
+	}
+	if err := ensureRuntimeRole(ctx, conn, role); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// tenantTables are the tables that hold tenant rows: each has row-level
+// security forced, and the runtime role may read and write them.
+var tenantTables = []string{"ensembles", "agents", "predictions", "contributions", "accounts", "spot_balances", "perp_positions", "orders", "idempotency_keys"}
+
+// ensureRuntimeRole creates role unless it exists, grants it what the store
+// needs and nothing more, and lets the connecting user SET ROLE to it.
+func ensureRuntimeRole(ctx context.Context, conn *pgx.Conn, role string) error {
+	ident := pgx.Identifier{role}.Sanitize()
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
+		return fmt.Errorf("store: look up role %s: %w", role, err)
+	}
+	if !exists {
+		_, err := conn.Exec(ctx, `CREATE ROLE `+ident+` NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
+		var pgErr *pgconn.PgError
+		// Roles are cluster-wide: a replica of another database may have
+		// created it a moment ago.
+		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") {
+			return fmt.Errorf("store: create role %s (or create it yourself, see docs/postgres.md): %w", role, err)
+		}
+	}
+	stmts := []string{
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ` + strings.Join(tenantTables, ", ") + ` TO ` + ident,
+		`GRANT SELECT ON schema_migrations TO ` + ident,
+		`GRANT EXECUTE ON FUNCTION sweep_idempotency_keys(BIGINT, INTEGER) TO ` + ident,
+	}
+	var member bool
+	if err := conn.QueryRow(ctx, `SELECT pg_has_role(current_user, $1, 'MEMBER')`, role).Scan(&member); err != nil {
+		return fmt.Errorf("store: check membership in %s: %w", role, err)
+	}
+	if !member {
+		stmts = append(stmts, `GRANT `+ident+` TO CURRENT_USER`)
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("store: prepare role %s: %s: %w", role, s, err)
+		}
+	}
+	return nil
+}
+
+// checkRuntimeRole refuses a pool whose queries would not be bound by
+// row-level security: a superuser, a role with BYPASSRLS, or a role that
+// owns a table (FORCE binds owners too, but an owner can turn it off).
+func checkRuntimeRole(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, role string) error {
+	var user string
+	var super, bypass bool
+	var owned int
+	err := q.QueryRow(ctx, `SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+		(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p'))
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&user, &super, &bypass, &owned)
+	if err != nil {
+		return fmt.Errorf("store: check runtime role %s: %w", role, err)
+	}
+	switch {
+	case user != role:
+		return fmt.Errorf("store: queries run as %s, not the runtime role %s", user, role)
+	case super:
+		return fmt.Errorf("store: runtime role %s is a superuser, which row-level security does not bind; use a plain role", user)
+	case bypass:
+		return fmt.Errorf("store: runtime role %s has BYPASSRLS; ALTER ROLE %s NOBYPASSRLS", user, user)
+	case owned > 0:
+		return fmt.Errorf("store: runtime role %s owns %d tables; the tables' owner must be another role (the one that migrates)", user, owned)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (p *Postgres) Close() error {
+	p.pool.Close()
+	return nil
+}
+
+// setTenant scopes the transaction it runs in to one tenant: the `true`
+// makes the setting local, so a pooled connection never carries one tenant
+// into the next transaction.
+const setTenant = `SELECT set_config('app.tenant_id', $1, true)`
+
+// inTenant runs fn in one transaction scoped to t. BEGIN and setTenant
+// travel in one round trip (pgx's Batch.BeginTx).
+func (p *Postgres) inTenant(ctx context.Context, t TenantID, mode pgx.TxAccessMode, op string, fn func(pgx.Tx) error) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{AccessMode: mode})
+	b.Queue(setTenant, t.id)
+	br := p.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	if tx != nil {
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("store: %s: commit: %w", op, err)
+	}
+	return nil
+}
+
+// oneTrip sends setTenant and the statements queue adds as one batch: one
+// round trip and one implicit transaction (any failure rolls back all of
+// it). read consumes the results of queue's statements in order. It serves
+// the calls that need no decision between their statements.
+func (p *Postgres) oneTrip(ctx context.Context, t TenantID, op string, queue func(*pgx.Batch), read func(pgx.BatchResults) error) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue(setTenant, t.id)
+	queue(b)
+	br := p.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = read(br)
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: %s: %w", op, cerr)
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), "store: ") {
+		err = fmt.Errorf("store: %s: %w", op, err)
+	}
+	return err
+}
+
+func (p *Postgres) write(ctx context.Context, t TenantID, op string, fn func(pgx.Tx) error) error {
+	return p.inTenant(ctx, t, pgx.ReadWrite, op, fn)
+}
+
+// oneLine is an error whose message fits on one line: pgx puts each
+// address it tried on a line of its own, and the backend reports a failed
+// start as one "backend: --db: ..." line.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string {
+	return strings.Join(strings.Fields(e.err.Error()), " ")
+}
+
+func (e oneLine) Unwrap() error { return e.err }
+
+// pgCode returns the SQLSTATE of err, or "".
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+const (
+	pgUniqueViolation     = "23505"
+	pgForeignKeyViolation = "23503"
+)

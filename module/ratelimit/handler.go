@@ -80,7 +80,7 @@ type Handler struct {
 	store      limiter.Store
 	logger     *zap.Logger
 	metrics    *metrics
-	lastWarn   atomic.Int64 // unix nanoseconds of the last store-error log line
+	lastWarn   *atomic.Int64 // unix nanoseconds of the last store-error log line
 	configErrs []error
 }
 
@@ -95,6 +95,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the limits and opens the store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.lastWarn = new(atomic.Int64)
 	if h.OnStoreError == "" {
 		h.OnStoreError = OnStoreErrorAllow
 	}
@@ -122,15 +123,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.configErrs = append(h.configErrs, errors.New("no limits: add at least one `limit METHODS PATTERN RATE [burst N]`"))
 		return nil
 	}
+	var store limiter.Store
 	if h.Store == "" {
-		h.store, err = limiter.NewMemory(h.set, h.MaxTenants, h.metrics.tenantsHeld)
+		store, err = limiter.NewMemory(h.set, h.MaxTenants, h.metrics.tenantsHeld)
 	} else {
-		store := caddy.NewReplacer().ReplaceKnown(h.Store, "")
-		h.store, err = limiter.NewRedis(store, time.Duration(h.Timeout), h.KeyPrefix)
+		url := caddy.NewReplacer().ReplaceKnown(h.Store, "")
+		store, err = limiter.NewRedis(url, time.Duration(h.Timeout), h.KeyPrefix)
 	}
 	if err != nil {
 		h.configErrs = append(h.configErrs, err)
+		return nil
 	}
+	h.store = store
 	return nil
 }
 

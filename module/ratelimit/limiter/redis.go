@@ -55,9 +55,9 @@ func NewRedis(raw string, timeout time.Duration, keyPrefix string) (*Redis, erro
 	opts.ContextTimeoutEnabled = true
 	opts.ReadTimeout, opts.WriteTimeout = timeout, timeout
 	opts.MaxRetries = -1
-	// Connections are dialled in the background, so a request's short
-	// deadline never has to cover a TCP (or TLS) handshake.
-	opts.MinIdleConns = 2
+	opts.DialerRetries = 1
+	// One dial attempt per request: go-redis itself stops dialling after a
+	// pool's worth of failures and probes once a second in the background.
 	opts.DisableIdentity = true
 	c := redis.NewClient(opts)
 	return &Redis{client: c, limiter: redis_rate.NewLimiter(c), prefix: keyPrefix}, nil

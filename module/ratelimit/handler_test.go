@@ -141,8 +141,8 @@ func TestServePassesWhatNoLimitMatches(t *testing.T) {
 	h := provisioned(t, &Handler{Limits: limits("POST /api/** 1/m")})
 	n := &next{}
 	for _, r := range []*http.Request{
-		request("GET", "/api/x", "acme"),     // no limit for GET
-		request("POST", "/other", "acme"),    // no limit for the path
+		request("GET", "/api/x", "acme"),       // no limit for GET
+		request("POST", "/other", "acme"),      // no limit for the path
 		request("POST", "/api/%2e%2e", "acme"), // not canonical: tenant_gate refused it already
 	} {
 		for i := 0; i < 3; i++ {

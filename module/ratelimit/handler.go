@@ -78,6 +78,7 @@ type Handler struct {
 
 	set        *limiter.Set
 	store      limiter.Store
+	remote     bool // the store is Redis
 	logger     *zap.Logger
 	metrics    *metrics
 	lastWarn   *atomic.Int64 // unix nanoseconds of the last store-error log line
@@ -129,6 +130,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	} else {
 		url := caddy.NewReplacer().ReplaceKnown(h.Store, "")
 		store, err = limiter.NewRedis(url, time.Duration(h.Timeout), h.KeyPrefix)
+		h.remote = true
 	}
 	if err != nil {
 		h.configErrs = append(h.configErrs, err)
@@ -185,7 +187,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.Timeout))
+	// Only a store across the network needs a deadline; the memory store
+	// never waits.
+	ctx, cancel := r.Context(), context.CancelFunc(func() {})
+	if h.remote {
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(h.Timeout))
+	}
 	var checkedBuf [4]limiter.Checked
 	checked := checkedBuf[:0]
 	for _, p := range matched {

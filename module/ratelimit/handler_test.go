@@ -293,3 +293,22 @@ func TestMetricsRegisterTwice(t *testing.T) {
 		t.Fatalf("second registration: %v", err)
 	}
 }
+
+// BenchmarkServeMemory is the handler alone on the memory store, one
+// allowed request per iteration, against the same request with no limit
+// matching (the handler's fixed cost).
+func BenchmarkServeMemory(b *testing.B) {
+	for _, c := range []struct{ name, path string }{{"limited", "/api/x"}, {"no_limit_matches", "/other"}} {
+		b.Run(c.name, func(b *testing.B) {
+			h := provisioned(b, &Handler{Limits: limits("* /api/** 1000000/s burst 1000000")})
+			n := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+			r := request("GET", c.path, "acme")
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.Header())
+				_ = h.ServeHTTP(w, r, n)
+			}
+		})
+	}
+}

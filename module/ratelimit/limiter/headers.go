@@ -25,18 +25,15 @@ type Checked struct {
 // GCRA limit of N per period with burst B is described as its burst: q=B
 // over w = the time B requests take to earn back, so r never exceeds q.
 func PolicyHeader(checked []Checked) string {
+	if len(checked) == 1 {
+		return checked[0].Policy.policyItem
+	}
 	var b strings.Builder
 	for i, c := range checked {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		p := c.Policy
-		window := time.Duration(p.Burst) * p.Period / time.Duration(p.N)
-		b.WriteString(sfString(p.ID))
-		b.WriteString(";q=")
-		b.WriteString(strconv.Itoa(p.Burst))
-		b.WriteString(";w=")
-		b.WriteString(strconv.FormatInt(CeilSeconds(window), 10))
+		b.WriteString(c.Policy.policyItem)
 	}
 	return b.String()
 }
@@ -52,7 +49,7 @@ func RateLimitHeader(checked []Checked) string {
 		if !c.Result.Allowed {
 			t = c.Result.RetryAfter
 		}
-		b.WriteString(sfString(c.Policy.ID))
+		b.WriteString(c.Policy.quotedID)
 		b.WriteString(";r=")
 		b.WriteString(strconv.Itoa(c.Result.Remaining))
 		b.WriteString(";t=")

@@ -104,6 +104,8 @@ type Policy struct {
 	// same counters and a changed rate starts fresh ones.
 	Key   string
 	table *rules.Table
+	// the policy's RateLimit-Policy member and the quoted ID, made once
+	policyItem, quotedID string
 }
 
 // compile checks one limit on its own.
@@ -137,6 +139,9 @@ func (l Limit) compile() (*Policy, error) {
 	p.ID = strings.Join(rule.Methods, ",") + " " + l.Pattern
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s %d/%s burst %d", p.ID, p.N, p.Period, p.Burst)))
 	p.Key = hex.EncodeToString(sum[:6])
+	p.quotedID = sfString(p.ID)
+	window := time.Duration(p.Burst) * p.Period / time.Duration(p.N)
+	p.policyItem = p.quotedID + ";q=" + strconv.Itoa(p.Burst) + ";w=" + strconv.FormatInt(CeilSeconds(window), 10)
 	return p, nil
 }
 

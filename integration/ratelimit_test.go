@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -303,4 +306,34 @@ var _ = Describe("tenant_rate_limit, Redis store", Ordered, func() {
 			Expect(rec.DurationMS).To(BeNumerically("<", float64(delay.Milliseconds())))
 		}
 	})
+})
+
+var _ = Describe("tenant_rate_limit, caddy validate", func() {
+	validate := func(block string) (string, error) {
+		cf := filepath.Join(GinkgoT().TempDir(), "Caddyfile")
+		site := fmt.Sprintf(rateLimitSite(freeAddr(), block), env.issuers())
+		Expect(os.WriteFile(cf, []byte(site), 0o600)).To(Succeed())
+		cmd := exec.Command(filepath.Join(env.binDir, "caddy"), "validate", "--config", cf, "--adapter", "caddyfile")
+		cmd.Env = append(os.Environ(), "TG_TEST_HMAC="+string(env.hmacSecret))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	It("accepts the shipped limits", func() {
+		out, err := validate("\t\tlimit * /api/** 100/s burst 200\n\t\tlimit POST /api/v1/hedging/execute 10/m burst 2\n\t\tstore redis://127.0.0.1:6379/0")
+		Expect(err).NotTo(HaveOccurred(), out)
+	})
+	DescribeTable("refuses a broken block and says what to fix",
+		func(block, want string) {
+			out, err := validate(block)
+			Expect(err).To(HaveOccurred(), out)
+			Expect(out).To(MatchRegexp(want))
+			Expect(out).NotTo(ContainSubstring("hunter2"), "a store password never shows")
+		},
+		Entry("a bad rate", "\t\tlimit * /** 10/x", `limit 1 \(line \d+\): bad rate \\"10/x\\": want N/s, N/m, N/h or N/d`),
+		Entry("a burst below 1", "\t\tlimit * /** 10/s burst 0", `limit 1 \(line \d+\): burst \\"0\\": want an integer of at least 1`),
+		Entry("a pattern that does not parse", "\t\tlimit GET /api/**/x 10/s", `bad pattern \\"/api/\*\*/x\\": \\"\*\*\\" must be the last segment`),
+		Entry("a store URL that does not parse", "\t\tstore http://:hunter2@127.0.0.1:6379\n\t\tlimit * /** 1/s", `store http://:xxxxx@127.0.0.1:6379: .*want redis://`),
+		Entry("a store URL with a bad database", "\t\tstore redis://127.0.0.1:6379/zero\n\t\tlimit * /** 1/s", `store redis://127.0.0.1:6379/zero: .*want redis://`),
+		Entry("on_store_error other than allow or deny", "\t\tlimit * /** 1/s\n\t\ton_store_error ignore", `on_store_error \\"ignore\\": want allow or deny`),
+	)
 })

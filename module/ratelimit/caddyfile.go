@@ -67,7 +67,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			index := len(h.Limits) + len(limitErrs) + 1
 			l, err := limiter.ParseLimit(d.RemainingArgs(), line)
 			if err != nil {
-				limitErrs = append(limitErrs, fmt.Errorf("limit %d (line %d): %w", index, line, err))
+				limitErrs = append(limitErrs, limiter.PrefixAll(fmt.Sprintf("limit %d (line %d): ", index, line), err))
 				continue
 			}
 			h.Limits = append(h.Limits, l)

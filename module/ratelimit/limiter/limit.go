@@ -173,7 +173,7 @@ func Compile(limits []Limit) (*Set, error) {
 		p, err := l.compile()
 		prefix := limitRef(i, l.Line) + ": "
 		if err != nil {
-			errs = append(errs, prefixAll(prefix, err))
+			errs = append(errs, PrefixAll(prefix, err))
 			continue
 		}
 		if j, dup := seen[p.Key]; dup {
@@ -208,13 +208,13 @@ func limitRef(i, line int) string {
 	return fmt.Sprintf("limit %d", i+1)
 }
 
-// prefixAll puts prefix in front of every error joined in err.
-func prefixAll(prefix string, err error) error {
+// PrefixAll puts prefix in front of every error joined in err.
+func PrefixAll(prefix string, err error) error {
 	var joined interface{ Unwrap() []error }
 	if errors.As(err, &joined) {
 		var out []error
 		for _, e := range joined.Unwrap() {
-			out = append(out, prefixAll(prefix, e))
+			out = append(out, PrefixAll(prefix, e))
 		}
 		return errors.Join(out...)
 	}

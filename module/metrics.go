@@ -70,7 +70,7 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast} {
+	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast, rateLimitedTotal} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) && are.ExistingCollector == c {

@@ -131,6 +131,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	} else if rec.Status == 0 {
 		rec.Status = http.StatusOK
 	}
+	g.applyRateLimitOutcome(r, &rec)
 	g.finishUpstream(&rec, rw, repl)
 	g.finish(&rec, start, gateTime)
 	return err

@@ -42,6 +42,24 @@ step "gosec $GOSEC_VERSION"
 GOBIN=$GOBIN go install "github.com/securego/gosec/v2/cmd/gosec@$GOSEC_VERSION"
 "$GOBIN/gosec" -quiet ./module/... ./backend/... ./cmd/...
 
+# Redis for the tenant_rate_limit tests (module/ratelimit/..., integration):
+# TENANTGATE_TEST_REDIS, else the tests start a redis-server of their own;
+# with neither they skip, and this summary says so (CI fails instead).
+redis_url=${TENANTGATE_TEST_REDIS:-redis://127.0.0.1:6379}
+redis_addr=${redis_url#*://}; redis_addr=${redis_addr##*@}; redis_addr=${redis_addr%%[/?]*}
+redis_note=""
+if ! timeout 2 bash -c "exec 3<>/dev/tcp/${redis_addr%:*}/${redis_addr##*:}" 2>/dev/null; then
+	if command -v redis-server >/dev/null; then
+		redis_note="Redis at $redis_url does not answer: the Redis tests ran on a redis-server of their own"
+	elif [ "${TENANTGATE_REQUIRE_SERVICES:-}" = 1 ]; then
+		echo "!!! REDIS NOT AVAILABLE at $redis_url (TENANTGATE_TEST_REDIS) and no redis-server: TENANTGATE_REQUIRE_SERVICES=1, failing"
+		exit 1
+	else
+		redis_note="!!! REDIS NOT AVAILABLE at $redis_url (TENANTGATE_TEST_REDIS) and no redis-server on PATH: the Redis tests were SKIPPED"
+	fi
+fi
+[ -z "$redis_note" ] || echo "$redis_note"
+
 step "unit tests with coverage (module, backend; at least ${COVERAGE_MIN}%)"
 go test -count=1 ./cmd/...
 go test -count=1 -coverprofile=.data/cover.out ./module/... ./backend/...
@@ -64,3 +82,5 @@ step "fuzz targets (${FUZZTIME:=10s} each)"
 FUZZTIME=$FUZZTIME scripts/fuzz.sh
 
 postgres_summary
+# Redis summary (see above).
+[ -z "$redis_note" ] || printf '\n%s\n' "$redis_note"

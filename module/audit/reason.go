@@ -33,6 +33,10 @@ const (
 	ReasonNoRoute         Reason = "no_route"            // no rule matches method and path
 	ReasonBadPath         Reason = "bad_path"            // path not canonical
 	ReasonInternal        Reason = "internal_error"      // the gate failed (e.g. could not sign the assertion)
+
+	// From tenant_rate_limit (module/ratelimit), recorded by the gate.
+	ReasonRateLimited          Reason = "rate_limited"           // the tenant is over a limit
+	ReasonRateLimitUnavailable Reason = "rate_limit_unavailable" // the limit store failed and on_store_error is deny
 )
 
 // Reasons lists every reason, in the order the README documents them.
@@ -42,6 +46,7 @@ var Reasons = []Reason{
 	ReasonWrongAudience, ReasonTokenExpired, ReasonTokenNotYet, ReasonMissingClaim,
 	ReasonKeysUnavailable, ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch,
 	ReasonTenantNotAllow, ReasonNoRoute, ReasonBadPath, ReasonInternal,
+	ReasonRateLimited, ReasonRateLimitUnavailable,
 }
 
 // Status is the HTTP status a denial for this reason answers with.
@@ -51,8 +56,10 @@ func (r Reason) Status() int {
 		return http.StatusOK
 	case ReasonBadPath:
 		return http.StatusBadRequest
-	case ReasonKeysUnavailable:
+	case ReasonKeysUnavailable, ReasonRateLimitUnavailable:
 		return http.StatusServiceUnavailable
+	case ReasonRateLimited:
+		return http.StatusTooManyRequests
 	case ReasonInternal:
 		return http.StatusInternalServerError
 	case ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch, ReasonTenantNotAllow, ReasonNoRoute:
@@ -64,6 +71,12 @@ func (r Reason) Status() int {
 
 // Title is the short human title used in problem+json bodies.
 func (r Reason) Title() string {
+	switch r {
+	case ReasonRateLimited:
+		return "Too many requests"
+	case ReasonRateLimitUnavailable:
+		return "Rate limit store unavailable"
+	}
 	switch r.Status() {
 	case http.StatusBadRequest:
 		return "Bad request path"

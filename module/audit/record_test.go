@@ -151,6 +151,7 @@ func TestReasonStatus(t *testing.T) {
 		ReasonUnknownIssuer: 401, ReasonNoTenant: 403, ReasonMissingRole: 403,
 		ReasonTenantMismatch: 403, ReasonTenantNotAllow: 403, ReasonNoRoute: 403,
 		ReasonKeysUnavailable: 503, ReasonInternal: 500,
+		ReasonRateLimited: 429, ReasonRateLimitUnavailable: 503,
 	} {
 		if got := r.Status(); got != want {
 			t.Errorf("%s.Status() = %d, want %d", r, got, want)

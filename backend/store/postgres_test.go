@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantgate/tenantgate/backend/ensemble"
 	"github.com/tenantgate/tenantgate/backend/hedging"
@@ -412,6 +413,12 @@ func TestPostgresRefuses(t *testing.T) {
 		if _, err := OpenPostgres(ctx, tc.url, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
+	}
+	// The connect error keeps its cause for errors.As, on one line.
+	_, err := OpenPostgres(ctx, "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", PostgresOptions{Role: db.Role})
+	var connectErr *pgconn.ConnectError
+	if !errors.As(err, &connectErr) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("connect error: %q", err)
 	}
 	adminExec(t, db, `CREATE ROLE `+db.Role+` BYPASSRLS`)
 	if _, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), "BYPASSRLS") {

@@ -146,7 +146,9 @@ func TestSweepAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	nop := func(b hedging.Account) ([]hedging.Fill, hedging.Account, error) { return nil, b, nil }
-	render := func(store.Execution) (store.Response, error) { return store.Response{Status: 200, ContentType: "application/json", Body: []byte("{}")}, nil }
+	render := func(store.Execution) (store.Response, error) {
+		return store.Response{Status: 200, ContentType: "application/json", Body: []byte("{}")}, nil
+	}
 	old := time.Now().Add(-48 * time.Hour)
 	for _, k := range []string{"old-1", "old-2"} {
 		if _, _, err := st.ExecuteOnce(ctx, acme, k, "h", old, old.Add(-time.Hour), nop, render); err != nil {

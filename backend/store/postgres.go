@@ -91,8 +91,9 @@ func OpenPostgres(ctx context.Context, url string, o PostgresOptions) (*Postgres
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "tenantgate-backend"
 
-	// The migration connection waits for other replicas' migrations and runs
-	// its own, which may take longer than a request's statement may.
+	// The migration connection has no statement timeout: it waits for other
+	// replicas' migrations and runs its own, which may take longer than a
+	// request's statement may.
 	migrateConfig := cfg.ConnConfig.Copy()
 	delete(migrateConfig.RuntimeParams, "statement_timeout")
 	switchRole, err := preparePostgres(ctx, migrateConfig, o.Role)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -65,6 +66,23 @@ var _ = Describe("caddy tenant-gate coverage", func() {
 		out, err := coverage(cf)
 		Expect(err).To(HaveOccurred())
 		Expect(out).To(ContainSubstring("public"))
+	})
+
+	It("fails when a gate rule would admit a caller the backend's roles refuse", func() {
+		shipped, err := os.ReadFile(filepath.Join(repoRoot(), "caddyfile", "Caddyfile"))
+		Expect(err).NotTo(HaveOccurred())
+		// One loose line ahead of the shipped hedging rules: every
+		// authenticated user of every tenant could close all hedges.
+		loose := strings.Replace(string(shipped), "\t\trule GET /api/v1/hedging/analysis",
+			"\t\trule POST /api/v1/hedging/** authenticated\n\t\trule GET /api/v1/hedging/analysis", 1)
+		Expect(loose).NotTo(Equal(string(shipped)))
+		cf := filepath.Join(GinkgoT().TempDir(), "Caddyfile")
+		Expect(os.WriteFile(cf, []byte(loose), 0o600)).To(Succeed())
+		out, err := coverage(cf)
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("POST /api/v1/hedging/close roles hedging:admin"))
+		Expect(out).To(ContainSubstring("admits callers without a role, but the backend needs one of [hedging:admin]"))
+		Expect(out).To(ContainSubstring("2 with problems")) // execute and close
 	})
 
 	It("explains which rule decides a request", func() {

@@ -134,6 +134,19 @@ func shippedRules() string {
 	return b.String()
 }
 
+// shippedRequestBody returns the request_body block of caddyfile/Caddyfile,
+// so the suite's gate caps bodies as the shipped one does.
+func shippedRequestBody() string {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "caddyfile", "Caddyfile"))
+	Expect(err).NotTo(HaveOccurred())
+	s := string(raw)
+	i := strings.Index(s, "\trequest_body {")
+	Expect(i).To(BeNumerically(">=", 0), "caddyfile/Caddyfile has no request_body block")
+	j := strings.Index(s[i:], "\n\t}\n")
+	Expect(j).To(BeNumerically(">", 0))
+	return s[i : i+j+3]
+}
+
 func (e *testEnv) issuers() string {
 	return fmt.Sprintf(`
 		issuer %s {
@@ -157,6 +170,7 @@ func (e *testEnv) issuers() string {
 func (e *testEnv) caddyfile(gate, echo, report, admin, backend string) string {
 	return globalOptions(admin, e.auditPath, filepath.Join(e.dir, "caddy.log")) + fmt.Sprintf(`
 http://%s {
+%s
 	tenant_gate {
 %s
 %s
@@ -185,7 +199,7 @@ http://%s {
 	reverse_proxy %s
 }
 `,
-		gate, e.issuers(), shippedRules(), backend,
+		gate, shippedRequestBody(), e.issuers(), shippedRules(), backend,
 		echo, e.issuers(), strings.TrimPrefix(e.echo.URL, "http://"),
 		report, e.issuers(), shippedRules(), backend)
 }

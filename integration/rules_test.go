@@ -189,8 +189,16 @@ var _ = Describe("mode report", func() {
 		Expect(string(body)).NotTo(ContainSubstring("acme"))
 
 		// A valid token missing the role still gets its identity: the backend answers for acme.
-		status, _, body = do("GET", env.reportURL+"/api/v1/ensemble/", env.token("acme", "hedging:read"), nil, "")
+		status, _, body = do("GET", env.reportURL+"/api/v1/whoami", env.token("acme", "hedging:read"), nil, "")
 		Expect(status).To(Equal(http.StatusOK), string(body))
+		Expect(string(body)).To(ContainSubstring(`"tenant_id":"acme"`))
+
+		// Report mode lets a would_deny request through, but the backend
+		// checks the route's roles itself (defence in depth): 403 missing_role
+		// from the backend, for acme, with nothing served.
+		status, _, body = do("GET", env.reportURL+"/api/v1/ensemble/", env.token("acme", "hedging:read"), nil, "")
+		Expect(status).To(Equal(http.StatusForbidden), string(body))
+		Expect(string(body)).To(ContainSubstring("missing_role"))
 	})
 
 	It("still refuses non-canonical paths with 400 bad_path", func() {

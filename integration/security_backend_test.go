@@ -181,7 +181,7 @@ func isolation() *isolationData {
 		return isoData
 	}
 	d := &isolationData{idemKey: "acme-key-" + randomHex(4),
-		executeBody: `{"orders":[{"asset":"ETH","side":"sell","quantity":1}]}`}
+		executeBody: `{"orders":[{"asset":"SOL","side":"sell","quantity":1}]}`} // both hold SOL spot: a hedge, never a naked short
 	e := postJSON("acme", "/api/v1/ensemble/create", `{"name":"acme-secret-book","method":"weighted_average","agents":[`+
 		`{"agent_id":"acme-alpha","agent_type":"momentum"},{"agent_id":"acme-beta","agent_type":"carry"}]}`, nil)
 	d.ensembleID = e["ensemble_id"].(string)

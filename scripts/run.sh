@@ -34,16 +34,16 @@ Try it (a dev token for tenant acme, valid 1h; make another with
   curl -s $GATE_URL/api/v1/whoami -H "Authorization: Bearer \$TOKEN"
 
 Ensemble walkthrough:
-  curl -s $GATE_URL/api/v1/ensemble/create -H "Authorization: Bearer \$TOKEN" \\
+  curl -s $GATE_URL/api/v1/ensemble/create -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
     -d '{"name":"momentum","method":"weighted_average","agents":[{"agent_id":"a1","agent_type":"technical","initial_weight":1},{"agent_id":"a2","agent_type":"sentiment","initial_weight":1}]}'
   E=<ensemble_id from the answer>
-  curl -s $GATE_URL/api/v1/ensemble/\$E/register-agent -H "Authorization: Bearer \$TOKEN" \\
+  curl -s $GATE_URL/api/v1/ensemble/\$E/register-agent -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
     -d '{"agent_id":"a3","agent_type":"fundamental","initial_weight":0.5}'
-  curl -s $GATE_URL/api/v1/ensemble/\$E/predict -H "Authorization: Bearer \$TOKEN" \\
+  curl -s $GATE_URL/api/v1/ensemble/\$E/predict -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
     -d '{"symbol":"BTC-USD","signals":[{"agent_id":"a1","signal":0.6,"confidence":0.9},{"agent_id":"a2","signal":0.2,"confidence":0.5},{"agent_id":"a3","signal":-0.1,"confidence":0.4}]}'
   P=<prediction_id from the answer>
-  curl -s $GATE_URL/api/v1/ensemble/\$E/outcomes -H "Authorization: Bearer \$TOKEN" -d "{\"prediction_id\":\"\$P\",\"realized_return\":0.012}"
-  curl -s $GATE_URL/api/v1/ensemble/\$E/optimize-weights -H "Authorization: Bearer \$TOKEN" -d '{"lookback":50}'
+  curl -s $GATE_URL/api/v1/ensemble/\$E/outcomes -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d "{\"prediction_id\":\"\$P\",\"realized_return\":0.012}"
+  curl -s $GATE_URL/api/v1/ensemble/\$E/optimize-weights -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"lookback":50}'
   curl -s $GATE_URL/api/v1/ensemble/\$E/performance -H "Authorization: Bearer \$TOKEN"
 
 Hedging walkthrough:

@@ -96,8 +96,13 @@ func (f *failingStore) Rankings(ctx context.Context, t store.TenantID, lookback 
 	return f.Store.Rankings(ctx, t, lookback)
 }
 
+// errPanic makes a failing store method panic instead of returning.
+var errPanic = errors.New("panic")
+
 func (f *failingStore) Account(ctx context.Context, t store.TenantID) (hedging.Account, error) {
-	if err := f.err("Account"); err != nil {
+	if err := f.err("Account"); err == errPanic {
+		panic("store exploded")
+	} else if err != nil {
 		return hedging.Account{}, err
 	}
 	return f.Store.Account(ctx, t)
@@ -286,5 +291,20 @@ func TestBadJSONEverywhere(t *testing.T) {
 	// Only create, register-agent, predict and outcomes need a body.
 	for _, path := range paths[:4] {
 		expectProblem(t, h.do("acme", "POST", path, "  \n"), 400, "empty")
+	}
+}
+
+// A panic in a handler is a 500 problem that carries the request id, like
+// every other error (it used to carry an empty one).
+func TestPanicIs500WithRequestID(t *testing.T) {
+	fs := &failingStore{fail: map[string]error{"Account": errPanic}}
+	h := newHarnessWith(t, func(c *api.Config) {
+		fs.Store = c.Store
+		c.Store = fs
+	})
+	r := h.do("acme", "GET", "/api/v1/hedging/analysis", nil)
+	p := expectProblem(t, r, http.StatusInternalServerError, "request_id")
+	if id := str(p, "request_id"); id == "" || id != r.header.Get("X-Request-ID") {
+		t.Errorf("request_id %q, X-Request-ID %q", id, r.header.Get("X-Request-ID"))
 	}
 }

@@ -86,9 +86,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		w.Header().Set("Connection", "close")
 		writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large",
 			fmt.Sprintf("the request body has %d bytes, more than the %d this endpoint takes; send a smaller JSON document", r.ContentLength, s.maxBody))
-		if r.Header.Get("Expect") == "" {
-			drain(w, r.Body)
-		}
+		// Drain even with Expect: 100-continue: a proxy in front (Caddy's
+		// transport) may send the body without waiting for the 100.
+		drain(w, r.Body)
 		return nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))

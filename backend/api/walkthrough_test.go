@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +165,39 @@ func TestFormContentTypeIs415(t *testing.T) {
 	expectStatus(t, r, http.StatusOK)
 	if !strings.Contains(string(r.body), `"source":"recommended"`) {
 		t.Errorf("execute with -d '' = %s", r.body)
+	}
+}
+
+// Every printed curl that sends a body (-d) also sends the JSON media type,
+// so the README and `make run` walkthroughs work as printed (without it the
+// backend answers 415).
+func TestPrintedCurlsSendJSON(t *testing.T) {
+	for _, file := range []string{"../../README.md", "../../scripts/run.sh"} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commands, cur := []string{}, ""
+		for _, line := range strings.Split(string(raw), "\n") {
+			cur += line
+			if strings.HasSuffix(strings.TrimSpace(line), "\\") {
+				continue
+			}
+			commands = append(commands, cur)
+			cur = ""
+		}
+		n := 0
+		for _, c := range commands {
+			if !strings.Contains(c, "curl ") || !strings.Contains(c, " -d ") {
+				continue
+			}
+			n++
+			if !strings.Contains(c, "Content-Type: application/json") {
+				t.Errorf("%s: a curl with -d but no JSON Content-Type: %s", file, strings.TrimSpace(c))
+			}
+		}
+		if n < 5 {
+			t.Errorf("%s: found only %d curl commands with a body; is the scan broken?", file, n)
+		}
 	}
 }

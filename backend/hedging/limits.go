@@ -134,10 +134,12 @@ func Execute(acct Account, prices Prices, orders []Order, lim Limits, p Policy) 
 		if !finite(o.Quantity) || !(o.Quantity > 0) {
 			return nil, acct, fmt.Errorf("%w: orders[%d].quantity must be a finite number > 0, got %v", ErrInvalidOrder, i, o.Quantity)
 		}
-		if o.Quantity > lim.MaxOrderQty {
+		// A buy only reduces a short (fillOne refuses a long), so it is
+		// bounded by the short and takes no order limit.
+		if o.Side != Buy && o.Quantity > lim.MaxOrderQty {
 			return nil, acct, fmt.Errorf("%w: orders[%d].quantity %v exceeds the limit of %v units per order", ErrRiskLimit, i, o.Quantity, lim.MaxOrderQty)
 		}
-		if price, ok := prices[o.Asset]; ok && o.Quantity*price > lim.MaxOrderNotionalUSD {
+		if price, ok := prices[o.Asset]; ok && o.Side != Buy && o.Quantity*price > lim.MaxOrderNotionalUSD {
 			return nil, acct, fmt.Errorf("%w: orders[%d] notional %.2f USD exceeds the limit of %.2f USD per order", ErrRiskLimit, i, o.Quantity*price, lim.MaxOrderNotionalUSD)
 		}
 		before := after.Perp[o.Asset]

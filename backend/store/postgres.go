@@ -91,7 +91,12 @@ func OpenPostgres(ctx context.Context, url string, o PostgresOptions) (*Postgres
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "tenantgate-backend"
 
-	switchRole, err := preparePostgres(ctx, cfg.ConnConfig.Copy(), o.Role)
+	// The migration connection has no statement timeout: it waits for other
+	// replicas' migrations and runs its own, which may take longer than a
+	// request's statement may.
+	migrateConfig := cfg.ConnConfig.Copy()
+	delete(migrateConfig.RuntimeParams, "statement_timeout")
+	switchRole, err := preparePostgres(ctx, migrateConfig, o.Role)
 	if err != nil {
 		return nil, err
 	}

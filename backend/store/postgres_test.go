@@ -9,11 +9,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantgate/tenantgate/backend/ensemble"
 	"github.com/tenantgate/tenantgate/backend/hedging"
@@ -413,6 +415,12 @@ func TestPostgresRefuses(t *testing.T) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
 	}
+	// The connect error keeps its cause for errors.As, on one line.
+	_, err := OpenPostgres(ctx, "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", PostgresOptions{Role: db.Role})
+	var connectErr *pgconn.ConnectError
+	if !errors.As(err, &connectErr) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("connect error: %q", err)
+	}
 	adminExec(t, db, `CREATE ROLE `+db.Role+` BYPASSRLS`)
 	if _, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), "BYPASSRLS") {
 		t.Errorf("BYPASSRLS role: %v", err)
@@ -518,5 +526,31 @@ func TestPostgresNonSuperuserOwner(t *testing.T) {
 	// The runtime role cannot run the sweep's DELETE itself.
 	if tag, err := p.pool.Exec(ctx, `DELETE FROM orders`); err != nil || tag.RowsAffected() != 0 {
 		t.Errorf("runtime role deletes without a tenant: %d rows, %v", tag.RowsAffected(), err)
+	}
+}
+
+// A replica that starts while another holds the migration lock waits for
+// it, however short its statement timeout (that bounds requests, not the
+// wait for a migration).
+func TestPostgresStartWaitsForTheMigrationLock(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	holder := connectAs(t, db, "")
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	var released atomic.Bool
+	go func() {
+		time.Sleep(time.Second)
+		released.Store(true)
+		_, _ = holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+	}()
+	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role, StatementTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("start behind the lock: %v", err)
+	}
+	defer func() { _ = p.Close() }()
+	if !released.Load() {
+		t.Error("the start did not wait for the migration lock")
 	}
 }

@@ -339,14 +339,6 @@ func TestPredictionsAndOutcomes(t *testing.T) {
 	}
 }
 
-func predIDs(ps []ensemble.Prediction) []string {
-	out := []string{}
-	for _, p := range ps {
-		out = append(out, p.ID)
-	}
-	return out
-}
-
 func TestRankingsRows(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()

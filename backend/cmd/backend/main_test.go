@@ -84,6 +84,7 @@ func start(t *testing.T, bin string, args ...string) *process {
 		}
 		select {
 		case err := <-p.exited:
+			p.exited <- err // for the cleanup's receive, which would otherwise wait forever
 			t.Fatalf("backend exited: %v\n%s", err, p.logs.String())
 		case <-time.After(20 * time.Millisecond):
 		}

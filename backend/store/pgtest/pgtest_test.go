@@ -29,6 +29,9 @@ func TestNewCreatesAndDrops(t *testing.T) {
 	var db *DB
 	t.Run("inner", func(t *testing.T) {
 		db = New(t)
+		if extra := db.ExtraRole("owner"); extra != db.Name+"_owner" {
+			t.Errorf("ExtraRole = %s", extra)
+		}
 		if !strings.HasPrefix(db.Name, "tenantgate_test_") || db.Role != db.Name+"_app" || !strings.HasSuffix(db.URL, "/"+db.Name) {
 			t.Fatalf("db = %+v", db)
 		}

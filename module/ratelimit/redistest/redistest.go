@@ -157,6 +157,7 @@ func StartServer(t TB) *Server {
 	addr := FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
+	// #nosec G204 -- redis-server from PATH with arguments this function makes
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
 		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -244,21 +245,21 @@ func SlowProxy(t TB, redisURL string, delay time.Duration) string {
 			}
 			server, err := net.Dial("tcp", target)
 			if err != nil {
-				client.Close()
+				_ = client.Close()
 				continue
 			}
 			track(client)
 			track(server)
 			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(server, client); server.Close() }()
-			go func() { defer wg.Done(); copyDelayed(client, server, delay); client.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(server, client); _ = server.Close() }()
+			go func() { defer wg.Done(); copyDelayed(client, server, delay); _ = client.Close() }()
 		}
 	}()
 	t.Cleanup(func() {
-		l.Close()
+		_ = l.Close()
 		mu.Lock()
 		for _, c := range conns {
-			c.Close()
+			_ = c.Close()
 		}
 		mu.Unlock()
 		wg.Wait()

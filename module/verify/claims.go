@@ -60,24 +60,37 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 	}
 
 	id := &Identity{Issuer: is.cfg.Issuer, TokenID: tok.JwtID(), Expiry: tok.Expiration()}
-	if raw, ok := claims[v.cfg.UserClaim]; ok && !isJSONNull(raw) {
+	if raw, ok := v.userPath.lookup(claims); ok && !isJSONNull(raw) {
 		if err := json.Unmarshal(raw, &id.Subject); err != nil {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.cfg.UserClaim), err)
+			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.userPath), err)
 		}
 	}
-	roles, ok := parseRoles(claims[v.cfg.RolesClaim])
+	rawRoles, _ := v.rolesPath.lookup(claims)
+	roles, ok := parseRoles(rawRoles)
 	if !ok {
-		return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.cfg.RolesClaim), nil)
+		return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.rolesPath), nil)
 	}
 	id.Roles = roles
 
-	raw, ok := claims[v.cfg.TenantClaim]
-	if !ok {
-		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("token has no tenant claim %q", v.cfg.TenantClaim), nil)
+	raw, hasTenant := v.tenantPath.lookup(claims)
+	if is.tenant != "" {
+		// A multi-tenant issuer: the tenant is the one its iss names, whose
+		// keys verified the token. A tenant claim may only confirm it.
+		if hasTenant && !isJSONNull(raw) {
+			var claimed string
+			if err := json.Unmarshal(raw, &claimed); err != nil || claimed != is.tenant {
+				return id, fail(audit.ReasonTenantMismatch, fmt.Sprintf("tenant claim %q disagrees with the tenant %q that the token's issuer names", v.tenantPath, is.tenant), err)
+			}
+		}
+		id.Tenant = is.tenant
+		return id, nil
+	}
+	if !hasTenant {
+		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("token has no tenant claim %q", v.tenantPath), nil)
 	}
 	var tenant string
 	if err := json.Unmarshal(raw, &tenant); err != nil || !ValidTenant(tenant) {
-		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("tenant claim %q must be a string of 1-%d characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")", v.cfg.TenantClaim, MaxTenantLen), err)
+		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("tenant claim %q must be a string of 1-%d characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")", v.tenantPath, MaxTenantLen), err)
 	}
 	id.Tenant = tenant
 	return id, nil

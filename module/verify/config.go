@@ -22,6 +22,14 @@ const (
 	DefaultRolesClaim      = "roles"
 	DefaultHTTPTimeout     = 10 * time.Second
 	MinHMACSecretBytes     = 32
+	// DefaultMaxTenants is how many tenants' key sets a multi-tenant
+	// issuer holds at once (least recently used leave).
+	DefaultMaxTenants = 1000
+	// TenantPlaceholder marks the tenant's place in a multi-tenant issuer
+	// and in its jwks_url or oidc_discovery.
+	TenantPlaceholder = "{tenant}"
+	// AnyTenant in Tenants admits every tenant name (bounded: see template.go).
+	AnyTenant = "*"
 )
 
 // DefaultAlgorithms is the allow-list used when Config.Algorithms is empty.
@@ -49,7 +57,22 @@ type IssuerConfig struct {
 	HMACSecret string
 	// How often remote keys are refreshed. Default: 5m.
 	RefreshInterval time.Duration
+
+	// Multi-tenant issuers: Issuer holds TenantPlaceholder once, in its
+	// path, and so does JWKSURL or OIDCDiscovery. The tenant named by a
+	// token's iss selects that tenant's own key set.
+
+	// Tenants admitted: names, or AnyTenant alone. Unioned with TenantsFile.
+	Tenants []string
+	// File with one tenant per line (blank lines and # comments ignored),
+	// re-read when it changes.
+	TenantsFile string
+	// Key sets held at once. Default: 1000.
+	MaxTenants int
 }
+
+// IsTemplate reports whether the issuer is multi-tenant ({tenant} in it).
+func (ic IssuerConfig) IsTemplate() bool { return strings.Contains(ic.Issuer, TenantPlaceholder) }
 
 // Config configures a Verifier. Zero values mean the documented default.
 type Config struct {
@@ -87,6 +110,15 @@ type Observer interface {
 	JWKSRefresh(issuer string, ok bool, keys int, at time.Time)
 }
 
+// TemplateObserver is an Observer that also follows multi-tenant issuers:
+// under the issuer as configured ({tenant} unreplaced), how many tenants'
+// key sets are held and how many keys they hold together. It is called
+// whenever either changes (a tenant's set arrives, refreshes or leaves).
+// JWKSRefresh reports those issuers under the same name, with the total.
+type TemplateObserver interface {
+	IssuerTenants(issuer string, tenants, keys int)
+}
+
 // SetDefaults fills every zero field with its documented default.
 func (c *Config) SetDefaults() {
 	if len(c.Algorithms) == 0 {
@@ -122,6 +154,9 @@ func (c *Config) SetDefaults() {
 	for i := range c.Issuers {
 		if c.Issuers[i].RefreshInterval == 0 {
 			c.Issuers[i].RefreshInterval = DefaultRefreshInterval
+		}
+		if c.Issuers[i].MaxTenants == 0 && c.Issuers[i].IsTemplate() {
+			c.Issuers[i].MaxTenants = DefaultMaxTenants
 		}
 	}
 }
@@ -174,6 +209,14 @@ func (c Config) Validate() error {
 	if c.RefetchInterval < 0 {
 		add("refetch interval: must not be negative (got %s)", c.RefetchInterval)
 	}
+	for _, cl := range []struct{ what, name string }{{"tenant_claim", c.TenantClaim}, {"user_claim", c.UserClaim}, {"roles_claim", c.RolesClaim}} {
+		if cl.name == "" {
+			continue // the default
+		}
+		if _, err := parseClaimPath(cl.name); err != nil {
+			add("%s: %v", cl.what, err)
+		}
+	}
 	if len(c.Issuers) == 0 {
 		add("issuers: at least one issuer is required")
 	}
@@ -190,35 +233,8 @@ func (c Config) Validate() error {
 			add("%s: duplicate issuer", name)
 		}
 		seen[is.Issuer] = true
-		if len(is.Audiences) == 0 {
-			add("%s: at least one audience is required", name)
-		}
-		for _, a := range is.Audiences {
-			if a == "" {
-				add("%s: empty audience", name)
-			}
-		}
-		sources := 0
-		for _, s := range []string{is.JWKSURL, is.OIDCDiscovery, is.JWKSFile, is.PublicKeyFile, is.HMACSecret} {
-			if s != "" {
-				sources++
-			}
-		}
-		switch {
-		case sources == 0:
-			add("%s: no key source (set one of jwks_url, oidc_discovery, jwks_file, public_key_file, hmac_secret)", name)
-		case sources > 1:
-			add("%s: more than one key source (set exactly one of jwks_url, oidc_discovery, jwks_file, public_key_file, hmac_secret)", name)
-		}
-		if is.JWKSURL != "" {
-			if err := checkFetchURL(is.JWKSURL); err != nil {
-				add("%s: jwks_url: %v", name, err)
-			}
-		}
-		if is.OIDCDiscovery != "" {
-			if err := checkFetchURL(is.OIDCDiscovery); err != nil {
-				add("%s: oidc_discovery: %v", name, err)
-			}
+		for _, err := range CheckIssuer(is) {
+			add("%s: %v", name, err)
 		}
 		if is.HMACSecret != "" || is.JWKSFile != "" {
 			symmetricCapable = true

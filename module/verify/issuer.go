@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
@@ -15,6 +16,11 @@ type issuerState struct {
 	aud  map[string]struct{}
 	src  keySource
 	opts []jwt.ValidateOption // jwt.Validate options: times, iss, aud
+
+	// Set for one tenant of a multi-tenant issuer: the tenant its iss
+	// names (the request's tenant), and the template it came from.
+	tenant   string
+	template *templateIssuer
 }
 
 func (v *Verifier) newIssuerState(ic IssuerConfig) *issuerState {
@@ -38,9 +44,17 @@ func (v *Verifier) newIssuerState(ic IssuerConfig) *issuerState {
 
 // lookupIssuer picks the issuer whose keys may verify a token claiming iss.
 // iss is read before the signature is checked, only for this choice.
-func (v *Verifier) lookupIssuer(iss string) (*issuerState, *Error) {
+// Exact issuers come first; then multi-tenant issuers in config order,
+// where the tenant in iss selects that tenant's key set and no other (its
+// keys are fetched now when it has none yet, so ctx bounds the wait).
+func (v *Verifier) lookupIssuer(ctx context.Context, iss string) (*issuerState, *Error) {
 	if is := v.issuers[iss]; is != nil {
 		return is, nil
+	}
+	for _, t := range v.templates {
+		if tenant, ok := t.match(iss); ok {
+			return t.lookup(ctx, iss, tenant)
+		}
 	}
 	return nil, fail(audit.ReasonUnknownIssuer, fmt.Sprintf("issuer %q is not configured (iss is compared exactly: scheme, case and trailing slash count)", truncate(iss, 128)), nil)
 }

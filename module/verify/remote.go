@@ -36,22 +36,48 @@ type remoteSource struct {
 	jwks     string        // configured jwks_url, "" with discovery
 	disco    string        // configured oidc_discovery
 	client   *http.Client
+	report   keyReporter   // where refresh outcomes go (metrics)
+	done     chan struct{} // closed by stop: the refresh loop ends
+	stopOnce sync.Once
 
 	mu             sync.Mutex
 	inflight       *flight
 	lastKidRefetch time.Time
 }
 
-// run refreshes in the background until the verifier closes: every
-// RefreshInterval after a success, with a doubling backoff after a failure.
+// keyReporter receives a source's refresh outcomes: keys is the number in
+// force afterwards (the last good set's on a failure).
+type keyReporter func(ok bool, keys int, at time.Time)
+
+// newRemoteSource is the one constructor of remote key sources: for plain
+// issuers and for each tenant of a multi-tenant issuer alike.
+func (v *Verifier) newRemoteSource(ic IssuerConfig, report keyReporter) *remoteSource {
+	return &remoteSource{v: v, issuer: ic.Issuer, interval: ic.RefreshInterval, jwks: ic.JWKSURL, disco: ic.OIDCDiscovery,
+		client: v.cfg.HTTPClient, report: report, done: make(chan struct{})}
+}
+
+// stop ends the refresh loop (a tenant's set left the cache); a fetch in
+// flight finishes on its own, bounded by the HTTP client's timeout.
+func (r *remoteSource) stop() { r.stopOnce.Do(func() { close(r.done) }) }
+
+// run refreshes in the background until the verifier closes or the source
+// stops: every RefreshInterval after a success, with a doubling backoff
+// after a failure. A source started with keys (a tenant's first fetch ran
+// on its first request) waits one interval first.
 func (r *remoteSource) run() {
 	backoff := initialBackoff
 	interval := r.interval
-	timer := time.NewTimer(0)
+	first := time.Duration(0)
+	if r.set.Load() != nil {
+		first = interval
+	}
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
 		case <-r.v.ctx.Done():
+			return
+		case <-r.done:
 			return
 		case <-timer.C:
 		}
@@ -143,14 +169,21 @@ func (r *remoteSource) refresh(ctx context.Context) error {
 		}
 		if ctx.Err() == nil {
 			log.Warn("jwks refresh failed; keeping the last good keys", zap.Int("keys_kept", kept), zap.Error(err))
-			r.v.observe(r.issuer, false, kept, at)
+			r.report(false, kept, at)
 		}
 		return err
 	}
 	r.set.Store(ks)
 	log.Debug("jwks refreshed", zap.Int("keys", len(ks.all)))
-	r.v.observe(r.issuer, true, len(ks.all), at)
+	r.report(true, len(ks.all), at)
 	return nil
+}
+
+// fetchFirst waits for a fetch (joining one in flight) and reports its
+// error; a tenant's first request uses it, since that tenant has no keys
+// to answer with yet.
+func (r *remoteSource) fetchFirst(ctx context.Context) error {
+	return r.shared(ctx, false)
 }
 
 func (r *remoteSource) fetchSet(ctx context.Context) (*keySet, []error, error) {
@@ -219,7 +252,7 @@ func (r *remoteSource) get(ctx context.Context, url string) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+		return nil, &statusError{url: url, code: resp.StatusCode}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeyBody+1))
 	if err != nil {
@@ -230,3 +263,12 @@ func (r *remoteSource) get(ctx context.Context, url string) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// statusError is a key or discovery URL that answered other than 200. A
+// 4xx from a tenant's URL says the IdP knows no such tenant.
+type statusError struct {
+	url  string
+	code int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: status %d", e.url, e.code) }

@@ -25,6 +25,9 @@ type keySource interface {
 	unavailable()
 	// start begins background work, if any, tracked by the verifier.
 	start()
+	// stop ends that background work early (a tenant's key set was
+	// evicted); Verifier.Close stops every source anyway.
+	stop()
 }
 
 // staticSource is a key set loaded once from the config.
@@ -34,6 +37,7 @@ func (s staticSource) keys() *keySet                      { return s.set }
 func (s staticSource) unknownKid(context.Context) *keySet { return s.set }
 func (s staticSource) unavailable()                       {}
 func (s staticSource) start()                             {}
+func (s staticSource) stop()                              {}
 
 // keys returns the remote set in use, nil until the first good fetch.
 func (r *remoteSource) keys() *keySet { return r.set.Load() }

@@ -107,7 +107,10 @@ type Verifier struct {
 	allowed     map[string]bool
 	allowedList string
 	issuers     map[string]*issuerState
+	templates   []*templateIssuer // multi-tenant issuers, in config order
 	clock       jwt.Clock
+
+	tenantPath, userPath, rolesPath claimPath
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -136,11 +139,24 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
 	}
+	// Validate checked the claim names.
+	v.tenantPath, _ = parseClaimPath(cfg.TenantClaim)
+	v.userPath, _ = parseClaimPath(cfg.UserClaim)
+	v.rolesPath, _ = parseClaimPath(cfg.RolesClaim)
 	var errs []error
 	for _, ic := range cfg.Issuers {
+		if ic.IsTemplate() {
+			t, err := v.newTemplate(ic)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			v.templates = append(v.templates, t)
+			continue
+		}
 		is := v.newIssuerState(ic)
 		v.issuers[ic.Issuer] = is
-		src, err := v.newSource(ic)
+		src, err := v.newSource(ic, nil)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -158,12 +174,17 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 		is.src.start()
 	}
+	for _, t := range v.templates {
+		t.start()
+	}
 	return v, nil
 }
 
 // newSource makes the key source an issuer's config names: a static set
 // loaded now (its errors fail New), or a remote one fetched in the background.
-func (v *Verifier) newSource(ic IssuerConfig) (keySource, error) {
+// report receives a remote source's refresh outcomes; nil sends them to
+// the Observer under the issuer's name.
+func (v *Verifier) newSource(ic IssuerConfig, report keyReporter) (keySource, error) {
 	name := fmt.Sprintf("issuer %q", ic.Issuer)
 	var ks *keySet
 	var err error
@@ -181,7 +202,10 @@ func (v *Verifier) newSource(ic IssuerConfig) (keySource, error) {
 	case ic.HMACSecret != "":
 		ks, err = newKeySet([]*verifyKey{{kind: kindHMAC, pub: []byte(ic.HMACSecret)}})
 	default:
-		return &remoteSource{v: v, issuer: ic.Issuer, interval: ic.RefreshInterval, jwks: ic.JWKSURL, disco: ic.OIDCDiscovery, client: v.cfg.HTTPClient}, nil
+		if report == nil {
+			report = func(ok bool, keys int, at time.Time) { v.observe(ic.Issuer, ok, keys, at) }
+		}
+		return v.newRemoteSource(ic, report), nil
 	}
 	if err == nil {
 		err = v.checkUsable(name, ks)
@@ -258,6 +282,12 @@ func (v *Verifier) observe(issuer string, ok bool, keys int, at time.Time) {
 	}
 }
 
+func (v *Verifier) observeTemplate(issuer string, tenants, keys int) {
+	if o, ok := v.cfg.Observer.(TemplateObserver); ok {
+		o.IssuerTenants(issuer, tenants, keys)
+	}
+}
+
 // Close stops background work and waits for it. It is idempotent.
 func (v *Verifier) Close() {
 	v.mu.Lock()
@@ -280,6 +310,19 @@ func (v *Verifier) KeyStatus() map[string]int {
 		} else {
 			out[name] = 0
 		}
+	}
+	for _, t := range v.templates {
+		out[t.cfg.Issuer] = t.keyCount()
+	}
+	return out
+}
+
+// TenantStatus reports per multi-tenant issuer how many tenants' key sets
+// are held.
+func (v *Verifier) TenantStatus() map[string]int {
+	out := make(map[string]int, len(v.templates))
+	for _, t := range v.templates {
+		out[t.cfg.Issuer] = t.heldTenants()
 	}
 	return out
 }
@@ -326,7 +369,7 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 	} else if err := json.Unmarshal(rawIss, &iss); err != nil {
 		return nil, fail(audit.ReasonUnknownIssuer, "token iss claim is not a string", err)
 	}
-	is, e := v.lookupIssuer(iss)
+	is, e := v.lookupIssuer(ctx, iss)
 	if e != nil {
 		return nil, e
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/time/rate"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/tenantgate/tenantgate/module/audit"
 )
@@ -67,10 +67,10 @@ type failure struct {
 func (v *Verifier) newTemplate(ic IssuerConfig) (*templateIssuer, error) {
 	i := strings.Index(ic.Issuer, TenantPlaceholder)
 	t := &templateIssuer{
-		v:      v,
-		cfg:    ic,
-		prefix: ic.Issuer[:i],
-		suffix: ic.Issuer[i+len(TenantPlaceholder):],
+		v:       v,
+		cfg:     ic,
+		prefix:  ic.Issuer[:i],
+		suffix:  ic.Issuer[i+len(TenantPlaceholder):],
 		keysOf:  map[string]int{},
 		pending: map[string]*issuerState{},
 	}

@@ -55,7 +55,7 @@ func newRealmServer(t testing.TB) *realmServer {
 }
 
 func (s *realmServer) iss(realm string) string { return s.URL + "/realms/" + realm }
-func (s *realmServer) template() string       { return s.URL + "/realms/{tenant}" }
+func (s *realmServer) template() string        { return s.URL + "/realms/{tenant}" }
 
 func (s *realmServer) add(t testing.TB, realm string, key *rsa.PrivateKey, kid string) {
 	body := jwksJSON(t, publicJWK(t, &key.PublicKey, kid, "RS256"))
@@ -374,7 +374,10 @@ func TestTemplateConfigErrors(t *testing.T) {
 		{"no tenants", func(c *IssuerConfig) { c.Tenants = nil }, "needs `tenants NAME...`"},
 		{"bad tenant", func(c *IssuerConfig) { c.Tenants = []string{"a/b"} }, `"a/b" is not a tenant name`},
 		{"star with others", func(c *IssuerConfig) { c.Tenants = []string{"*", "acme"} }, "* stands alone"},
-		{"tenants on plain issuer", func(c *IssuerConfig) { c.Issuer = "https://kc.example/realms/acme"; c.JWKSURL = "https://kc.example/certs" }, "apply only to a multi-tenant issuer"},
+		{"tenants on plain issuer", func(c *IssuerConfig) {
+			c.Issuer = "https://kc.example/realms/acme"
+			c.JWKSURL = "https://kc.example/certs"
+		}, "apply only to a multi-tenant issuer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ic := base

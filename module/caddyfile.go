@@ -3,7 +3,6 @@ package tenantgate
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -12,7 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/tenantgate/tenantgate/module/rules"
+	ruleset "github.com/tenantgate/tenantgate/module/rules"
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 func init() {
@@ -35,6 +35,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        jwks_url <url> | oidc_discovery [<url>] | jwks_file <path> | public_key_file <path> | hmac_secret <secret>
 //	        audience <aud...>
 //	        refresh_interval <duration>
+//	        tenants <tenant...> | tenants *      # issuer URL with {tenant} only
+//	        tenants_file <path>
+//	        max_tenants <n>
 //	    }
 //	    algorithms <alg...>
 //	    tenant_claim <name>
@@ -54,21 +57,27 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    rule <methods> <pattern> <requirement...>
 //	}
 //
-// Rule problems are collected and reported together, each with its index
-// and line, so one run of `caddy validate` shows them all.
+// Rule and issuer problems are collected and reported together, each at
+// its own file and line as the dispenser gives them (also inside imported
+// files), so one run of `caddy validate` shows them all.
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	var ruleErrs []error
-	ruleIndexByLine := map[int]int{} // original 1-based index of each parsed rule
+	var problems []error
+	var ruleTokens []caddyfile.Token // where each rule of g.Rules stands
+	rules := 0                       // rule lines seen, parsed or not
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "issuer":
+			at := d.Token()
 			is, err := parseIssuer(d)
 			if err != nil {
 				return err
+			}
+			for _, e := range verify.CheckIssuer(is.verifyConfig(nil)) {
+				problems = append(problems, errAt(at, fmt.Errorf("issuer %q: %w", is.Issuer, e)))
 			}
 			g.Issuers = append(g.Issuers, is)
 		case "algorithms":
@@ -144,28 +153,34 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "rule":
-			line := d.Line()
-			index := len(ruleIndexByLine) + 1
-			ruleIndexByLine[line] = index
-			r, err := rules.ParseRule(d.RemainingArgs(), line)
+			rules++
+			at := d.Token()
+			r, err := ruleset.ParseRule(d.RemainingArgs(), at.Line)
 			if err != nil {
-				ruleErrs = append(ruleErrs, prefixErrors(fmt.Sprintf("rule %d (line %d): ", index, line), err))
+				for _, e := range splitErrors(err) {
+					problems = append(problems, errAt(at, fmt.Errorf("rule %d: %w", rules, e)))
+				}
 				continue
 			}
+			r.Index, r.File = rules, at.File
 			g.Rules = append(g.Rules, r)
+			ruleTokens = append(ruleTokens, at)
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
 	}
-	if len(ruleErrs) > 0 {
-		// Add what Compile finds in the rules that did parse, so the
-		// operator sees every problem in one pass.
-		if _, _, err := rules.Compile(g.Rules); err != nil {
-			ruleErrs = append(ruleErrs, renumberRules(err, ruleIndexByLine))
+	// What Compile finds (duplicates, bad patterns) is reported here too, at
+	// each rule's own position, together with every other problem.
+	if _, _, err := ruleset.Compile(g.Rules); err != nil {
+		for _, e := range splitErrors(err) {
+			var re *ruleset.RuleError
+			if errors.As(e, &re) && re.Rule < len(ruleTokens) {
+				e = errAt(ruleTokens[re.Rule], fmt.Errorf("rule %d: %w", g.Rules[re.Rule].Index, re.Err))
+			}
+			problems = append(problems, e)
 		}
-		return errors.Join(ruleErrs...)
 	}
-	return nil
+	return errors.Join(problems...)
 }
 
 func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
@@ -204,6 +219,23 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 				err = d.ArgErr()
 			}
 			is.Audiences = append(is.Audiences, auds...)
+		case "tenants":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				err = d.ArgErr()
+			}
+			is.Tenants = append(is.Tenants, names...)
+		case "tenants_file":
+			err = oneArg(d, &is.TenantsFile)
+		case "max_tenants":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				n, perr := strconv.Atoi(s)
+				if perr != nil || n < 1 {
+					err = d.Errf("max_tenants %q: must be a whole number of at least 1 (tenants' key sets held at once)", s)
+				}
+				is.MaxTenants = n
+			}
 		case "refresh_interval":
 			var s string
 			if err = oneArg(d, &s); err == nil {
@@ -248,30 +280,20 @@ func intArg(d *caddyfile.Dispenser, dst *int) error {
 	return nil
 }
 
-// prefixErrors puts prefix in front of every error joined in err.
-func prefixErrors(prefix string, err error) error {
+// splitErrors undoes errors.Join, so each problem gets its own position.
+func splitErrors(err error) []error {
 	var joined interface{ Unwrap() []error }
 	if errors.As(err, &joined) {
-		var out []error
-		for _, e := range joined.Unwrap() {
-			out = append(out, fmt.Errorf("%s%w", prefix, e))
-		}
-		return errors.Join(out...)
+		return joined.Unwrap()
 	}
-	return fmt.Errorf("%s%w", prefix, err)
+	return []error{err}
 }
 
-var ruleRef = regexp.MustCompile(`rule \d+ \(line (\d+)\)`)
-
-// renumberRules rewrites Compile's "rule N (line L)" references, which count
-// only the rules that parsed, to the rule's position in the Caddyfile.
-func renumberRules(err error, indexByLine map[int]int) error {
-	msg := ruleRef.ReplaceAllStringFunc(err.Error(), func(ref string) string {
-		line, _ := strconv.Atoi(ruleRef.FindStringSubmatch(ref)[1])
-		if i, ok := indexByLine[line]; ok {
-			return fmt.Sprintf("rule %d (line %d)", i, line)
-		}
-		return ref
-	})
-	return errors.New(msg)
+// errAt adds the file and line of tok to err exactly as the dispenser's own
+// errors do (with the import chain when tok came from an imported file),
+// for problems found after the dispenser moved on.
+func errAt(tok caddyfile.Token, err error) error {
+	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	d.Next()
+	return d.WrapErr(err)
 }

@@ -116,6 +116,35 @@ type Issuer struct {
 	HMACSecret string `json:"hmac_secret,omitempty"`
 	// How often remote keys are refreshed. Default: 5m
 	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+	// Multi-tenant issuer (issuer URL with {tenant} once, in the path):
+	// tenants admitted, by name, or ["*"] for any. Unioned with tenants_file.
+	Tenants []string `json:"tenants,omitempty"`
+	// File of tenants admitted, one per line, re-read when it changes.
+	TenantsFile string `json:"tenants_file,omitempty"`
+	// Key sets of a multi-tenant issuer held at once. Default: 1000
+	MaxTenants int `json:"max_tenants,omitempty"`
+}
+
+// verifyConfig is the issuer as the verifier takes it; repl expands
+// placeholders in the HMAC secret (nil leaves them as written).
+func (is Issuer) verifyConfig(repl *caddy.Replacer) verify.IssuerConfig {
+	secret := is.HMACSecret
+	if repl != nil {
+		secret = repl.ReplaceKnown(secret, "")
+	}
+	return verify.IssuerConfig{
+		Issuer:          is.Issuer,
+		Audiences:       is.Audiences,
+		JWKSURL:         is.JWKSURL,
+		OIDCDiscovery:   is.OIDCDiscovery,
+		JWKSFile:        is.JWKSFile,
+		PublicKeyFile:   is.PublicKeyFile,
+		HMACSecret:      secret,
+		RefreshInterval: time.Duration(is.RefreshInterval),
+		Tenants:         is.Tenants,
+		TenantsFile:     is.TenantsFile,
+		MaxTenants:      is.MaxTenants,
+	}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -218,16 +247,7 @@ func (g *Gate) verifyConfig() verify.Config {
 		cfg.Observer = g.metrics
 	}
 	for _, is := range g.Issuers {
-		cfg.Issuers = append(cfg.Issuers, verify.IssuerConfig{
-			Issuer:          is.Issuer,
-			Audiences:       is.Audiences,
-			JWKSURL:         is.JWKSURL,
-			OIDCDiscovery:   is.OIDCDiscovery,
-			JWKSFile:        is.JWKSFile,
-			PublicKeyFile:   is.PublicKeyFile,
-			HMACSecret:      repl.ReplaceKnown(is.HMACSecret, ""),
-			RefreshInterval: time.Duration(is.RefreshInterval),
-		})
+		cfg.Issuers = append(cfg.Issuers, is.verifyConfig(repl))
 	}
 	cfg.SetDefaults()
 	return cfg

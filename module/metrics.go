@@ -28,7 +28,11 @@ type gateMetrics struct {
 	jwksRefresh *prometheus.CounterVec
 	jwksKeys    *prometheus.GaugeVec
 	jwksLast    *prometheus.GaugeVec
-	tenants     *tenantLabels
+	// issuerTenants counts the tenants' key sets a multi-tenant issuer
+	// holds; its label is the issuer as configured ({tenant} unreplaced),
+	// so the series are bounded by the config, not by the tenants.
+	issuerTenants *prometheus.GaugeVec
+	tenants       *tenantLabels
 }
 
 var processMetrics = &gateMetrics{
@@ -58,6 +62,11 @@ var processMetrics = &gateMetrics{
 		Name:      "jwks_last_success_timestamp_seconds",
 		Help:      "Unix time of the last successful key fetch per issuer.",
 	}, []string{"issuer"}),
+	issuerTenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "tenantgate",
+		Name:      "issuer_tenants",
+		Help:      "Tenants whose key sets a multi-tenant issuer holds (at most its max_tenants), per issuer as configured.",
+	}, []string{"issuer"}),
 	tenants: &tenantLabels{seen: make(map[string]struct{})},
 }
 
@@ -70,7 +79,7 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast} {
+	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast, m.issuerTenants} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) && are.ExistingCollector == c {
@@ -96,6 +105,13 @@ func (m *gateMetrics) JWKSRefresh(issuer string, ok bool, keys int, at time.Time
 		m.jwksLast.WithLabelValues(issuer).Set(float64(at.UnixNano()) / 1e9)
 	}
 	m.jwksRefresh.WithLabelValues(issuer, result).Inc()
+}
+
+// IssuerTenants implements verify.TemplateObserver: a multi-tenant issuer
+// has one jwks_keys series (its tenants' keys together), not one per tenant.
+func (m *gateMetrics) IssuerTenants(issuer string, tenants, keys int) {
+	m.issuerTenants.WithLabelValues(issuer).Set(float64(tenants))
+	m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
 }
 
 // tenantLabels caps the tenant label. Every label value is a time series

@@ -140,14 +140,14 @@ func coverOne(t *Table, rt Route) CoverageLine {
 		}
 		line.RuleIndex, line.Rule = i, &t.rules[i]
 		if line.Rule.Public && !rt.PublicByIntent {
-			line.Problem = fmt.Sprintf("covered only by public %s, but the route is not listed as public", ruleRef(i, line.Rule.Line))
+			line.Problem = fmt.Sprintf("covered only by public %s, but the route is not listed as public", ruleRef(i, line.Rule))
 		}
 		return line
 	}
 	line.Problem = "not covered: no rule takes every request to this route (deny no_route)"
 	for i, c := range t.compiled {
 		if allows(i) && intersects(c.segs, segs) {
-			line.Problem += fmt.Sprintf("; %s matches only some of them (a literal where the route has a {param}?)", ruleRef(i, t.rules[i].Line))
+			line.Problem += fmt.Sprintf("; %s matches only some of them (a literal where the route has a {param}?)", ruleRef(i, &t.rules[i]))
 			break
 		}
 	}
@@ -180,7 +180,7 @@ func FormatCoverage(w io.Writer, lines []CoverageLine) {
 	for _, l := range lines {
 		rule, requires := "-", "-"
 		if l.Rule != nil {
-			rule = ruleRef(l.RuleIndex, l.Rule.Line)
+			rule = ruleRef(l.RuleIndex, l.Rule)
 			requires = strings.Join(l.Rule.requirementWords(), " ")
 		}
 		result := "ok"

@@ -16,6 +16,11 @@ func CheckIssuer(is IssuerConfig) []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	tmpl := is.IsTemplate()
+	if tmpl {
+		if err := checkTemplateURL(is.Issuer); err != nil {
+			add("issuer: %v", err)
+		}
+	}
 	anyTenant := false
 	for _, t := range is.Tenants {
 		if t == AnyTenant {
@@ -50,7 +55,7 @@ func CheckIssuer(is IssuerConfig) []error {
 		if u.url == "" {
 			continue
 		}
-		if tmpl {
+		if tmpl && strings.Contains(u.url, TenantPlaceholder) { // without it: checkTemplate says why
 			if err := checkTemplateURL(u.url); err != nil {
 				add("%s: %v", u.what, err)
 				continue
@@ -73,9 +78,6 @@ func CheckIssuer(is IssuerConfig) []error {
 func checkTemplate(is IssuerConfig, anyTenant bool) []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if err := checkTemplateURL(is.Issuer); err != nil {
-		add("issuer: %v", err)
-	}
 	if is.JWKSFile != "" || is.PublicKeyFile != "" || is.HMACSecret != "" {
 		add("a multi-tenant issuer needs jwks_url or oidc_discovery with %s, so each tenant's keys come from its own set (jwks_file, public_key_file and hmac_secret would share one set between tenants)", TenantPlaceholder)
 	}

@@ -61,7 +61,7 @@ func newRealmIdP() *realmIdP {
 func jsonEncode(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }
 
 func (p *realmIdP) iss(realm string) string { return p.srv.URL + "/realms/" + realm }
-func (p *realmIdP) template() string       { return p.srv.URL + "/realms/{tenant}" }
+func (p *realmIdP) template() string        { return p.srv.URL + "/realms/{tenant}" }
 
 func (p *realmIdP) add(realm string, key signingKey) {
 	p.mu.Lock()

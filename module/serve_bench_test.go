@@ -290,7 +290,7 @@ func TestServeHTTPClientGoneBeforeHeaders(t *testing.T) {
 }
 
 func TestTenantLabelCap(t *testing.T) {
-	tl := &tenantLabels{seen: map[string]struct{}{}}
+	tl := newTenantLabels()
 	tl.raiseMax(3)
 	got := map[string]bool{}
 	for _, tenant := range []string{"", "a", "b", "c", "d", "a", ""} {

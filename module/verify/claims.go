@@ -21,7 +21,10 @@ const MaxTenantLen = 64
 // Type rules are ours (a wrong type is ReasonMissingClaim, or
 // ReasonWrongAudience for aud); the time and audience rules run through
 // jwt.Validate and are told apart with errors.Is.
-func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage) (*Identity, *Error) {
+//
+// The times jwt.Validate accepted are recorded in t, for the per-request
+// checks that every later use of the token runs.
+func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, t *verifiedToken) (*Identity, *Error) {
 	for _, name := range []string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
 		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
 			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
@@ -59,7 +62,8 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return nil, fail(audit.ReasonMissingClaim, "token claims are invalid", err)
 	}
 
-	id := &Identity{Issuer: is.cfg.Issuer, TokenID: tok.JwtID(), Expiry: tok.Expiration()}
+	t.exp, t.nbf, t.iat = tok.Expiration(), tok.NotBefore(), tok.IssuedAt()
+	id := &Identity{Issuer: is.cfg.Issuer, TokenID: tok.JwtID(), Expiry: t.exp}
 	if raw, ok := claims[v.cfg.UserClaim]; ok && !isJSONNull(raw) {
 		if err := json.Unmarshal(raw, &id.Subject); err != nil {
 			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.cfg.UserClaim), err)

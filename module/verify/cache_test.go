@@ -40,10 +40,10 @@ func (c *testClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 // swappableSource is a static key set a test can replace, as a refresh does.
 type swappableSource struct{ set atomic.Pointer[keySet] }
 
-func (s *swappableSource) keys() *keySet { return s.set.Load() }
+func (s *swappableSource) keys() *keySet                      { return s.set.Load() }
 func (s *swappableSource) unknownKid(context.Context) *keySet { return s.set.Load() }
-func (s *swappableSource) unavailable() {}
-func (s *swappableSource) start()       {}
+func (s *swappableSource) unavailable()                       {}
+func (s *swappableSource) start()                             {}
 
 func cachedVerifier(t testing.TB, size int, clock *testClock, leeway ...time.Duration) (*Verifier, *countingObserver) {
 	t.Helper()

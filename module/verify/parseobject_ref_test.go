@@ -115,7 +115,6 @@ func walkObject(dec *json.Decoder, depth int) error {
 	return err
 }
 
-
 // FuzzParseObject: the walker and the Decoder-based reference agree on
 // every input: both refuse it, or both accept it with the same members.
 func FuzzParseObject(f *testing.F) {

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
+	"sync"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -128,6 +129,23 @@ func sameKey(a, b *verifyKey) bool {
 	}
 	pa, ok := a.pub.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && pa.Equal(b.pub)
+}
+
+// hashBuffers hold a token's bytes while it is hashed, so a cache lookup
+// allocates nothing (hashing a string needs it as a []byte).
+var hashBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, MaxCachedTokenBytes)
+	return &b
+}}
+
+// tokenSum is the cache key of a token: the SHA-256 of its exact bytes.
+func tokenSum(token string) [sha256.Size]byte {
+	bp := hashBuffers.Get().(*[]byte)
+	b := append((*bp)[:0], token...)
+	sum := sha256.Sum256(b)
+	*bp = b
+	hashBuffers.Put(bp)
+	return sum
 }
 
 // CachedTokens is the number of entries in the verified-token cache (0 when

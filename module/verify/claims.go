@@ -54,7 +54,7 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 	}
 	var jti string
 	if raw, ok := claims["jti"]; ok {
-		if err := json.Unmarshal(raw, &jti); err != nil {
+		if err := unmarshalString(raw, &jti); err != nil {
 			return nil, malformed("token claims could not be decoded", err)
 		}
 	}
@@ -70,7 +70,7 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 
 	id := &Identity{Issuer: is.cfg.Issuer, TokenID: jti, Expiry: t.exp}
 	if raw, ok := claims[v.cfg.UserClaim]; ok && !isJSONNull(raw) {
-		if err := json.Unmarshal(raw, &id.Subject); err != nil {
+		if err := unmarshalString(raw, &id.Subject); err != nil {
 			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.cfg.UserClaim), err)
 		}
 	}
@@ -85,7 +85,7 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("token has no tenant claim %q", v.cfg.TenantClaim), nil)
 	}
 	var tenant string
-	if err := json.Unmarshal(raw, &tenant); err != nil || !ValidTenant(tenant) {
+	if err := unmarshalString(raw, &tenant); err != nil || !ValidTenant(tenant) {
 		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("tenant claim %q must be a string of 1-%d characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")", v.cfg.TenantClaim, MaxTenantLen), err)
 	}
 	id.Tenant = tenant
@@ -120,13 +120,13 @@ func audiences(raw json.RawMessage) (aud []string, ok bool) {
 	}
 	if isJSONString(raw) {
 		var one string
-		if err := json.Unmarshal(raw, &one); err != nil {
+		if err := unmarshalString(raw, &one); err != nil {
 			return nil, false
 		}
 		return []string{one}, true
 	}
-	var list []*string
-	if err := json.Unmarshal(raw, &list); err != nil || firstByte(raw) != '[' {
+	list, err := stringArray(raw)
+	if err != nil || firstByte(raw) != '[' {
 		return nil, false
 	}
 	aud = make([]string, len(list))
@@ -175,7 +175,7 @@ func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
 		return nil, true
 	}
 	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
+	if isJSONString(raw) && unmarshalString(raw, &one) == nil {
 		roles = strings.Fields(one)
 		for _, r := range roles {
 			if strings.Contains(r, ",") {
@@ -184,8 +184,8 @@ func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
 		}
 		return roles, true
 	}
-	var list []*string
-	if err := json.Unmarshal(raw, &list); err != nil {
+	list, err := stringArray(raw)
+	if err != nil {
 		return nil, false
 	}
 	for _, r := range list {

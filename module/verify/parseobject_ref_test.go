@@ -162,3 +162,38 @@ func TestParseObjectMatchesDecoder(t *testing.T) {
 		compareParseObject(t, []byte(s))
 	}
 }
+
+// unmarshalString and stringArray read what json.Unmarshal reads.
+func TestJSONStringFastPaths(t *testing.T) {
+	for _, raw := range []string{`"a"`, `""`, `"a\"b"`, `"\u0061"`, `"é"`, `"\ud800"`, `null`, `1`, `["x"]`, `"a\\"`} {
+		var got, want string
+		gerr, werr := unmarshalString(json.RawMessage(raw), &got), json.Unmarshal([]byte(raw), &want)
+		if (gerr == nil) != (werr == nil) || got != want {
+			t.Errorf("%s: %q %v, json %q %v", raw, got, gerr, want, werr)
+		}
+	}
+	for _, raw := range []string{`[]`, `["a","b"]`, `[ "a" , null ]`, `[null]`, `null`, `"a"`, `[1]`, `["a",["b"]]`, `{}`, `["\u0061"]`, `[`} {
+		got, gerr := stringArray(json.RawMessage(raw))
+		var want []*string
+		werr := json.Unmarshal([]byte(raw), &want)
+		if (gerr == nil) != (werr == nil) {
+			t.Errorf("%s: error %v, json %v", raw, gerr, werr)
+			continue
+		}
+		if gerr == nil && fmt.Sprint(deref(got)) != fmt.Sprint(deref(want)) {
+			t.Errorf("%s: %v, json %v", raw, deref(got), deref(want))
+		}
+	}
+}
+
+func deref(l []*string) []string {
+	out := make([]string, 0, len(l))
+	for _, s := range l {
+		if s == nil {
+			out = append(out, "<nil>")
+		} else {
+			out = append(out, *s)
+		}
+	}
+	return out
+}

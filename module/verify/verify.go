@@ -59,8 +59,6 @@ package verify
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -325,7 +323,7 @@ func (v *Verifier) verified(ctx context.Context, token string) (*verifiedToken, 
 	if v.cache == nil || len(token) > MaxCachedTokenBytes {
 		return v.verifyFull(ctx, token)
 	}
-	sum := sha256.Sum256([]byte(token))
+	sum := tokenSum(token)
 	if t := v.cache.get(sum); t != nil {
 		return t, nil
 	}
@@ -370,7 +368,7 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 	var iss string
 	if rawIss, ok := claims["iss"]; !ok {
 		return nil, fail(audit.ReasonUnknownIssuer, "token has no iss claim", nil)
-	} else if err := json.Unmarshal(rawIss, &iss); err != nil {
+	} else if err := unmarshalString(rawIss, &iss); err != nil {
 		return nil, fail(audit.ReasonUnknownIssuer, "token iss claim is not a string", err)
 	}
 	is, e := v.lookupIssuer(iss)

@@ -29,7 +29,8 @@ const (
 	// and in its jwks_url or oidc_discovery.
 	TenantPlaceholder = "{tenant}"
 	// AnyTenant in Tenants admits every tenant name (bounded: see template.go).
-	AnyTenant = "*"
+	AnyTenant             = "*"
+	DefaultTokenCacheSize = 10000
 )
 
 // DefaultAlgorithms is the allow-list used when Config.Algorithms is empty.
@@ -100,6 +101,11 @@ type Config struct {
 	Observer Observer
 	// Clock for claim validation. Default: time.Now.
 	Now func() time.Time
+	// Entries of the verified-token cache; 0 turns it off (the gate's
+	// default is 10000, DefaultTokenCacheSize). Default: 0
+	TokenCacheSize int
+	// Receives every cache lookup; may be nil.
+	CacheObserver CacheObserver
 }
 
 // Observer receives key refresh outcomes (the gate turns them into Prometheus

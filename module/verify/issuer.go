@@ -3,41 +3,39 @@ package verify
 import (
 	"context"
 	"fmt"
-
-	"github.com/lestrrat-go/jwx/v2/jwt"
+	"sync/atomic"
 
 	"github.com/tenantgate/tenantgate/module/audit"
 )
 
-// issuerState is one configured issuer: its keys and the claim checks built
-// for it once, when the verifier is made.
+// issuerState is one configured issuer: its keys and the audience set
+// built for it once, when the verifier is made.
 type issuerState struct {
-	cfg  IssuerConfig
-	aud  map[string]struct{}
-	src  keySource
-	opts []jwt.ValidateOption // jwt.Validate options: times, iss, aud
+	cfg IssuerConfig
+	aud map[string]struct{}
+	src keySource
 
 	// Set for one tenant of a multi-tenant issuer: the tenant its iss
 	// names (the request's tenant), and the template it came from.
 	tenant   string
 	template *templateIssuer
+	retired  atomic.Bool // the tenant's set was evicted or the tenant removed
+}
+
+// live reports whether the state may still verify tokens: always for a
+// plain issuer; for a tenant, while its set is held and it is admitted, so
+// a cached token of a tenant taken off tenants_file stops passing at once.
+func (is *issuerState) live() bool {
+	if is.template == nil {
+		return true
+	}
+	return !is.retired.Load() && is.template.tenants.admits(is.tenant)
 }
 
 func (v *Verifier) newIssuerState(ic IssuerConfig) *issuerState {
 	is := &issuerState{cfg: ic, aud: make(map[string]struct{}, len(ic.Audiences))}
 	for _, a := range ic.Audiences {
 		is.aud[a] = struct{}{}
-	}
-	is.opts = []jwt.ValidateOption{
-		jwt.WithClock(v.clock),
-		jwt.WithAcceptableSkew(v.cfg.Leeway),
-		jwt.WithResetValidators(true),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithValidator(expirationWithinLeeway),
-		jwt.WithValidator(jwt.IsNbfValid()),
-		jwt.WithValidator(jwt.IsIssuedAtValid()),
-		jwt.WithIssuer(ic.Issuer),
-		jwt.WithValidator(is.audienceValidator()),
 	}
 	return is
 }

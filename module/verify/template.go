@@ -203,6 +203,7 @@ func (t *templateIssuer) first(ctx context.Context, tenant string, is *issuerSta
 // used past MaxTenants, a failed first fetch, or removal from the tenant
 // list): its refresh loop stops and it no longer counts in the gauges.
 func (t *templateIssuer) evicted(tenant string, is *issuerState) {
+	is.retired.Store(true)
 	is.src.stop()
 	t.statMu.Lock()
 	t.totalKeys -= t.keysOf[tenant]

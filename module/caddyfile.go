@@ -35,6 +35,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        jwks_url <url> | oidc_discovery [<url>] | jwks_file <path> | public_key_file <path> | hmac_secret <secret>
 //	        audience <aud...>
 //	        refresh_interval <duration>
+//	        token_type at+jwt
 //	    }
 //	    algorithms <alg...>
 //	    tenant_claim <name>
@@ -49,6 +50,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    strip_header <name...>
 //	    token_cookie <name>
 //	    token_query <name>
+//	    allowed_origins <origin...>
 //	    realm <realm>
 //	    metrics_max_tenants <n>
 //	    rule <methods> <pattern> <requirement...>
@@ -97,7 +99,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("leeway %q: %v", s, err)
 			}
-			g.Leeway = caddy.Duration(dur)
+			leeway := caddy.Duration(dur)
+			g.Leeway = &leeway
 		case "max_token_bytes":
 			if err := intArg(d, &g.MaxTokenBytes); err != nil {
 				return err
@@ -139,6 +142,12 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.TokenQuery); err != nil {
 				return err
 			}
+		case "allowed_origins":
+			origins := d.RemainingArgs()
+			if len(origins) == 0 {
+				return d.ArgErr()
+			}
+			g.AllowedOrigins = append(g.AllowedOrigins, origins...)
 		case "realm":
 			if err := oneArg(d, &g.Realm); err != nil {
 				return err
@@ -204,6 +213,8 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 				err = d.ArgErr()
 			}
 			is.Audiences = append(is.Audiences, auds...)
+		case "token_type":
+			err = oneArg(d, &is.TokenType)
 		case "refresh_interval":
 			var s string
 			if err = oneArg(d, &s); err == nil {

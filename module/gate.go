@@ -50,8 +50,8 @@ type Gate struct {
 	// Claim holding the roles (array, or space-separated string). Default: roles
 	RolesClaim string `json:"roles_claim,omitempty"`
 
-	// Clock skew allowed on exp/nbf/iat. Default: 30s
-	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// Clock skew allowed on exp/nbf/iat. Default: 30s; an explicit 0 means none.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
 	// Longest token accepted, in bytes. Default: 8192
 	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
@@ -80,6 +80,11 @@ type Gate struct {
 	// Also read the token from this query parameter when no Authorization header is sent. Default: off
 	TokenQuery string `json:"token_query,omitempty"`
 
+	// Origins (scheme://host[:port]) whose cross-site requests may use the token cookie
+	// with an unsafe method. Without one, such a request needs Sec-Fetch-Site same-origin
+	// or none, else it is refused (csrf_suspected). Default: none
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+
 	// Realm in WWW-Authenticate. Default: tenantgate
 	Realm string `json:"realm,omitempty"`
 
@@ -94,6 +99,9 @@ type Gate struct {
 	logger   *zap.Logger
 	auditLog *zap.Logger
 	cancel   context.CancelFunc
+	origins  map[string]struct{}
+	// issuer names this instance holds key gauges for (released at Cleanup)
+	heldIssuers []string
 	// problems found while provisioning, reported by Validate all at once
 	configErrs []error
 }
@@ -116,6 +124,9 @@ type Issuer struct {
 	HMACSecret string `json:"hmac_secret,omitempty"`
 	// How often remote keys are refreshed. Default: 5m
 	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC 9068; application/at+jwt
+	// is accepted too), so an ID token cannot pass as an access token. Default: not checked
+	TokenType string `json:"token_type,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -152,6 +163,13 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 
 	g.strip = newHeaderSet(g.StripHeaders)
+	g.origins = map[string]struct{}{}
+	for _, o := range g.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			g.configErrs = append(g.configErrs, fmt.Errorf("allowed_origins: %w", err))
+		}
+		g.origins[strings.ToLower(o)] = struct{}{}
+	}
 
 	g.metrics, err = newGateMetrics(ctx.GetMetricsRegistry(), g.MetricsMaxTenants)
 	if err != nil {
@@ -173,6 +191,10 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		cancel()
 		return fmt.Errorf("tenant_gate keys: %w", err)
 	}
+	for _, is := range g.Issuers {
+		g.heldIssuers = append(g.heldIssuers, is.Issuer)
+	}
+	g.metrics.holdIssuers(g.heldIssuers)
 	return nil
 }
 
@@ -207,12 +229,14 @@ func (g *Gate) verifyConfig() verify.Config {
 	repl := caddy.NewReplacer()
 	cfg := verify.Config{
 		Algorithms:    g.Algorithms,
-		Leeway:        time.Duration(g.Leeway),
 		MaxTokenBytes: g.MaxTokenBytes,
 		TenantClaim:   g.TenantClaim,
 		UserClaim:     g.UserClaim,
 		RolesClaim:    g.RolesClaim,
 		Logger:        g.logger.Named("keys"),
+	}
+	if g.Leeway != nil {
+		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
 	}
 	if g.metrics != nil {
 		cfg.Observer = g.metrics
@@ -227,6 +251,7 @@ func (g *Gate) verifyConfig() verify.Config {
 			PublicKeyFile:   is.PublicKeyFile,
 			HMACSecret:      repl.ReplaceKnown(is.HMACSecret, ""),
 			RefreshInterval: time.Duration(is.RefreshInterval),
+			TokenType:       is.TokenType,
 		})
 	}
 	cfg.SetDefaults()
@@ -259,6 +284,10 @@ func (g *Gate) Cleanup() error {
 	}
 	if g.verifier != nil {
 		g.verifier.Close()
+	}
+	if g.metrics != nil && g.heldIssuers != nil {
+		g.metrics.releaseIssuers(g.heldIssuers)
+		g.heldIssuers = nil
 	}
 	return nil
 }

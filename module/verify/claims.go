@@ -17,57 +17,60 @@ import (
 // MaxTenantLen is the longest tenant value accepted.
 const MaxTenantLen = 64
 
-// checkClaims validates the claims of a token whose signature verified.
+// checkClaims validates the claims of a token whose signature verified and
+// fills id, which already names the issuer (and the jti when it is a
+// string). It returns id also on failure, so the audit record names whose
+// token failed; the caller injects it only when the error is nil.
 // Type rules are ours (a wrong type is ReasonMissingClaim, or
 // ReasonWrongAudience for aud); the time and audience rules run through
 // jwt.Validate and are told apart with errors.Is.
-func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage) (*Identity, *Error) {
+func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, id *Identity) (*Identity, *Error) {
 	for _, name := range []string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
 		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
+			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
 		}
 	}
 	for _, name := range []string{jwt.SubjectKey, jwt.JwtIDKey} {
 		if raw, ok := claims[name]; ok && !isJSONString(raw) {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a string", name), nil)
+			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a string", name), nil)
 		}
 	}
 	if raw, ok := claims[jwt.AudienceKey]; ok && !isStringOrStrings(raw) {
-		return nil, fail(audit.ReasonWrongAudience, "claim \"aud\" must be a string or an array of strings", nil)
+		return id, fail(audit.ReasonWrongAudience, "claim \"aud\" must be a string or an array of strings", nil)
 	}
 
 	tok, err := registeredClaims(claims)
 	if err != nil {
-		return nil, malformed("token claims could not be decoded", err)
+		return id, malformed("token claims could not be decoded", err)
 	}
 	err = jwt.Validate(tok, is.opts...)
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrRequiredClaim()):
-		return nil, fail(audit.ReasonMissingClaim, "token has no exp claim; tokens must expire", err)
+		return id, fail(audit.ReasonMissingClaim, "token has no exp claim; tokens must expire", err)
 	case errors.Is(err, jwt.ErrTokenExpired()):
-		return nil, fail(audit.ReasonTokenExpired, "token has expired", err)
+		return id, fail(audit.ReasonTokenExpired, "token has expired", err)
 	case errors.Is(err, jwt.ErrTokenNotYetValid()):
-		return nil, fail(audit.ReasonTokenNotYet, "token is not valid yet (nbf is in the future)", err)
+		return id, fail(audit.ReasonTokenNotYet, "token is not valid yet (nbf is in the future)", err)
 	case errors.Is(err, jwt.ErrInvalidIssuedAt()):
-		return nil, fail(audit.ReasonTokenNotYet, "token is issued in the future (iat); check the clocks", err)
+		return id, fail(audit.ReasonTokenNotYet, "token is issued in the future (iat); check the clocks", err)
 	case errors.Is(err, jwt.ErrInvalidAudience()):
-		return nil, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.cfg.Issuer), err)
+		return id, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.cfg.Issuer), err)
 	case errors.Is(err, jwt.ErrInvalidIssuer()):
-		return nil, fail(audit.ReasonUnknownIssuer, "token iss does not match its issuer", err)
+		return id, fail(audit.ReasonUnknownIssuer, "token iss does not match its issuer", err)
 	default:
-		return nil, fail(audit.ReasonMissingClaim, "token claims are invalid", err)
+		return id, fail(audit.ReasonMissingClaim, "token claims are invalid", err)
 	}
 
-	id := &Identity{Issuer: is.cfg.Issuer, TokenID: tok.JwtID(), Expiry: tok.Expiration()}
+	id.TokenID, id.Expiry = tok.JwtID(), tok.Expiration()
 	if raw, ok := claims[v.cfg.UserClaim]; ok && !isJSONNull(raw) {
 		if err := json.Unmarshal(raw, &id.Subject); err != nil {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.cfg.UserClaim), err)
+			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.cfg.UserClaim), err)
 		}
 	}
 	roles, ok := parseRoles(claims[v.cfg.RolesClaim])
 	if !ok {
-		return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.cfg.RolesClaim), nil)
+		return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.cfg.RolesClaim), nil)
 	}
 	id.Roles = roles
 

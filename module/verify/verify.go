@@ -86,6 +86,9 @@ type Error struct {
 	Reason audit.Reason // from module/audit
 	Detail string       // what is wrong and what to fix
 	Err    error        // underlying cause, for logs
+	// RetryAfter, with ReasonKeysUnavailable, is when a retry may succeed
+	// (the next fetch of the issuer's keys); 0 when unknown.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -136,6 +139,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
 	}
+	// Remote sources join the process's key store at once; their context
+	// (and so their part in it) ends with the verifier's.
+	v.ctx, v.cancel = context.WithCancel(ctx)
 	var errs []error
 	for _, ic := range cfg.Issuers {
 		is := v.newIssuerState(ic)
@@ -148,13 +154,29 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		is.src = src
 	}
 	if len(errs) > 0 {
+		for _, is := range v.issuers {
+			if is.src != nil {
+				is.src.close()
+			}
+		}
+		v.cancel()
 		return nil, errors.Join(errs...)
 	}
-	v.ctx, v.cancel = context.WithCancel(ctx)
 	now := time.Now()
 	for _, is := range v.issuers {
-		if ks := is.src.keys(); ks != nil {
-			v.observe(is.cfg.Issuer, true, len(ks.all), now)
+		ks := is.src.keys()
+		switch src := is.src.(type) {
+		case *remoteSource:
+			// The live config's keys: those kept from an earlier config, or none.
+			keys := 0
+			if ks != nil {
+				keys = len(ks.all)
+			}
+			v.inUse(is.cfg.Issuer, keys, src.lastSuccess())
+		default:
+			if ks != nil {
+				v.observe(is.cfg.Issuer, true, len(ks.all), now)
+			}
 		}
 		is.src.start()
 	}
@@ -181,7 +203,7 @@ func (v *Verifier) newSource(ic IssuerConfig) (keySource, error) {
 	case ic.HMACSecret != "":
 		ks, err = newKeySet([]*verifyKey{{kind: kindHMAC, pub: []byte(ic.HMACSecret)}})
 	default:
-		return &remoteSource{v: v, issuer: ic.Issuer, interval: ic.RefreshInterval, jwks: ic.JWKSURL, disco: ic.OIDCDiscovery, client: v.cfg.HTTPClient}, nil
+		return newRemoteSource(v, ic.Issuer, ic.JWKSURL, ic.OIDCDiscovery, ic.RefreshInterval), nil
 	}
 	if err == nil {
 		err = v.checkUsable(name, ks)
@@ -258,6 +280,12 @@ func (v *Verifier) observe(issuer string, ok bool, keys int, at time.Time) {
 	}
 }
 
+func (v *Verifier) inUse(issuer string, keys int, lastSuccess time.Time) {
+	if v.cfg.Observer != nil {
+		v.cfg.Observer.JWKSInUse(issuer, keys, lastSuccess)
+	}
+}
+
 // Close stops background work and waits for it. It is idempotent.
 func (v *Verifier) Close() {
 	v.mu.Lock()
@@ -330,68 +358,92 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 	if e != nil {
 		return nil, e
 	}
-	if is.src.keys() == nil {
-		is.src.unavailable()
-		return nil, fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
-	}
-	cands, e := v.selectKeys(ctx, is, h)
-	if e != nil {
+	ks := is.src.keys()
+	if ks == nil {
+		e := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
+		e.RetryAfter = is.src.unavailable()
 		return nil, e
 	}
 	sig, e := decodeSignature(&p)
 	if e != nil {
 		return nil, e
 	}
-	var sigErr error
-	verified := false
-	for _, k := range cands {
-		if err := verifySig(&p, sig, h.alg, k); err != nil {
-			sigErr = err
-			continue
-		}
-		verified = true
-		break
+	if e := v.checkSignature(ctx, is, ks, h, &p, sig); e != nil {
+		return nil, e
 	}
-	if !verified {
-		return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr)
+	// The signature verified: from here on every failure still names the
+	// issuer and the token, so the audit record says whose token failed.
+	id := &Identity{Issuer: is.cfg.Issuer}
+	if raw, ok := claims["jti"]; ok && isJSONString(raw) {
+		_ = json.Unmarshal(raw, &id.TokenID)
 	}
-	return v.checkClaims(is, claims)
+	if e := is.checkTokenType(h.typ); e != nil {
+		return id, e
+	}
+	return v.checkClaims(is, claims, id)
 }
 
-// selectKeys returns the issuer's keys that may have signed a token with
-// header h. A kid no key has triggers one shared, rate-limited refetch of a
-// remote set. Keys without a kid (PEM, secret, kid-less JWK) match any kid.
-func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, h tokenHeader) ([]*verifyKey, *Error) {
-	ks := is.src.keys()
-	var list []*verifyKey
-	if h.kid == "" {
-		list = ks.all
-	} else {
-		k := ks.byKid[h.kid]
-		if k == nil && len(ks.noKid) == 0 {
-			ks = is.src.unknownKid(ctx)
-			k = ks.byKid[h.kid]
-		}
-		switch {
-		case k != nil:
-			list = []*verifyKey{k}
-		case len(ks.noKid) > 0:
-			list = ks.noKid
-		default:
-			return nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil)
-		}
+// checkSignature verifies the signature with the issuer's keys: the key
+// with the token's kid, or the keys without a kid. A kid the set lacks
+// (also when kid-less keys exist but none verified) goes through the
+// source's unknown-kid refetch once; when no fetch may start yet the answer
+// is 503 with a Retry-After, since the key may have been published since.
+func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) *Error {
+	e, known := tryKeys(is, ks, h, p, sig)
+	if e == nil || known {
+		return e
 	}
-	var fitting []*verifyKey
-	var why error
+	next, retry := is.src.unknownKid(ctx, h.kid)
+	if next == nil || next == ks && retry == 0 {
+		return e
+	}
+	if next.byKid[h.kid] == nil && retry > 0 {
+		u := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("no key of issuer %q has the token's kid yet; the issuer's keys are fetched again within %s, retry then", is.cfg.Issuer, retryCeil(retry)), nil)
+		u.RetryAfter = retry
+		return u
+	}
+	e, _ = tryKeys(is, next, h, p, sig)
+	return e
+}
+
+func retryCeil(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
+
+// tryKeys checks the signature against the keys of ks that may have signed
+// it; known is false when the token's kid is not in ks.
+func tryKeys(is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (e *Error, known bool) {
+	list, known := candidates(ks, h)
+	if len(list) == 0 {
+		return fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil), known
+	}
+	var why, sigErr error
+	fitting := 0
 	for _, k := range list {
 		if err := k.fits(h.alg); err != nil {
 			why = err
 			continue
 		}
-		fitting = append(fitting, k)
+		fitting++
+		if err := verifySig(p, sig, h.alg, k); err != nil {
+			sigErr = err
+			continue
+		}
+		return nil, known
 	}
-	if len(fitting) == 0 {
-		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why)
+	if fitting == 0 {
+		return fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why), known
 	}
-	return fitting, nil
+	return fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr), known
+}
+
+// candidates are the keys of ks that may have signed a token with header h:
+// every key for a token without kid; the key with its kid; else the keys
+// without a kid (PEM, secret, kid-less JWK), which match any kid.
+func candidates(ks *keySet, h tokenHeader) ([]*verifyKey, bool) {
+	if h.kid == "" {
+		return ks.all, true
+	}
+	if k := ks.byKid[h.kid]; k != nil {
+		return []*verifyKey{k}, true
+	}
+	return ks.noKid, false
 }

@@ -127,6 +127,7 @@ type keyFeed struct {
 	failedSince  time.Time // first failure of the current run of failures
 	gap          time.Duration
 	asked        map[string]struct{} // kids asked for since the last fetch started
+	removed      map[string]struct{} // kids the last fetch dropped: known gone, no refetch
 	wake         chan struct{}       // tells the refresher nextTry changed
 }
 
@@ -268,6 +269,7 @@ func (f *keyFeed) finish(src *remoteSource, fl *flight, forKid bool, asked map[s
 	}
 	wasFailing, downSince := f.failing, f.failedSince
 	if err == nil {
+		f.removed = droppedKids(f.set.Load(), ks)
 		f.set.Store(ks)
 		f.lastSuccess = now
 		f.failing, f.backoff = false, 0
@@ -292,6 +294,23 @@ func (f *keyFeed) finish(src *remoteSource, fl *flight, forKid bool, asked map[s
 	}
 	src.report(reportArgs{ks: ks, skipped: skipped, err: err, kept: kept, at: now,
 		recovered: err == nil && wasFailing, downSince: downSince, retryIn: retryIn})
+}
+
+// droppedKids are the kids of old that next no longer has.
+func droppedKids(old, next *keySet) map[string]struct{} {
+	if old == nil {
+		return nil
+	}
+	var out map[string]struct{}
+	for kid := range old.byKid {
+		if next.byKid[kid] == nil {
+			if out == nil {
+				out = map[string]struct{}{}
+			}
+			out[kid] = struct{}{}
+		}
+	}
+	return out
 }
 
 // nextGap doubles the refetch gap after a refetch that found none of the
@@ -332,6 +351,12 @@ func (f *keyFeed) unknownKid(ctx context.Context, kid string) (*keySet, time.Dur
 		f.mu.Lock()
 		if len(f.asked) < 64 {
 			f.asked[kid] = struct{}{}
+		}
+		if _, gone := f.removed[kid]; gone {
+			// The IdP dropped this key at the last fetch: the answer is
+			// final (401), and asking again would only cost fetches.
+			f.mu.Unlock()
+			return f.set.Load(), 0
 		}
 		fl := f.inflight
 		if fl == nil {

@@ -260,7 +260,10 @@ var _ = Describe("keys across reloads, rotation and token checks", Ordered, func
 		stop := make(chan struct{})
 		var res *loadResult
 		done := make(chan struct{})
-		go func() { defer close(done); res = steadyLoad(urlA+"/echo/load", lifeToken(nil, nil), "load-local", 8, stop) }()
+		go func() {
+			defer close(done)
+			res = steadyLoad(urlA+"/echo/load", lifeToken(nil, nil), "load-local", 8, stop)
+		}()
 		for i := 0; i < 3; i++ {
 			time.Sleep(2500 * time.Millisecond)
 			reload()
@@ -280,7 +283,10 @@ var _ = Describe("keys across reloads, rotation and token checks", Ordered, func
 		stop := make(chan struct{})
 		var res *loadResult
 		done := make(chan struct{})
-		go func() { defer close(done); res = steadyLoad(urlA+"/echo/load", lifeToken(nil, nil), "load-300ms", 8, stop) }()
+		go func() {
+			defer close(done)
+			res = steadyLoad(urlA+"/echo/load", lifeToken(nil, nil), "load-300ms", 8, stop)
+		}()
 		for i := 0; i < 3; i++ {
 			time.Sleep(2500 * time.Millisecond)
 			reload()

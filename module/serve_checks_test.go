@@ -168,7 +168,7 @@ func TestServeZeroLeeway(t *testing.T) {
 	zero := caddy.Duration(0)
 	u := newUnitGate(t, func(g *Gate) { g.Leeway = &zero })
 	tok, _ := jwt.NewBuilder().Issuer(unitIssuer).Audience([]string{"api"}).Subject("alice").
-		Expiration(time.Now().Add(-2 * time.Second)).Claim("tenant_id", "acme").Build()
+		Expiration(time.Now().Add(-2*time.Second)).Claim("tenant_id", "acme").Build()
 	signed, _ := jwt.Sign(tok, jwt.WithKey(jwa.ES256, u.key))
 	r := httptest.NewRequest("GET", "/api/whoami", nil)
 	r.Header.Set("Authorization", "Bearer "+string(signed))

@@ -35,14 +35,21 @@ func abortedStatus(p any, r *http.Request, rw caddyhttp.ResponseRecorder) int {
 // response. reverse_proxy adds the upstream's response headers to the ones
 // already set, so an upstream that echoes the id (as the backend does)
 // would otherwise give the client the header twice.
+//
+// It also tells the gate when the connection switches protocols (101), so
+// the audit record is written at the upgrade, not when the tunnel closes.
 type requestIDWriter struct {
 	caddyhttp.ResponseWriterWrapper // by value: one allocation per request, not two
 	id                              string
+	onSwitch                        func()
 }
 
 func (w *requestIDWriter) WriteHeader(status int) {
 	w.Header().Set(keyRequestID, w.id)
 	w.ResponseWriterWrapper.WriteHeader(status)
+	if status == http.StatusSwitchingProtocols && w.onSwitch != nil {
+		w.onSwitch()
+	}
 }
 
 // finishUpstream records the upstream's own status when reverse_proxy ran.

@@ -38,6 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        tenants <tenant...> | tenants *      # issuer URL with {tenant} only
 //	        tenants_file <path>
 //	        max_tenants <n>
+//	        token_type at+jwt
 //	    }
 //	    algorithms <alg...>
 //	    tenant_claim <name>
@@ -55,6 +56,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    strip_header <name...>
 //	    token_cookie <name>
 //	    token_query <name>
+//	    allowed_origins <origin...>
 //	    realm <realm>
 //	    metrics_max_tenants <n>
 //	    rule <methods> <pattern> <requirement...>
@@ -109,7 +111,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("leeway %q: %v", s, err)
 			}
-			g.Leeway = caddy.Duration(dur)
+			leeway := caddy.Duration(dur)
+			g.Leeway = &leeway
 		case "max_token_bytes":
 			if err := intArg(d, &g.MaxTokenBytes); err != nil {
 				return err
@@ -175,6 +178,12 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.TokenQuery); err != nil {
 				return err
 			}
+		case "allowed_origins":
+			origins := d.RemainingArgs()
+			if len(origins) == 0 {
+				return d.ArgErr()
+			}
+			g.AllowedOrigins = append(g.AllowedOrigins, origins...)
 		case "realm":
 			if err := oneArg(d, &g.Realm); err != nil {
 				return err
@@ -263,6 +272,8 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 				}
 				is.MaxTenants = n
 			}
+		case "token_type":
+			err = oneArg(d, &is.TokenType)
 		case "refresh_interval":
 			var s string
 			if err = oneArg(d, &s); err == nil {

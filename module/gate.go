@@ -50,8 +50,8 @@ type Gate struct {
 	// Claim holding the roles (array, or space-separated string). Default: roles
 	RolesClaim string `json:"roles_claim,omitempty"`
 
-	// Clock skew allowed on exp/nbf/iat. Default: 30s
-	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// Clock skew allowed on exp/nbf/iat. Default: 30s; an explicit 0 means none.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
 	// Longest token accepted, in bytes. Default: 8192
 	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
@@ -92,6 +92,11 @@ type Gate struct {
 	// Also read the token from this query parameter when no Authorization header is sent. Default: off
 	TokenQuery string `json:"token_query,omitempty"`
 
+	// Origins (scheme://host[:port]) whose cross-site requests may use the token cookie
+	// with an unsafe method. Without one, such a request needs Sec-Fetch-Site same-origin
+	// or none, else it is refused (csrf_suspected). Default: none
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+
 	// Realm in WWW-Authenticate. Default: tenantgate
 	Realm string `json:"realm,omitempty"`
 
@@ -106,6 +111,9 @@ type Gate struct {
 	logger   *zap.Logger
 	auditLog *zap.Logger
 	cancel   context.CancelFunc
+	origins  map[string]struct{}
+	// issuer names this instance holds key gauges for (released at Cleanup)
+	heldIssuers []string
 	// problems found while provisioning, reported by Validate all at once
 	configErrs []error
 }
@@ -128,6 +136,9 @@ type Issuer struct {
 	HMACSecret string `json:"hmac_secret,omitempty"`
 	// How often remote keys are refreshed. Default: 5m
 	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC 9068; application/at+jwt
+	// is accepted too), so an ID token cannot pass as an access token. Default: not checked
+	TokenType string `json:"token_type,omitempty"`
 	// Multi-tenant issuer (issuer URL with {tenant} once, in the path):
 	// tenants admitted, by name, or ["*"] for any. Unioned with tenants_file.
 	Tenants []string `json:"tenants,omitempty"`
@@ -156,6 +167,7 @@ func (is Issuer) verifyConfig(repl *caddy.Replacer) verify.IssuerConfig {
 		Tenants:         is.Tenants,
 		TenantsFile:     is.TenantsFile,
 		MaxTenants:      is.MaxTenants,
+		TokenType:       is.TokenType,
 	}
 }
 
@@ -189,6 +201,13 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 
 	g.strip = newHeaderSet(g.StripHeaders)
+	g.origins = map[string]struct{}{}
+	for _, o := range g.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			g.configErrs = append(g.configErrs, fmt.Errorf("allowed_origins: %w", err))
+		}
+		g.origins[strings.ToLower(o)] = struct{}{}
+	}
 
 	g.metrics, err = newGateMetrics(ctx.GetMetricsRegistry(), g.MetricsMaxTenants)
 	if err != nil {
@@ -213,6 +232,10 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if g.metrics != nil {
 		g.metrics.caches.add(g.verifier)
 	}
+	for _, is := range g.Issuers {
+		g.heldIssuers = append(g.heldIssuers, is.Issuer)
+	}
+	g.metrics.holdIssuers(g.heldIssuers)
 	return nil
 }
 
@@ -289,7 +312,6 @@ func (g *Gate) verifyConfig() verify.Config {
 	repl := caddy.NewReplacer()
 	cfg := verify.Config{
 		Algorithms:    g.Algorithms,
-		Leeway:        time.Duration(g.Leeway),
 		MaxTokenBytes: g.MaxTokenBytes,
 		TenantClaim:   g.TenantClaim,
 		UserClaim:     g.UserClaim,
@@ -298,6 +320,9 @@ func (g *Gate) verifyConfig() verify.Config {
 	}
 	if g.TokenCache != nil {
 		cfg.TokenCacheSize = *g.TokenCache
+	}
+	if g.Leeway != nil {
+		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
 	}
 	if g.metrics != nil {
 		cfg.Observer = g.metrics
@@ -342,6 +367,10 @@ func (g *Gate) Cleanup() error {
 			g.metrics.caches.remove(g.verifier)
 		}
 		g.verifier.Close()
+	}
+	if g.metrics != nil && g.heldIssuers != nil {
+		g.metrics.releaseIssuers(g.heldIssuers)
+		g.heldIssuers = nil
 	}
 	return nil
 }

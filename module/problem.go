@@ -36,7 +36,10 @@ func (g *Gate) writeProblem(w http.ResponseWriter, reason audit.Reason, detail, 
 			h.Set("WWW-Authenticate", `Bearer realm="`+g.Realm+`", error="insufficient_scope"`)
 		}
 	case http.StatusServiceUnavailable:
-		h.Set("Retry-After", "5")
+		// The caller may have set when the keys are fetched next.
+		if h.Get("Retry-After") == "" {
+			h.Set("Retry-After", "5")
+		}
 	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

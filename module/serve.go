@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -27,9 +29,13 @@ type verdict struct {
 	detail string
 	// identity is set whenever the token's signature verified, also when a
 	// later check failed, so the audit record names the caller; it is
-	// injected toward the upstream only when it carries a tenant.
+	// injected toward the upstream only when verified.
 	identity *verify.Identity
-	route    string
+	// verified: the token passed every check of the verifier.
+	verified bool
+	// retryAfter, for a 503, is when the issuer's keys are fetched next.
+	retryAfter time.Duration
+	route      string
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -88,12 +94,15 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	if rec.Decision == audit.DecisionDeny {
+		if v.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((v.retryAfter+time.Second-1)/time.Second)))
+		}
 		rec.Status = g.writeProblem(w, v.reason, v.detail, rec.RequestID)
 		g.finish(&rec, start, time.Since(start))
 		return nil
 	}
 
-	if v.reason != audit.ReasonPublic && v.identity != nil && v.identity.Tenant != "" {
+	if v.reason != audit.ReasonPublic && v.verified && v.identity.Tenant != "" {
 		if err := g.inject(r, repl, v.identity, rec.RequestID); err != nil {
 			g.logger.Error("signing the identity assertion failed", zap.Error(err))
 			rec.Decision, rec.Reason = audit.DecisionDeny, audit.ReasonInternal
@@ -105,34 +114,45 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	r.Header.Set(keyRequestID, rec.RequestID)
 
 	gateTime := time.Since(start)
-	rw := caddyhttp.NewResponseRecorder(&requestIDWriter{
+	idw := &requestIDWriter{
 		ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 		id:                    rec.RequestID,
-	}, nil, nil)
+	}
+	rw := caddyhttp.NewResponseRecorder(idw, nil, nil)
+	// Exactly one record per request: at the upgrade for a connection that
+	// switches protocols (a websocket may stay open for hours, and a record
+	// written only at its close is lost in a crash), else when next returns.
+	var recorded atomic.Bool
+	record := func(status int) {
+		if !recorded.CompareAndSwap(false, true) {
+			return
+		}
+		rec.Status = status
+		g.finishUpstream(&rec, rw, repl)
+		g.finish(&rec, start, gateTime)
+	}
+	idw.onSwitch = func() { record(http.StatusSwitchingProtocols) }
 	// The record is written even when next panics or the client goes away:
 	// a trail that loses failures is worse than none.
 	defer func() {
 		if p := recover(); p != nil {
-			rec.Status = abortedStatus(p, r, rw)
-			g.finishUpstream(&rec, rw, repl)
-			g.finish(&rec, start, gateTime)
+			record(abortedStatus(p, r, rw))
 			panic(p)
 		}
 	}()
 	err := next.ServeHTTP(rw, r)
-	rec.Status = rw.Status()
+	status := rw.Status()
 	if err != nil {
 		var he caddyhttp.HandlerError
 		if errors.As(err, &he) && he.StatusCode != 0 {
-			rec.Status = he.StatusCode
-		} else if rec.Status == 0 {
-			rec.Status = http.StatusInternalServerError
+			status = he.StatusCode
+		} else if status == 0 {
+			status = http.StatusInternalServerError
 		}
-	} else if rec.Status == 0 {
-		rec.Status = http.StatusOK
+	} else if status == 0 {
+		status = http.StatusOK
 	}
-	g.finishUpstream(&rec, rw, repl)
-	g.finish(&rec, start, gateTime)
+	record(status)
 	return err
 }
 
@@ -169,7 +189,16 @@ func (g *Gate) decide(r *http.Request) verdict {
 	id, verr := g.verifier.Verify(r.Context(), verifyRequest(r, cred))
 	v.identity = id
 	if verr != nil {
+		if v.reason == "" {
+			v.retryAfter = verr.RetryAfter
+		}
 		return g.firstFailure(v, verr.Reason, verr.Detail)
+	}
+	v.verified = true
+	if cred.from == fromCookie {
+		if why := g.crossSiteCookieRequest(r); why != "" {
+			return g.firstFailure(v, audit.ReasonCSRFSuspected, why)
+		}
 	}
 	if !matched {
 		return v
@@ -225,6 +254,11 @@ func authorizeDetail(reason audit.Reason, r *rules.Rule) string {
 // copies were deleted before (strip-before-inject).
 func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity, requestID string) error {
 	now := time.Now()
+	// The assertion never outlives the token it stands for.
+	exp := now.Add(assertion.MaxLifetime)
+	if !id.Expiry.IsZero() && id.Expiry.Before(exp) {
+		exp = id.Expiry
+	}
 	tok, err := g.signer.Sign(assertion.Claims{
 		Issuer:   g.AssertionIssuer,
 		Audience: g.AssertionAudience,
@@ -234,7 +268,7 @@ func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity
 		Method:   r.Method,
 		Path:     r.URL.Path,
 		IssuedAt: now,
-		Expiry:   now.Add(assertion.MaxLifetime),
+		Expiry:   exp,
 		ID:       requestID,
 	})
 	if err != nil {

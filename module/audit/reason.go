@@ -33,6 +33,8 @@ const (
 	ReasonNoRoute         Reason = "no_route"            // no rule matches method and path
 	ReasonBadPath         Reason = "bad_path"            // path not canonical
 	ReasonInternal        Reason = "internal_error"      // the gate failed (e.g. could not sign the assertion)
+	ReasonWrongTokenType  Reason = "wrong_token_type"    // JOSE typ is not the issuer's token_type (e.g. an ID token where at+jwt is required)
+	ReasonCSRFSuspected   Reason = "csrf_suspected"      // cookie token on an unsafe method without a same-origin signal
 )
 
 // Reasons lists every reason, in the order the README documents them.
@@ -42,6 +44,7 @@ var Reasons = []Reason{
 	ReasonWrongAudience, ReasonTokenExpired, ReasonTokenNotYet, ReasonMissingClaim,
 	ReasonKeysUnavailable, ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch,
 	ReasonTenantNotAllow, ReasonNoRoute, ReasonBadPath, ReasonInternal,
+	ReasonWrongTokenType, ReasonCSRFSuspected,
 }
 
 // Status is the HTTP status a denial for this reason answers with.
@@ -55,7 +58,7 @@ func (r Reason) Status() int {
 		return http.StatusServiceUnavailable
 	case ReasonInternal:
 		return http.StatusInternalServerError
-	case ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch, ReasonTenantNotAllow, ReasonNoRoute:
+	case ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch, ReasonTenantNotAllow, ReasonNoRoute, ReasonCSRFSuspected:
 		return http.StatusForbidden
 	default:
 		return http.StatusUnauthorized

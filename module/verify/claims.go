@@ -14,7 +14,10 @@ import (
 // MaxTenantLen is the longest tenant value accepted.
 const MaxTenantLen = 64
 
-// checkClaims validates the claims of a token whose signature verified.
+// checkClaims validates the claims of a token whose signature verified and
+// fills id, which already names the issuer (and the jti when it is a
+// string). It returns id also on failure, so the audit record names whose
+// token failed; the caller injects it only when the error is nil.
 // Type rules are ours (a wrong type is ReasonMissingClaim, or
 // ReasonWrongAudience for aud). The rules after them run in the order
 // jwt.Validate ran them with the options this package used to pass it
@@ -25,20 +28,20 @@ const MaxTenantLen = 64
 //
 // The times are recorded in t, for the per-request checks that every later
 // use of the token runs.
-func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, t *verifiedToken) (*Identity, *Error) {
+func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, t *verifiedToken, id *Identity) (*Identity, *Error) {
 	for _, name := range [...]string{"exp", "nbf", "iat"} {
 		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
+			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
 		}
 	}
 	for _, name := range [...]string{"sub", "jti"} {
 		if raw, ok := claims[name]; ok && !isJSONString(raw) {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a string", name), nil)
+			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a string", name), nil)
 		}
 	}
 	aud, audOK := audiences(claims["aud"])
 	if _, present := claims["aud"]; present && !audOK {
-		return nil, fail(audit.ReasonWrongAudience, "claim \"aud\" must be a string or an array of strings", nil)
+		return id, fail(audit.ReasonWrongAudience, "claim \"aud\" must be a string or an array of strings", nil)
 	}
 	for _, c := range [...]struct {
 		name string
@@ -47,37 +50,36 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		if raw, ok := claims[c.name]; ok {
 			d, err := numericDate(raw)
 			if err != nil {
-				return nil, malformed("token claims could not be decoded", err)
+				return id, malformed("token claims could not be decoded", err)
 			}
 			*c.dst = d
 		}
 	}
-	var jti string
 	if raw, ok := claims["jti"]; ok {
-		if err := unmarshalString(raw, &jti); err != nil {
-			return nil, malformed("token claims could not be decoded", err)
+		if err := unmarshalString(raw, &id.TokenID); err != nil {
+			return id, malformed("token claims could not be decoded", err)
 		}
 	}
 	if _, ok := claims["exp"]; !ok {
-		return nil, fail(audit.ReasonMissingClaim, "token has no exp claim; tokens must expire", nil)
+		return id, fail(audit.ReasonMissingClaim, "token has no exp claim; tokens must expire", nil)
 	}
 	if e := checkTimes(t, v.cfg.Now(), v.cfg.Leeway); e != nil {
-		return nil, e
+		return id, e
 	}
 	if !is.audienceAccepted(aud) {
-		return nil, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.cfg.Issuer), nil)
+		return id, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.cfg.Issuer), nil)
 	}
 
-	id := &Identity{Issuer: is.cfg.Issuer, TokenID: jti, Expiry: t.exp}
+	id.Expiry = t.exp
 	if raw, ok := v.userPath.lookup(claims); ok && !isJSONNull(raw) {
 		if err := unmarshalString(raw, &id.Subject); err != nil {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.userPath), err)
+			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.userPath), err)
 		}
 	}
 	rawRoles, _ := v.rolesPath.lookup(claims)
 	roles, ok := parseRoles(rawRoles)
 	if !ok {
-		return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.rolesPath), nil)
+		return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.rolesPath), nil)
 	}
 	id.Roles = roles
 

@@ -102,7 +102,7 @@ func TestClaimsMatchJWXReference(t *testing.T) {
 						}
 					}
 					want := jwxReference(is, claims, now, leeway)
-					_, e := v.checkClaims(is, claims, &verifiedToken{})
+					_, e := v.checkClaims(is, claims, &verifiedToken{}, &Identity{Issuer: is.cfg.Issuer})
 					got := reasonOf(e)
 					if got != want {
 						t.Errorf("exp=%s nbf=%s iat=%s aud=%s: checkClaims %s, jwt.Validate %s", exp, nbf, iat, aud, got, want)

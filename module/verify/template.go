@@ -53,6 +53,9 @@ type templateIssuer struct {
 	mu      sync.Mutex              // makes one state per tenant; guards pending
 	pending map[string]*issuerState // first fetch in flight, not yet held
 
+	closeMu sync.Mutex
+	toClose []keySource // evicted, to close outside mu
+
 	statMu    sync.Mutex
 	keysOf    map[string]int // keys per held tenant, for the gauges
 	totalKeys int
@@ -176,6 +179,7 @@ func (t *templateIssuer) first(ctx context.Context, tenant string, is *issuerSta
 			is.src.start()
 		}
 		t.mu.Unlock()
+		t.closeEvicted()
 		return is, nil
 	}
 	if ctx.Err() != nil {
@@ -190,12 +194,17 @@ func (t *templateIssuer) first(ctx context.Context, tenant string, is *issuerSta
 	}
 	t.v.cfg.Logger.Debug("tenant key set unavailable", zap.String("issuer", is.cfg.Issuer), zap.Duration("remembered_for", ttl), zap.Error(err))
 	t.mu.Lock()
-	if t.pending[tenant] == is {
+	mine := t.pending[tenant] == is
+	if mine {
 		delete(t.pending, tenant)
 		t.failed.Add(tenant, failure{err: e, until: time.Now().Add(ttl)})
-		is.src.stop()
 	}
 	t.mu.Unlock()
+	if mine {
+		// Not under t.mu: closing waits for the source's fetches, whose
+		// reports take t.mu.
+		is.src.close()
+	}
 	return nil, e
 }
 
@@ -204,13 +213,31 @@ func (t *templateIssuer) first(ctx context.Context, tenant string, is *issuerSta
 // list): its refresh loop stops and it no longer counts in the gauges.
 func (t *templateIssuer) evicted(tenant string, is *issuerState) {
 	is.retired.Store(true)
-	is.src.stop()
+	// Eviction may run under t.mu (held.Add in first), and closing waits
+	// for the source's fetches, whose reports take t.mu: the caller closes
+	// it once t.mu is released (closeEvicted).
+	t.closeMu.Lock()
+	t.toClose = append(t.toClose, is.src)
+	t.closeMu.Unlock()
 	t.statMu.Lock()
 	t.totalKeys -= t.keysOf[tenant]
 	delete(t.keysOf, tenant)
 	total := t.totalKeys
 	t.statMu.Unlock()
 	t.v.observeTemplate(t.cfg.Issuer, t.held.Len(), total)
+}
+
+// closeEvicted closes the sources of the states evicted so far: each
+// leaves the process's key store (its refresher stops when it was the last
+// user; its last keys stay there, idle, for a return of the tenant).
+func (t *templateIssuer) closeEvicted() {
+	t.closeMu.Lock()
+	list := t.toClose
+	t.toClose = nil
+	t.closeMu.Unlock()
+	for _, src := range list {
+		src.close()
+	}
 }
 
 // tenantKeys records a held tenant's refresh outcome under the template's
@@ -264,6 +291,7 @@ func (t *templateIssuer) dropTenants(gone []string) {
 			t.held.Remove(tenant)
 		}
 	}
+	t.closeEvicted()
 }
 
 // heldTenants is the number of tenants whose key sets are held.

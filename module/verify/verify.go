@@ -85,6 +85,9 @@ type Error struct {
 	Reason audit.Reason // from module/audit
 	Detail string       // what is wrong and what to fix
 	Err    error        // underlying cause, for logs
+	// RetryAfter, with ReasonKeysUnavailable, is when a retry may succeed
+	// (the next fetch of the issuer's keys); 0 when unknown.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -143,6 +146,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v.tenantPath, _ = parseClaimPath(cfg.TenantClaim)
 	v.userPath, _ = parseClaimPath(cfg.UserClaim)
 	v.rolesPath, _ = parseClaimPath(cfg.RolesClaim)
+	// Remote sources join the process's key store at once; their context
+	// (and so their part in it) ends with the verifier's.
+	v.ctx, v.cancel = context.WithCancel(ctx)
 	var errs []error
 	for _, ic := range cfg.Issuers {
 		if ic.IsTemplate() {
@@ -164,16 +170,32 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		is.src = src
 	}
 	if len(errs) > 0 {
+		for _, is := range v.issuers {
+			if is.src != nil {
+				is.src.close()
+			}
+		}
+		v.cancel()
 		return nil, errors.Join(errs...)
 	}
 	if cfg.TokenCacheSize > 0 {
 		v.cache = newTokenCache(cfg.TokenCacheSize, cfg.Leeway, cfg.Now, cfg.CacheObserver)
 	}
-	v.ctx, v.cancel = context.WithCancel(ctx)
 	now := time.Now()
 	for _, is := range v.issuers {
-		if ks := is.src.keys(); ks != nil {
-			v.observe(is.cfg.Issuer, true, len(ks.all), now)
+		ks := is.src.keys()
+		switch src := is.src.(type) {
+		case *remoteSource:
+			// The live config's keys: those kept from an earlier config, or none.
+			keys := 0
+			if ks != nil {
+				keys = len(ks.all)
+			}
+			v.inUse(is.cfg.Issuer, keys, src.lastSuccess())
+		default:
+			if ks != nil {
+				v.observe(is.cfg.Issuer, true, len(ks.all), now)
+			}
 		}
 		is.src.start()
 	}
@@ -205,10 +227,7 @@ func (v *Verifier) newSource(ic IssuerConfig, report keyReporter) (keySource, er
 	case ic.HMACSecret != "":
 		ks, err = newKeySet([]*verifyKey{{kind: kindHMAC, pub: []byte(ic.HMACSecret)}})
 	default:
-		if report == nil {
-			report = func(ok bool, keys int, at time.Time) { v.observe(ic.Issuer, ok, keys, at) }
-		}
-		return v.newRemoteSource(ic, report), nil
+		return newReportingSource(v, ic.Issuer, ic.JWKSURL, ic.OIDCDiscovery, ic.RefreshInterval, report), nil
 	}
 	if err == nil {
 		err = v.checkUsable(name, ks)
@@ -288,6 +307,12 @@ func (v *Verifier) observe(issuer string, ok bool, keys int, at time.Time) {
 func (v *Verifier) observeTemplate(issuer string, tenants, keys int) {
 	if o, ok := v.cfg.Observer.(TemplateObserver); ok {
 		o.IssuerTenants(issuer, tenants, keys)
+	}
+}
+
+func (v *Verifier) inUse(issuer string, keys int, lastSuccess time.Time) {
+	if v.cfg.Observer != nil {
+		v.cfg.Observer.JWKSInUse(issuer, keys, lastSuccess)
 	}
 }
 
@@ -418,75 +443,96 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 	if e != nil {
 		return nil, e
 	}
-	set := is.src.keys()
-	if set == nil {
-		is.src.unavailable()
-		return nil, fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
-	}
-	set, cands, e := v.selectKeys(ctx, is, set, h)
-	if e != nil {
+	ks := is.src.keys()
+	if ks == nil {
+		e := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
+		e.RetryAfter = is.src.unavailable()
 		return nil, e
 	}
 	sig, e := decodeSignature(&p)
 	if e != nil {
 		return nil, e
 	}
-	var sigErr error
-	var signer *verifyKey
-	for _, k := range cands {
-		if err := verifySig(&p, sig, h.alg, k); err != nil {
-			sigErr = err
-			continue
-		}
-		signer = k
-		break
-	}
-	if signer == nil {
-		return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr)
-	}
-	t := &verifiedToken{is: is, hdr: h, set: set, key: signer}
-	id, e := v.checkClaims(is, claims, t)
-	if id == nil {
+	set, signer, e := v.checkSignature(ctx, is, ks, h, &p, sig)
+	if e != nil {
 		return nil, e
 	}
-	t.id = id
+	// The signature verified: from here on every failure still names the
+	// issuer and the token, so the audit record says whose token failed.
+	t := &verifiedToken{is: is, hdr: h, set: set, key: signer, id: &Identity{Issuer: is.cfg.Issuer}}
+	if raw, ok := claims["jti"]; ok && isJSONString(raw) {
+		_ = unmarshalString(raw, &t.id.TokenID)
+	}
+	if e := is.checkTokenType(h.typ); e != nil {
+		return t, e
+	}
+	t.id, e = v.checkClaims(is, claims, t, t.id)
 	return t, e
 }
 
-// selectKeys returns the keys of set ks that may have signed a token with
-// header h, and the set they came from. A kid no key has triggers one
-// shared, rate-limited refetch of a remote set. Keys without a kid (PEM,
-// secret, kid-less JWK) match any kid.
-func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader) (*keySet, []*verifyKey, *Error) {
-	var list []*verifyKey
-	if h.kid == "" {
-		list = ks.all
-	} else {
-		k := ks.byKid[h.kid]
-		if k == nil && len(ks.noKid) == 0 {
-			ks = is.src.unknownKid(ctx)
-			k = ks.byKid[h.kid]
-		}
-		switch {
-		case k != nil:
-			list = []*verifyKey{k}
-		case len(ks.noKid) > 0:
-			list = ks.noKid
-		default:
-			return nil, nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil)
-		}
+// checkSignature verifies the signature with the issuer's keys: the key
+// with the token's kid, or the keys without a kid. A kid the set lacks
+// (also when kid-less keys exist but none verified) goes through the
+// source's unknown-kid refetch once; when no fetch may start yet the answer
+// is 503 with a Retry-After, since the key may have been published since.
+// It returns the set in force and the key that verified.
+func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (*keySet, *verifyKey, *Error) {
+	k, e, known := tryKeys(is, ks, h, p, sig)
+	if e == nil || known {
+		return ks, k, e
 	}
-	var fitting []*verifyKey
-	var why error
+	next, retry := is.src.unknownKid(ctx, h.kid)
+	if next == nil || next == ks && retry == 0 {
+		return nil, nil, e
+	}
+	if next.byKid[h.kid] == nil && retry > 0 {
+		u := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("no key of issuer %q has the token's kid yet; the issuer's keys are fetched again within %s, retry then", is.cfg.Issuer, retryCeil(retry)), nil)
+		u.RetryAfter = retry
+		return nil, nil, u
+	}
+	k, e, _ = tryKeys(is, next, h, p, sig)
+	return next, k, e
+}
+
+func retryCeil(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
+
+// tryKeys checks the signature against the keys of ks that may have signed
+// it and returns the one that verified; known is false when the token's kid
+// is not in ks.
+func tryKeys(is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (signer *verifyKey, e *Error, known bool) {
+	list, known := candidates(ks, h)
+	if len(list) == 0 {
+		return nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil), known
+	}
+	var why, sigErr error
+	fitting := 0
 	for _, k := range list {
 		if err := k.fits(h.alg); err != nil {
 			why = err
 			continue
 		}
-		fitting = append(fitting, k)
+		fitting++
+		if err := verifySig(p, sig, h.alg, k); err != nil {
+			sigErr = err
+			continue
+		}
+		return k, nil, known
 	}
-	if len(fitting) == 0 {
-		return nil, nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why)
+	if fitting == 0 {
+		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why), known
 	}
-	return ks, fitting, nil
+	return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr), known
+}
+
+// candidates are the keys of ks that may have signed a token with header h:
+// every key for a token without kid; the key with its kid; else the keys
+// without a kid (PEM, secret, kid-less JWK), which match any kid.
+func candidates(ks *keySet, h tokenHeader) ([]*verifyKey, bool) {
+	if h.kid == "" {
+		return ks.all, true
+	}
+	if k := ks.byKid[h.kid]; k != nil {
+		return []*verifyKey{k}, true
+	}
+	return ks.noKid, false
 }

@@ -35,6 +35,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        jwks_url <url> | oidc_discovery [<url>] | jwks_file <path> | public_key_file <path> | hmac_secret <secret>
 //	        audience <aud...>
 //	        refresh_interval <duration>
+//	        dpop required|optional
+//	        mtls_binding required|optional
 //	    }
 //	    algorithms <alg...>
 //	    tenant_claim <name>
@@ -51,6 +53,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    token_query <name>
 //	    realm <realm>
 //	    metrics_max_tenants <n>
+//	    dpop_public_url <scheme://host>
+//	    dpop_max_age <duration>
+//	    dpop_algorithms <alg...>
+//	    dpop_replay_cache <n>
 //	    rule <methods> <pattern> <requirement...>
 //	}
 //
@@ -143,6 +149,29 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.Realm); err != nil {
 				return err
 			}
+		case "dpop_public_url":
+			if err := oneArg(d, &g.DPoPPublicURL); err != nil {
+				return err
+			}
+		case "dpop_max_age":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("dpop_max_age %q: want a positive duration such as 60s", s)
+			}
+			g.DPoPMaxAge = caddy.Duration(dur)
+		case "dpop_algorithms":
+			g.DPoPAlgorithms = append(g.DPoPAlgorithms, d.RemainingArgs()...)
+			if len(g.DPoPAlgorithms) == 0 {
+				return d.ArgErr()
+			}
+		case "dpop_replay_cache":
+			if err := intArg(d, &g.DPoPReplayCache); err != nil {
+				return err
+			}
 		case "rule":
 			line := d.Line()
 			index := len(ruleIndexByLine) + 1
@@ -204,6 +233,10 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 				err = d.ArgErr()
 			}
 			is.Audiences = append(is.Audiences, auds...)
+		case "dpop":
+			err = requirementArg(d, &is.DPoP)
+		case "mtls_binding":
+			err = requirementArg(d, &is.MTLSBinding)
 		case "refresh_interval":
 			var s string
 			if err = oneArg(d, &s); err == nil {
@@ -230,6 +263,18 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	*dst = d.Val()
 	if d.NextArg() {
 		return d.ArgErr()
+	}
+	return nil
+}
+
+// requirementArg reads `required` or `optional` (dpop, mtls_binding).
+func requirementArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if err := oneArg(d, dst); err != nil {
+		return err
+	}
+	if *dst != requirementRequired && *dst != requirementOptional {
+		return d.Errf("%s %q: want required or optional", name, *dst)
 	}
 	return nil
 }

@@ -33,6 +33,8 @@ const (
 	ReasonNoRoute         Reason = "no_route"            // no rule matches method and path
 	ReasonBadPath         Reason = "bad_path"            // path not canonical
 	ReasonInternal        Reason = "internal_error"      // the gate failed (e.g. could not sign the assertion)
+	ReasonBadDPoPProof    Reason = "bad_dpop_proof"      // DPoP proof missing, malformed, wrong htm/htu/ath, stale or replayed
+	ReasonBindingMismatch Reason = "binding_mismatch"    // bound token without its key or certificate, or sent as Bearer
 )
 
 // Reasons lists every reason, in the order the README documents them.
@@ -42,6 +44,7 @@ var Reasons = []Reason{
 	ReasonWrongAudience, ReasonTokenExpired, ReasonTokenNotYet, ReasonMissingClaim,
 	ReasonKeysUnavailable, ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch,
 	ReasonTenantNotAllow, ReasonNoRoute, ReasonBadPath, ReasonInternal,
+	ReasonBadDPoPProof, ReasonBindingMismatch,
 }
 
 // Status is the HTTP status a denial for this reason answers with.

@@ -70,6 +70,9 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.cfg.RolesClaim), nil)
 	}
 	id.Roles = roles
+	if id.Cnf, err = parseCnf(claims["cnf"]); err != nil {
+		return nil, fail(audit.ReasonMissingClaim, `claim "cnf" must be an object whose "jkt" and "x5t#S256" members are non-empty strings`, err)
+	}
 
 	raw, ok := claims[v.cfg.TenantClaim]
 	if !ok {

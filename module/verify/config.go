@@ -49,6 +49,12 @@ type IssuerConfig struct {
 	HMACSecret string
 	// How often remote keys are refreshed. Default: 5m.
 	RefreshInterval time.Duration
+	// RequireDPoP refuses this issuer's tokens that are not DPoP-bound
+	// (no cnf.jkt): `dpop required`.
+	RequireDPoP bool
+	// RequireMTLS refuses this issuer's tokens that are not bound to a
+	// client certificate (no cnf x5t#S256): `mtls_binding required`.
+	RequireMTLS bool
 }
 
 // Config configures a Verifier. Zero values mean the documented default.
@@ -77,6 +83,9 @@ type Config struct {
 	Observer Observer
 	// Clock for claim validation. Default: time.Now.
 	Now func() time.Time
+
+	// DPoP (RFC 9449); see dpop.go.
+	DPoP DPoPConfig
 }
 
 // Observer receives key refresh outcomes (the gate turns them into Prometheus
@@ -119,6 +128,7 @@ func (c *Config) SetDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.DPoP.setDefaults(c.Algorithms)
 	for i := range c.Issuers {
 		if c.Issuers[i].RefreshInterval == 0 {
 			c.Issuers[i].RefreshInterval = DefaultRefreshInterval
@@ -177,6 +187,7 @@ func (c Config) Validate() error {
 	if len(c.Issuers) == 0 {
 		add("issuers: at least one issuer is required")
 	}
+	errs = append(errs, c.DPoP.validate()...)
 
 	seen := map[string]bool{}
 	symmetricCapable := false

@@ -22,6 +22,19 @@
 //	exp + leeway passed                                   token_expired
 //	nbf or iat later than now + leeway                    token_not_yet_valid
 //	tenant claim missing or malformed                     no_tenant (Identity returned too)
+//	cnf not an object, jkt / x5t#S256 not a string        missing_claim
+//
+// Then, for every request (binding.go, dpop.go; Identity returned too):
+//
+//	cnf with an unsupported confirmation method           binding_mismatch
+//	issuer requires dpop / mtls_binding, token unbound    binding_mismatch
+//	cnf.jkt token sent as Bearer (or cookie, query)       binding_mismatch
+//	DPoP scheme with a token that has no cnf.jkt          binding_mismatch
+//	DPoP proof missing, two, malformed, wrong typ/alg/    bad_dpop_proof
+//	  jwk, bad signature, htm, htu, iat, ath, jti
+//	proof key thumbprint differs from cnf.jkt             binding_mismatch
+//	proof jti seen before within dpop_max_age             bad_dpop_proof
+//	cnf x5t#S256 without a matching client certificate    binding_mismatch
 //
 // Claims are only judged after the signature verified, so an unsigned token
 // learns nothing about which claim would have failed.
@@ -78,6 +91,10 @@ type Identity struct {
 	Issuer, Subject, Tenant, TokenID string // Subject comes from UserClaim, TokenID from jti
 	Roles                            []string
 	Expiry                           time.Time
+	// Cnf is the token's confirmation claim (RFC 7800): the key or client
+	// certificate the token is bound to. A property of the token, so a
+	// cache may keep it; the request is checked against it every time.
+	Cnf Confirmation
 }
 
 // Error is a verification failure. Detail is safe to show to the caller: it
@@ -108,6 +125,7 @@ type Verifier struct {
 	allowedList string
 	issuers     map[string]*issuerState
 	clock       jwt.Clock
+	dpop        *dpopState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -132,6 +150,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		allowedList: strings.Join(cfg.Algorithms, " "),
 		issuers:     map[string]*issuerState{},
 		clock:       jwt.ClockFunc(cfg.Now),
+		dpop:        newDPoPState(cfg.DPoP),
 	}
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
@@ -295,6 +314,21 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	id, e := v.verifyToken(ctx, req)
+	if e != nil {
+		return id, e
+	}
+	// Per-request checks: they judge this request, not the token, so a
+	// verified-token cache hit must never skip them.
+	if e := v.checkBinding(req, id); e != nil {
+		return id, e
+	}
+	return id, nil
+}
+
+// verifyToken is the full verification of the token itself: precheck,
+// header, payload, issuer, keys, signature and claims.
+func (v *Verifier) verifyToken(ctx context.Context, req *Request) (*Identity, *Error) {
 	p, e := precheck(req.Token, v.cfg.MaxTokenBytes)
 	if e != nil {
 		return nil, e

@@ -134,11 +134,12 @@ type dpopState struct {
 	allowed                  map[string]bool
 	algs                     string
 	replay                   *replayCache
+	release                  func() // gives the replay cache size back (Close)
 }
 
 func newDPoPState(c DPoPConfig) *dpopState {
-	d := &dpopState{maxAge: c.MaxAge, allowed: map[string]bool{}, algs: strings.Join(c.Algorithms, " "),
-		replay: sharedReplayCache(c.ReplayCacheSize)}
+	d := &dpopState{maxAge: c.MaxAge, allowed: map[string]bool{}, algs: strings.Join(c.Algorithms, " ")}
+	d.replay, d.release = acquireReplayCache(c.ReplayCacheSize)
 	for _, a := range c.Algorithms {
 		d.allowed[a] = true
 	}

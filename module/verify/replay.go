@@ -46,15 +46,21 @@ func newReplayCache(size int) *replayCache {
 
 // The process's replay cache: one for every config, so a `caddy reload`
 // does not forget the proofs of the last minute. Each gate replica has its
-// own; see the README.
+// own; see the README. Its size is the largest dpop_replay_cache of the
+// verifiers alive (bigger only ever catches more replays).
 var (
-	processReplayMu sync.Mutex
-	processReplay   atomic.Pointer[replayCache]
+	processReplayMu    sync.Mutex
+	processReplay      atomic.Pointer[replayCache]
+	processReplaySizes = map[int]int{} // requested size -> live verifiers asking for it
 )
 
-// sharedReplayCache returns the process's cache, sized to the latest
-// config's request.
-func sharedReplayCache(size int) *replayCache {
+// acquireReplayCache returns the process's cache, grown to size when that is
+// more than any live verifier asked for, and a release to call when the
+// verifier closes (the cache then shrinks to what the others ask).
+func acquireReplayCache(size int) (*replayCache, func()) {
+	if size <= 0 {
+		size = DefaultReplayCacheSize
+	}
 	processReplayMu.Lock()
 	defer processReplayMu.Unlock()
 	c := processReplay.Load()
@@ -62,8 +68,29 @@ func sharedReplayCache(size int) *replayCache {
 		c = newReplayCache(size)
 		processReplay.Store(c)
 	}
-	c.resize(size)
-	return c
+	processReplaySizes[size]++
+	c.resize(largestReplaySize())
+	var once sync.Once
+	return c, func() {
+		once.Do(func() {
+			processReplayMu.Lock()
+			defer processReplayMu.Unlock()
+			if processReplaySizes[size]--; processReplaySizes[size] == 0 {
+				delete(processReplaySizes, size)
+			}
+			if n := largestReplaySize(); n > 0 {
+				c.resize(n)
+			}
+		})
+	}
+}
+
+func largestReplaySize() int {
+	n := 0
+	for s := range processReplaySizes {
+		n = max(n, s)
+	}
+	return n
 }
 
 // ReplayCacheEntries is the number of proofs the process's replay cache

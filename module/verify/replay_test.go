@@ -42,16 +42,29 @@ func TestReplayCacheIsBounded(t *testing.T) {
 	}
 }
 
-func TestSharedReplayCache(t *testing.T) {
-	a := sharedReplayCache(50)
-	b := sharedReplayCache(60)
+func TestSharedReplayCacheTakesTheLargestLiveSize(t *testing.T) {
+	a, releaseA := acquireReplayCache(5000)
+	b, releaseB := acquireReplayCache(7000)
 	if a != b {
 		t.Fatal("the replay cache is per process, shared by configs")
 	}
 	now := time.Now()
-	a.firstUse(replayKey("shared", "x"), now.Add(time.Minute), now)
-	if ReplayCacheEntries() < 1 {
-		t.Fatal("ReplayCacheEntries")
+	for i := 0; i < 6000; i++ {
+		a.firstUse(replayKey("shared", fmt.Sprint(i)), now.Add(time.Minute), now)
 	}
-	sharedReplayCache(DefaultReplayCacheSize)
+	if ReplayCacheEntries() < 6000 {
+		t.Fatalf("the larger request (7000) sizes the cache, holds %d", ReplayCacheEntries())
+	}
+	releaseB()
+	releaseB() // idempotent
+	processReplayMu.Lock()
+	left, largest := processReplaySizes[7000], largestReplaySize()
+	processReplayMu.Unlock()
+	if left != 0 {
+		t.Fatal("a released size still counts")
+	}
+	if largest == 5000 && a.len() != 5000 {
+		t.Fatalf("shrunk to the remaining largest size 5000, holds %d", a.len())
+	}
+	releaseA()
 }

@@ -288,6 +288,7 @@ func (v *Verifier) Close() {
 	v.mu.Unlock()
 	v.cancel()
 	v.wg.Wait()
+	v.dpop.release()
 }
 
 // KeyStatus reports per issuer how many usable keys are loaded (0: none yet).

@@ -204,10 +204,10 @@ func verifyRequest(r *http.Request, c credential) *verify.Request {
 		scheme = "https"
 	}
 	return &verify.Request{
-		Token:  c.token,
-		Scheme: c.scheme,
-		Method: r.Method,
-		URL:    &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath},
+		Token:      c.token,
+		Scheme:     c.scheme,
+		Method:     r.Method,
+		URL:        &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath},
 		Header:     r.Header,
 		TLS:        r.TLS,
 		ClientCert: forwardedClientCert(r),

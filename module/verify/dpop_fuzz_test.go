@@ -15,14 +15,14 @@ func FuzzProofPreCheck(f *testing.F) {
 	hdr := func(h string) string { return base64.RawURLEncoding.EncodeToString([]byte(h)) }
 	pub := `{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`
 	for _, s := range []string{
-		hdr(`{"typ":"dpop+jwt","alg":"ES256","jwk":` + pub + `}`) + ".e30.c2ln",
-		hdr(`{"typ":"dpop+jwt","alg":"none","jwk":` + pub + `}`) + ".e30.",
+		hdr(`{"typ":"dpop+jwt","alg":"ES256","jwk":`+pub+`}`) + ".e30.c2ln",
+		hdr(`{"typ":"dpop+jwt","alg":"none","jwk":`+pub+`}`) + ".e30.",
 		hdr(`{"typ":"dpop+jwt","alg":"HS256","jwk":{"kty":"oct","k":"c2VjcmV0"}}`) + ".e30.c2ln",
 		hdr(`{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","d":"AA"}}`) + ".e30.c2ln",
-		hdr(`{"typ":"JWT","alg":"ES256","jwk":` + pub + `}`) + ".e30.c2ln",
-		hdr(`{"typ":"dpop+jwt","typ":"JWT","alg":"ES256","jwk":` + pub + `}`) + ".e30.c2ln",
+		hdr(`{"typ":"JWT","alg":"ES256","jwk":`+pub+`}`) + ".e30.c2ln",
+		hdr(`{"typ":"dpop+jwt","typ":"JWT","alg":"ES256","jwk":`+pub+`}`) + ".e30.c2ln",
 		hdr(`{"typ":"dpop+jwt","alg":"ES256","jwk":"x"}`) + ".e30.c2ln",
-		hdr(`{"typ":"dpop+jwt","alg":"ES256","jwk":` + pub + `,"crit":["b64"]}`) + ".e30.c2ln",
+		hdr(`{"typ":"dpop+jwt","alg":"ES256","jwk":`+pub+`,"crit":["b64"]}`) + ".e30.c2ln",
 		"a.b.c.d.e",
 		"..",
 	} {

@@ -45,7 +45,7 @@ func (u *unitGate) boundToken(t *testing.T, cnf map[string]any, roles ...string)
 }
 
 // unitProofKey is a DPoP client key and its thumbprint.
-func unitProofKey(t *testing.T) (jwk.Key, string) {
+func unitProofKey(t testing.TB) (jwk.Key, string) {
 	t.Helper()
 	raw, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	priv, _ := jwk.FromRaw(raw)
@@ -54,7 +54,7 @@ func unitProofKey(t *testing.T) (jwk.Key, string) {
 	return priv, rawURL.EncodeToString(tp)
 }
 
-func unitProof(t *testing.T, priv jwk.Key, method, htu, token string) string {
+func unitProof(t testing.TB, priv jwk.Key, method, htu, token string) string {
 	t.Helper()
 	pub, _ := priv.PublicKey()
 	sum := sha256.Sum256([]byte(token))

@@ -36,12 +36,12 @@ func abortedStatus(p any, r *http.Request, rw caddyhttp.ResponseRecorder) int {
 // already set, so an upstream that echoes the id (as the backend does)
 // would otherwise give the client the header twice.
 type requestIDWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	id string
+	caddyhttp.ResponseWriterWrapper // by value: one allocation per request, not two
+	id                              string
 }
 
 func (w *requestIDWriter) WriteHeader(status int) {
-	w.Header().Set(HeaderRequestID, w.id)
+	w.Header().Set(keyRequestID, w.id)
 	w.ResponseWriterWrapper.WriteHeader(status)
 }
 

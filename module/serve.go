@@ -53,13 +53,13 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	// The request id toward the upstream is always ours; the client's is kept
 	// for correlation only.
-	if v := r.Header.Get(HeaderRequestID); v != "" {
+	if v := r.Header.Get(keyRequestID); v != "" {
 		if len(v) > maxClientRequestID {
 			v = v[:maxClientRequestID]
 		}
 		rec.ClientRequestID = v
 	}
-	r.Header.Del(HeaderRequestID)
+	r.Header.Del(keyRequestID)
 	g.strip.strip(r.Header)
 	stripUntrustedClientCert(r)
 	if r.Trailer != nil {
@@ -70,7 +70,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	// Echo our request id to the client, so a support ticket can quote it.
-	w.Header().Set(HeaderRequestID, rec.RequestID)
+	w.Header().Set(keyRequestID, rec.RequestID)
 
 	v := g.decide(r)
 	rec.Route = v.route
@@ -111,11 +111,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			return nil
 		}
 	}
-	r.Header.Set(HeaderRequestID, rec.RequestID)
+	r.Header.Set(keyRequestID, rec.RequestID)
 
 	gateTime := time.Since(start)
 	rw := caddyhttp.NewResponseRecorder(&requestIDWriter{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 		id:                    rec.RequestID,
 	}, nil, nil)
 	// The record is written even when next panics or the client goes away:
@@ -255,10 +255,10 @@ func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity
 		return err
 	}
 	roles := strings.Join(id.Roles, ",")
-	r.Header.Set(HeaderTenantID, id.Tenant)
-	r.Header.Set(HeaderUserID, id.Subject)
-	r.Header.Set(HeaderUserRoles, roles)
-	r.Header.Set(assertion.Header, tok)
+	r.Header.Set(keyTenantID, id.Tenant)
+	r.Header.Set(keyUserID, id.Subject)
+	r.Header.Set(keyUserRoles, roles)
+	r.Header.Set(keyAssertion, tok)
 	repl.Set("http.auth.tenant_id", id.Tenant)
 	repl.Set("http.auth.user.id", id.Subject)
 	repl.Set("http.auth.user.roles", roles)

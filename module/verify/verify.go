@@ -72,7 +72,6 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -126,6 +125,7 @@ type Verifier struct {
 	issuers     map[string]*issuerState
 	clock       jwt.Clock
 	dpop        *dpopState
+	cache       *tokenCache // nil when the verified-token cache is off
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -168,6 +168,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if cfg.TokenCacheSize > 0 {
+		v.cache = newTokenCache(cfg.TokenCacheSize, cfg.Leeway, cfg.Now, cfg.CacheObserver)
 	}
 	v.ctx, v.cancel = context.WithCancel(ctx)
 	now := time.Now()
@@ -289,6 +292,9 @@ func (v *Verifier) Close() {
 	v.cancel()
 	v.wg.Wait()
 	v.dpop.release()
+	if v.cache != nil {
+		v.cache.close()
+	}
 }
 
 // KeyStatus reports per issuer how many usable keys are loaded (0: none yet).
@@ -304,33 +310,62 @@ func (v *Verifier) KeyStatus() map[string]int {
 	return out
 }
 
-// Verify runs PreCheck, then jwx verification with the keys of the token's
-// issuer, then claim validation. When the token is valid but its tenant claim
-// is missing or malformed, it returns the Identity (Tenant empty) together
-// with an *Error of ReasonNoTenant.
+// Verify returns what the token says about its bearer, or why it is
+// refused. A token verified before (same exact bytes, verified-token cache)
+// skips parsing and the signature, provided the key that verified it is
+// still in its issuer's set; every request, hit or not, then runs the
+// per-request checks (times with leeway). When the token is valid but its
+// tenant claim is missing or malformed, it returns the Identity (Tenant
+// empty) together with an *Error of ReasonNoTenant.
 //
-// The token is split, and its header and payload decoded and parsed, exactly
-// once; the signature is checked over the parts already split.
+// The returned Identity may be shared with other requests: callers must
+// not modify it.
 func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	id, e := v.verifyToken(ctx, req)
+	t, e := v.verified(ctx, req.Token)
 	if e != nil {
-		return id, e
+		if t != nil {
+			return t.id, e
+		}
+		return nil, e
 	}
-	// Per-request checks: they judge this request, not the token, so a
-	// verified-token cache hit must never skip them.
-	if e := v.checkBinding(req, id); e != nil {
-		return id, e
+	if e := v.perRequest(t, req); e != nil {
+		return nil, e
 	}
-	return id, nil
+	// Sender constraints (DPoP, mTLS) judge this request, not the token:
+	// a cache hit never skips them.
+	if e := v.checkBinding(req, t.id); e != nil {
+		return t.id, e
+	}
+	return t.id, nil
 }
 
-// verifyToken is the full verification of the token itself: precheck,
-// header, payload, issuer, keys, signature and claims.
-func (v *Verifier) verifyToken(ctx context.Context, req *Request) (*Identity, *Error) {
-	p, e := precheck(req.Token, v.cfg.MaxTokenBytes)
+// verified is the cache lookup or, on a miss, the full verification whose
+// success it stores. Failures, no_tenant included, are never stored.
+func (v *Verifier) verified(ctx context.Context, token string) (*verifiedToken, *Error) {
+	if v.cache == nil || len(token) > MaxCachedTokenBytes {
+		return v.verifyFull(ctx, token)
+	}
+	sum := tokenSum(token)
+	if t := v.cache.get(sum); t != nil {
+		return t, nil
+	}
+	t, e := v.verifyFull(ctx, token)
+	if e == nil {
+		v.cache.put(sum, t)
+	}
+	return t, e
+}
+
+// verifyFull runs PreCheck, the header rules, jwx signature verification
+// with the keys of the token's issuer, then claim validation.
+//
+// The token is split, and its header and payload decoded and parsed, exactly
+// once; the signature is checked over the parts already split.
+func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken, *Error) {
+	p, e := precheck(token, v.cfg.MaxTokenBytes)
 	if e != nil {
 		return nil, e
 	}
@@ -358,18 +393,19 @@ func (v *Verifier) verifyToken(ctx context.Context, req *Request) (*Identity, *E
 	var iss string
 	if rawIss, ok := claims["iss"]; !ok {
 		return nil, fail(audit.ReasonUnknownIssuer, "token has no iss claim", nil)
-	} else if err := json.Unmarshal(rawIss, &iss); err != nil {
+	} else if err := unmarshalString(rawIss, &iss); err != nil {
 		return nil, fail(audit.ReasonUnknownIssuer, "token iss claim is not a string", err)
 	}
 	is, e := v.lookupIssuer(iss)
 	if e != nil {
 		return nil, e
 	}
-	if is.src.keys() == nil {
+	set := is.src.keys()
+	if set == nil {
 		is.src.unavailable()
 		return nil, fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
 	}
-	cands, e := v.selectKeys(ctx, is, h)
+	set, cands, e := v.selectKeys(ctx, is, set, h)
 	if e != nil {
 		return nil, e
 	}
@@ -378,26 +414,32 @@ func (v *Verifier) verifyToken(ctx context.Context, req *Request) (*Identity, *E
 		return nil, e
 	}
 	var sigErr error
-	verified := false
+	var signer *verifyKey
 	for _, k := range cands {
 		if err := verifySig(&p, sig, h.alg, k); err != nil {
 			sigErr = err
 			continue
 		}
-		verified = true
+		signer = k
 		break
 	}
-	if !verified {
+	if signer == nil {
 		return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr)
 	}
-	return v.checkClaims(is, claims)
+	t := &verifiedToken{is: is, hdr: h, set: set, key: signer}
+	id, e := v.checkClaims(is, claims, t)
+	if id == nil {
+		return nil, e
+	}
+	t.id = id
+	return t, e
 }
 
-// selectKeys returns the issuer's keys that may have signed a token with
-// header h. A kid no key has triggers one shared, rate-limited refetch of a
-// remote set. Keys without a kid (PEM, secret, kid-less JWK) match any kid.
-func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, h tokenHeader) ([]*verifyKey, *Error) {
-	ks := is.src.keys()
+// selectKeys returns the keys of set ks that may have signed a token with
+// header h, and the set they came from. A kid no key has triggers one
+// shared, rate-limited refetch of a remote set. Keys without a kid (PEM,
+// secret, kid-less JWK) match any kid.
+func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader) (*keySet, []*verifyKey, *Error) {
 	var list []*verifyKey
 	if h.kid == "" {
 		list = ks.all
@@ -413,7 +455,7 @@ func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, h tokenHeade
 		case len(ks.noKid) > 0:
 			list = ks.noKid
 		default:
-			return nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil)
+			return nil, nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil)
 		}
 	}
 	var fitting []*verifyKey
@@ -426,7 +468,7 @@ func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, h tokenHeade
 		fitting = append(fitting, k)
 	}
 	if len(fitting) == 0 {
-		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why)
+		return nil, nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why)
 	}
-	return fitting, nil
+	return ks, fitting, nil
 }

@@ -180,7 +180,7 @@ func verifyWithSet(raw string, ks *keySet) error {
 	}
 	v := &Verifier{}
 	is := &issuerState{src: staticSource{set: ks}}
-	cands, e := v.selectKeys(t0ctx, is, h)
+	_, cands, e := v.selectKeys(t0ctx, is, ks, h)
 	if e != nil {
 		return e
 	}

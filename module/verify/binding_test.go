@@ -148,3 +148,39 @@ func TestBothBindingsAreChecked(t *testing.T) {
 		t.Fatalf("proof and certificate: %v", e)
 	}
 }
+
+// A verified-token cache hit skips the token's signature, never the
+// request's binding: the same cached token is judged anew every time.
+func TestBindingRunsOnCacheHits(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.TokenCacheSize = 100
+	v := newVerifier(t, cfg)
+	cl := newDPoPClient(t)
+	cert := selfSigned(t, "c")
+	tok := boundToken(t, issEC, map[string]any{"jkt": cl.jkt}, nil)
+	proof := cl.proof(t, proofClaims("GET", testHTU, tok, testNow), nil)
+	if _, e := v.Verify(t0ctx, dpopRequest(tok, proof)); e != nil {
+		t.Fatalf("first use: %v", e)
+	}
+	for name, tc := range map[string]struct {
+		req  *Request
+		want audit.Reason
+	}{
+		"as Bearer":      {Bearer(tok), audit.ReasonBindingMismatch},
+		"proof replayed": {dpopRequest(tok, proof), audit.ReasonBadDPoPProof},
+		"no proof":       {dpopRequest(tok), audit.ReasonBadDPoPProof},
+		"fresh proof":    {dpopRequest(tok, cl.proof(t, proofClaims("GET", testHTU, tok, testNow), nil)), ""},
+	} {
+		_, e := v.Verify(t0ctx, tc.req)
+		if (tc.want == "" && e != nil) || (tc.want != "" && (e == nil || e.Reason != tc.want)) {
+			t.Errorf("%s on a cache hit: got %v, want %q", name, e, tc.want)
+		}
+	}
+	mtlsTok := boundToken(t, issEC, map[string]any{"x5t#S256": CertThumbprint(cert.Raw)}, nil)
+	if _, e := v.Verify(t0ctx, overTLS(Bearer(mtlsTok), cert)); e != nil {
+		t.Fatal(e)
+	}
+	if _, e := v.Verify(t0ctx, overTLS(Bearer(mtlsTok), selfSigned(t, "other"))); e == nil || e.Reason != audit.ReasonBindingMismatch {
+		t.Fatalf("another certificate on a cache hit: %v", e)
+	}
+}

@@ -71,4 +71,5 @@ func (g *Gate) finish(rec *audit.Record, start time.Time, gateTime time.Duration
 	if g.metrics != nil {
 		g.metrics.observe(rec.Decision, rec.Reason, rec.TenantID, gateTime)
 	}
+	g.binding.observe(rec.Binding, rec.Decision)
 }

@@ -39,6 +39,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        tenants_file <path>
 //	        max_tenants <n>
 //	        token_type at+jwt
+//	        dpop required|optional
+//	        mtls_binding required|optional
 //	    }
 //	    algorithms <alg...>
 //	    tenant_claim <name>
@@ -59,6 +61,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    allowed_origins <origin...>
 //	    realm <realm>
 //	    metrics_max_tenants <n>
+//	    dpop_public_url <scheme://host>
+//	    dpop_max_age <duration>
+//	    dpop_algorithms <alg...>
+//	    dpop_replay_cache <n>
 //	    rule <methods> <pattern> <requirement...>
 //	}
 //
@@ -188,6 +194,29 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.Realm); err != nil {
 				return err
 			}
+		case "dpop_public_url":
+			if err := oneArg(d, &g.DPoPPublicURL); err != nil {
+				return err
+			}
+		case "dpop_max_age":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("dpop_max_age %q: want a positive duration such as 60s", s)
+			}
+			g.DPoPMaxAge = caddy.Duration(dur)
+		case "dpop_algorithms":
+			g.DPoPAlgorithms = append(g.DPoPAlgorithms, d.RemainingArgs()...)
+			if len(g.DPoPAlgorithms) == 0 {
+				return d.ArgErr()
+			}
+		case "dpop_replay_cache":
+			if err := intArg(d, &g.DPoPReplayCache); err != nil {
+				return err
+			}
 		case "rule":
 			rules++
 			at := d.Token()
@@ -274,6 +303,10 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 			}
 		case "token_type":
 			err = oneArg(d, &is.TokenType)
+		case "dpop":
+			err = requirementArg(d, &is.DPoP)
+		case "mtls_binding":
+			err = requirementArg(d, &is.MTLSBinding)
 		case "refresh_interval":
 			var s string
 			if err = oneArg(d, &s); err == nil {
@@ -300,6 +333,18 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	*dst = d.Val()
 	if d.NextArg() {
 		return d.ArgErr()
+	}
+	return nil
+}
+
+// requirementArg reads `required` or `optional` (dpop, mtls_binding).
+func requirementArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if err := oneArg(d, dst); err != nil {
+		return err
+	}
+	if *dst != requirementRequired && *dst != requirementOptional {
+		return d.Errf("%s %q: want required or optional", name, *dst)
 	}
 	return nil
 }

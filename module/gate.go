@@ -25,6 +25,12 @@ func init() {
 	caddy.RegisterModule(Gate{})
 }
 
+// Values of an issuer's dpop and mtls_binding.
+const (
+	requirementRequired = "required"
+	requirementOptional = "optional"
+)
+
 // Modes of operation.
 const (
 	ModeEnforce = "enforce"
@@ -103,11 +109,26 @@ type Gate struct {
 	// Most distinct tenant label values on metrics; the rest count as _other. Default: 1000
 	MetricsMaxTenants int `json:"metrics_max_tenants,omitempty"`
 
+	// Scheme and host a DPoP proof's htu is compared with, when a proxy in
+	// front changes them (https://api.example.com). Default: as the gate sees the request
+	DPoPPublicURL string `json:"dpop_public_url,omitempty"`
+
+	// A DPoP proof's iat must be within this of now. Default: 60s
+	DPoPMaxAge caddy.Duration `json:"dpop_max_age,omitempty"`
+
+	// DPoP proof algorithms, asymmetric only. Default: the asymmetric members of algorithms
+	DPoPAlgorithms []string `json:"dpop_algorithms,omitempty"`
+
+	// DPoP proofs remembered per process for replay detection. Default: 100000
+	DPoPReplayCache int `json:"dpop_replay_cache,omitempty"`
+
 	verifier *verify.Verifier
 	table    *rules.Table
 	signer   *assertion.Signer
 	strip    headerSet
 	metrics  *gateMetrics
+	binding  *bindingMetrics
+	dpopAlgs string // for DPoP challenges
 	logger   *zap.Logger
 	auditLog *zap.Logger
 	cancel   context.CancelFunc
@@ -139,6 +160,10 @@ type Issuer struct {
 	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC 9068; application/at+jwt
 	// is accepted too), so an ID token cannot pass as an access token. Default: not checked
 	TokenType string `json:"token_type,omitempty"`
+	// "required" refuses tokens of this issuer that are not DPoP-bound (cnf.jkt). Default: optional
+	DPoP string `json:"dpop,omitempty"`
+	// "required" refuses tokens of this issuer that are not certificate-bound (cnf x5t#S256). Default: optional
+	MTLSBinding string `json:"mtls_binding,omitempty"`
 	// Multi-tenant issuer (issuer URL with {tenant} once, in the path):
 	// tenants admitted, by name, or ["*"] for any. Unioned with tenants_file.
 	Tenants []string `json:"tenants,omitempty"`
@@ -168,6 +193,8 @@ func (is Issuer) verifyConfig(repl *caddy.Replacer) verify.IssuerConfig {
 		TenantsFile:     is.TenantsFile,
 		MaxTenants:      is.MaxTenants,
 		TokenType:       is.TokenType,
+		RequireDPoP:     is.DPoP == requirementRequired,
+		RequireMTLS:     is.MTLSBinding == requirementRequired,
 	}
 }
 
@@ -213,6 +240,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if g.binding, err = newBindingMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 
 	cfg := g.verifyConfig()
 	if err := cfg.Validate(); err != nil {
@@ -229,6 +259,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		cancel()
 		return fmt.Errorf("tenant_gate keys: %w", err)
 	}
+	g.dpopAlgs = g.verifier.DPoPAlgorithms()
 	if g.metrics != nil {
 		g.metrics.caches.add(g.verifier)
 	}
@@ -317,6 +348,12 @@ func (g *Gate) verifyConfig() verify.Config {
 		UserClaim:     g.UserClaim,
 		RolesClaim:    g.RolesClaim,
 		Logger:        g.logger.Named("keys"),
+		DPoP: verify.DPoPConfig{
+			MaxAge:          time.Duration(g.DPoPMaxAge),
+			PublicURL:       g.DPoPPublicURL,
+			Algorithms:      g.DPoPAlgorithms,
+			ReplayCacheSize: g.DPoPReplayCache,
+		},
 	}
 	if g.TokenCache != nil {
 		cfg.TokenCacheSize = *g.TokenCache
@@ -350,6 +387,13 @@ func (g *Gate) Validate() error {
 	}
 	if g.MetricsMaxTenants < 0 {
 		problems = append(problems, fmt.Errorf("metrics_max_tenants %d: must be positive", g.MetricsMaxTenants))
+	}
+	for _, is := range g.Issuers {
+		for name, val := range map[string]string{"dpop": is.DPoP, "mtls_binding": is.MTLSBinding} {
+			if val != "" && val != requirementRequired && val != requirementOptional {
+				problems = append(problems, fmt.Errorf("issuer %q: %s %q: want required or optional", is.Issuer, name, val))
+			}
+		}
 	}
 	if g.TokenQuery != "" && strings.ContainsAny(g.TokenQuery, "&=") {
 		problems = append(problems, fmt.Errorf("token_query %q: not a query parameter name", g.TokenQuery))

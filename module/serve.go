@@ -36,6 +36,10 @@ type verdict struct {
 	// retryAfter, for a 503, is when the issuer's keys are fetched next.
 	retryAfter time.Duration
 	route      string
+	// dpop: the token came as Authorization: DPoP; binding: the proof of
+	// possession checked (verify.Binding*), "" when no token was presented.
+	dpop    bool
+	binding string
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -63,6 +67,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	r.Header.Del(keyRequestID)
 	g.strip.strip(r.Header)
+	stripUntrustedClientCert(r)
 	if r.Trailer != nil {
 		// Declared trailers get their values only when the body is read to
 		// its end, which reverse_proxy does after the gate ran: strip again then.
@@ -76,6 +81,10 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	v := g.decide(r)
 	rec.Route = v.route
 	rec.Reason = v.reason
+	rec.Binding = v.binding
+	if v.binding != "" {
+		repl.Set("http.auth.binding", v.binding)
+	}
 	if id := v.identity; id != nil {
 		rec.TenantID, rec.UserID, rec.Issuer, rec.TokenID = id.Tenant, id.Subject, id.Issuer, id.TokenID
 	}
@@ -97,7 +106,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		if v.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int((v.retryAfter+time.Second-1)/time.Second)))
 		}
-		rec.Status = g.writeProblem(w, v.reason, v.detail, rec.RequestID)
+		rec.Status = g.writeProblem(w, v.reason, v.detail, rec.RequestID, v.dpop)
 		g.finish(&rec, start, time.Since(start))
 		return nil
 	}
@@ -106,7 +115,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		if err := g.inject(r, repl, v.identity, rec.RequestID); err != nil {
 			g.logger.Error("signing the identity assertion failed", zap.Error(err))
 			rec.Decision, rec.Reason = audit.DecisionDeny, audit.ReasonInternal
-			rec.Status = g.writeProblem(w, audit.ReasonInternal, "the gate could not sign the identity assertion", rec.RequestID)
+			rec.Status = g.writeProblem(w, audit.ReasonInternal, "the gate could not sign the identity assertion", rec.RequestID, v.dpop)
 			g.finish(&rec, start, time.Since(start))
 			return nil
 		}
@@ -166,6 +175,8 @@ func (g *Gate) decide(r *http.Request) verdict {
 	// every route, public ones included, so the end user's token never
 	// reaches an upstream (browsers send cookies to every path).
 	cookieTok, queryTok := g.takeTokenCookie(r), g.takeTokenQuery(r)
+	// The DPoP proof is spent here: it never travels on to the upstream.
+	defer r.Header.Del(headerDPoP)
 	m, matched := g.table.Match(r.Method, path)
 	var v verdict
 	if matched {
@@ -186,8 +197,10 @@ func (g *Gate) decide(r *http.Request) verdict {
 	if reason != "" {
 		return g.firstFailure(v, reason, detail)
 	}
-	id, verr := g.verifier.Verify(r.Context(), verifyRequest(r, cred))
+	req := verifyRequest(r, cred)
+	id, verr := g.verifier.Verify(r.Context(), req)
 	v.identity = id
+	v.dpop, v.binding = cred.scheme == "DPoP", verify.BindingOf(req, id)
 	if verr != nil {
 		if v.reason == "" {
 			v.retryAfter = verr.RetryAfter
@@ -220,12 +233,13 @@ func verifyRequest(r *http.Request, c credential) *verify.Request {
 		scheme = "https"
 	}
 	return &verify.Request{
-		Token:  c.token,
-		Scheme: c.scheme,
-		Method: r.Method,
-		URL:    &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath},
-		Header: r.Header,
-		TLS:    r.TLS,
+		Token:      c.token,
+		Scheme:     c.scheme,
+		Method:     r.Method,
+		URL:        &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath},
+		Header:     r.Header,
+		TLS:        r.TLS,
+		ClientCert: forwardedClientCert(r),
 	}
 }
 

@@ -12,7 +12,7 @@
 // Knobs (environment): BENCH_CADDY (bin/caddy), BENCH_ROUNDS (3),
 // BENCH_SAT_SECONDS (4), BENCH_LAT_SECONDS (5), BENCH_WORKERS (16),
 // BENCH_TARGETS (comma-separated substrings of target names; default: every
-// non-optional target), BENCH_UNIQUE_TOKENS (60000), BENCH_PROFILE (write a
+// non-optional target; `BENCH_TARGETS=cached` adds the DPoP one), BENCH_UNIQUE_TOKENS (60000), BENCH_PROFILE (write a
 // CPU profile of the cached RS256 target to this file), BENCH_PROFILE_SECONDS (10).
 //
 // This is a benchmark, not a test: it asserts nothing. The machine is shared,
@@ -188,6 +188,13 @@ func attack(st *stack, t target, workers, rate int, d time.Duration) *vegeta.Met
 		}
 		tgt.Method, tgt.URL = http.MethodGet, url
 		tgt.Header = http.Header{"Authorization": {"Bearer " + tok}}
+		if t.proofs != nil {
+			p, err := t.proofs.proof(url, tok)
+			if err != nil {
+				return err
+			}
+			tgt.Header = http.Header{"Authorization": {"DPoP " + tok}, "Dpop": {p}}
+		}
 		return nil
 	}
 	opts := []func(*vegeta.Attacker){vegeta.KeepAlive(true), vegeta.Timeout(10 * time.Second),

@@ -23,6 +23,9 @@ type target struct {
 	bare bool
 	// optional targets run only when BENCH_TARGETS names them.
 	optional bool
+	// proofs, when set, sends the tokens as Authorization: DPoP with a
+	// fresh proof per request.
+	proofs *dpopSource
 }
 
 // targets is the benchmark's table. The bare site gets a cached RS256
@@ -36,5 +39,6 @@ func targets(k *benchKeys) []target {
 		{name: "gate RS256 cached, HS256 assertion", gate: hs256Assertion, tokens: k.cycling},
 		{name: "gate EdDSA unique (misses), EdDSA assertion", gate: ed25519Assertion, tokens: k.unique},
 		{name: "gate RS256 cache off, EdDSA assertion", gate: ed25519Assertion + "\n\t\ttoken_cache off", tokens: k.cycling, optional: true},
+		{name: "gate RS256 cached + DPoP ES256 proof, EdDSA", gate: ed25519Assertion + "\n\t\tdpop_algorithms ES256", tokens: k.dpop, proofs: k.dpop, optional: true},
 	}
 }

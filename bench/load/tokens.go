@@ -68,6 +68,7 @@ type benchKeys struct {
 	assertionSecret            string
 	cycling                    *cyclingSource
 	unique                     *uniqueSource
+	dpop                       *dpopSource // DPoP-bound cycling tokens and their proofs
 }
 
 func makeKeys(dir string, uniqueCount int) (*benchKeys, error) {
@@ -128,6 +129,9 @@ func makeKeys(dir string, uniqueCount int) (*benchKeys, error) {
 			return nil, err
 		}
 	}
+	if k.dpop, err = newDPoPSource(rsaKey); err != nil {
+		return nil, err
+	}
 	k.unique = &uniqueSource{toks: make([]string, uniqueCount)}
 	if err := mintParallel(k.unique.toks, edKey); err != nil {
 		return nil, err
@@ -163,12 +167,21 @@ func mintParallel(toks []string, key ed25519.PrivateKey) error {
 
 // mint signs a token as an IdP would: a realistic claim set, an hour to live.
 func mint(alg jwa.SignatureAlgorithm, key any, kid, jti string) (string, error) {
+	return mintWith(alg, key, kid, jti, nil)
+}
+
+// mintWith is mint with extra claims (cnf for DPoP-bound tokens).
+func mintWith(alg jwa.SignatureAlgorithm, key any, kid, jti string, extra map[string]any) (string, error) {
 	now := time.Now()
-	payload, err := json.Marshal(map[string]any{
+	claims := map[string]any{
 		"iss": benchIssuer, "aud": benchAudience, "sub": "user-" + jti, "tenant_id": "acme",
 		"roles": []string{"ensemble:read", "hedging:read"}, "iat": now.Unix(), "nbf": now.Unix(),
 		"exp": now.Add(time.Hour).Unix(), "jti": jti, "scope": "openid profile api",
-	})
+	}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
 	}

@@ -82,6 +82,11 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.rolesPath), nil)
 	}
 	id.Roles = roles
+	cnf, err := parseCnf(claims["cnf"])
+	if err != nil {
+		return nil, fail(audit.ReasonMissingClaim, `claim "cnf" must be an object whose "jkt" and "x5t#S256" members are non-empty strings`, err)
+	}
+	id.Cnf = cnf
 
 	raw, hasTenant := v.tenantPath.lookup(claims)
 	if is.tenant != "" {

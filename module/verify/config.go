@@ -73,6 +73,12 @@ type IssuerConfig struct {
 	TenantsFile string
 	// Key sets held at once. Default: 1000.
 	MaxTenants int
+	// RequireDPoP refuses this issuer's tokens that are not DPoP-bound
+	// (no cnf.jkt): `dpop required`.
+	RequireDPoP bool
+	// RequireMTLS refuses this issuer's tokens that are not bound to a
+	// client certificate (no cnf x5t#S256): `mtls_binding required`.
+	RequireMTLS bool
 }
 
 // IsTemplate reports whether the issuer is multi-tenant ({tenant} in it).
@@ -109,6 +115,9 @@ type Config struct {
 	Observer Observer
 	// Clock for claim validation. Default: time.Now.
 	Now func() time.Time
+
+	// DPoP (RFC 9449); see dpop.go.
+	DPoP DPoPConfig
 	// Entries of the verified-token cache; 0 turns it off (the gate's
 	// default is 10000, DefaultTokenCacheSize). Default: 0
 	TokenCacheSize int
@@ -170,6 +179,7 @@ func (c *Config) SetDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.DPoP.setDefaults(c.Algorithms)
 	for i := range c.Issuers {
 		if c.Issuers[i].RefreshInterval == 0 {
 			c.Issuers[i].RefreshInterval = DefaultRefreshInterval
@@ -239,6 +249,7 @@ func (c Config) Validate() error {
 	if len(c.Issuers) == 0 {
 		add("issuers: at least one issuer is required")
 	}
+	errs = append(errs, c.DPoP.validate()...)
 
 	seen := map[string]bool{}
 	symmetricCapable := false

@@ -22,6 +22,19 @@
 //	exp + leeway passed                                   token_expired
 //	nbf or iat later than now + leeway                    token_not_yet_valid
 //	tenant claim missing or malformed                     no_tenant (Identity returned too)
+//	cnf not an object, jkt / x5t#S256 not a string        missing_claim
+//
+// Then, for every request (binding.go, dpop.go; Identity returned too):
+//
+//	cnf with an unsupported confirmation method           binding_mismatch
+//	issuer requires dpop / mtls_binding, token unbound    binding_mismatch
+//	cnf.jkt token sent as Bearer (or cookie, query)       binding_mismatch
+//	DPoP scheme with a token that has no cnf.jkt          binding_mismatch
+//	DPoP proof missing, two, malformed, wrong typ/alg/    bad_dpop_proof
+//	  jwk, bad signature, htm, htu, iat, ath, jti
+//	proof key thumbprint differs from cnf.jkt             binding_mismatch
+//	proof jti seen before within dpop_max_age             bad_dpop_proof
+//	cnf x5t#S256 without a matching client certificate    binding_mismatch
 //
 // Claims are only judged after the signature verified, so an unsigned token
 // learns nothing about which claim would have failed.
@@ -77,6 +90,10 @@ type Identity struct {
 	Issuer, Subject, Tenant, TokenID string // Subject comes from UserClaim, TokenID from jti
 	Roles                            []string
 	Expiry                           time.Time
+	// Cnf is the token's confirmation claim (RFC 7800): the key or client
+	// certificate the token is bound to. A property of the token, so a
+	// cache may keep it; the request is checked against it every time.
+	Cnf Confirmation
 }
 
 // Error is a verification failure. Detail is safe to show to the caller: it
@@ -111,6 +128,7 @@ type Verifier struct {
 	issuers     map[string]*issuerState
 	templates   []*templateIssuer // multi-tenant issuers, in config order
 	clock       jwt.Clock
+	dpop        *dpopState
 	cache       *tokenCache // nil when the verified-token cache is off
 
 	tenantPath, userPath, rolesPath claimPath
@@ -138,6 +156,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		allowedList: strings.Join(cfg.Algorithms, " "),
 		issuers:     map[string]*issuerState{},
 		clock:       jwt.ClockFunc(cfg.Now),
+		dpop:        newDPoPState(cfg.DPoP),
 	}
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
@@ -327,6 +346,7 @@ func (v *Verifier) Close() {
 	v.mu.Unlock()
 	v.cancel()
 	v.wg.Wait()
+	v.dpop.release()
 	if v.cache != nil {
 		v.cache.close()
 	}
@@ -381,6 +401,11 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 	}
 	if e := v.perRequest(t, req); e != nil {
 		return nil, e
+	}
+	// Sender constraints (DPoP, mTLS) judge this request, not the token:
+	// a cache hit never skips them.
+	if e := v.checkBinding(req, t.is, t.id); e != nil {
+		return t.id, e
 	}
 	return t.id, nil
 }

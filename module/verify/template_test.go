@@ -423,3 +423,52 @@ func TestExactIssuerBeforeTemplate(t *testing.T) {
 		t.Fatal("the template was consulted for an exact issuer")
 	}
 }
+
+// TestTemplateCachedTokenOfRemovedTenant: a token verified (and cached)
+// for a tenant is refused once the tenant leaves tenants_file, and once
+// its key set was evicted it is verified afresh.
+func TestTemplateCachedTokenOfRemovedTenant(t *testing.T) {
+	k := keys(t)
+	s := newRealmServer(t)
+	for _, r := range []string{"acme", "globex", "initech"} {
+		s.add(t, r, k.rsa, "k1")
+	}
+	path := filepath.Join(t.TempDir(), "tenants.txt")
+	if err := os.WriteFile(path, []byte("acme\nglobex\ninitech\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", TenantsFile: path, MaxTenants: 2}, nil)
+	cfg.TokenCacheSize = 100
+	obs := &countingObserver{}
+	cfg.CacheObserver = obs
+	v := newVerifier(t, cfg)
+	acme := realmToken(t, s, "acme", k.rsa, "k1", nil)
+	for range 2 {
+		if _, e := v.Verify(t0ctx, Bearer(acme)); e != nil {
+			t.Fatal(e)
+		}
+	}
+	if obs.hits.Load() != 1 {
+		t.Fatalf("cache hits %d, want 1", obs.hits.Load())
+	}
+	// Evict acme (max_tenants 2): its cached token is verified afresh.
+	for _, r := range []string{"globex", "initech"} {
+		if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil))); e != nil {
+			t.Fatal(e)
+		}
+	}
+	hits := obs.hits.Load()
+	if _, e := v.Verify(t0ctx, Bearer(acme)); e != nil {
+		t.Fatal(e)
+	}
+	if obs.hits.Load() != hits {
+		t.Fatal("a token of an evicted tenant was served from the cache")
+	}
+	if err := os.WriteFile(path, []byte("globex\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "acme refused", func() bool {
+		_, e := v.Verify(t0ctx, Bearer(acme))
+		return e != nil && e.Reason == audit.ReasonUnknownIssuer
+	})
+}

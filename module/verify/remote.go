@@ -38,23 +38,15 @@ type remoteSource struct {
 // force afterwards (the last good set's on a failure).
 type keyReporter func(ok bool, keys int, at time.Time)
 
-// newRemoteSource makes the key source of issuer from jwksURL, or from the
-// discovery document at discoveryURL (one of the two is ""), refreshed
+// newReportingSource makes the key source of issuer from jwksURL, or from
+// the discovery document at discoveryURL (one of the two is ""), refreshed
 // every interval. It joins the process's key store at once, so keys an
 // earlier config loaded for the same issuer and URL serve immediately.
 // start ties it to the verifier's life; close leaves the store earlier (a
-// source dropped before its verifier closes).
-func newRemoteSource(v *Verifier, issuer, jwksURL, discoveryURL string, interval time.Duration) *remoteSource {
-	if interval <= 0 {
-		interval = DefaultRefreshInterval
-	}
-	return newReportingSource(v, issuer, jwksURL, discoveryURL, interval, nil)
-}
-
-// newReportingSource is newRemoteSource whose refresh outcomes go to
-// report (nil: to the Observer under the issuer's name). Plain issuers and
-// each tenant of a multi-tenant issuer are made by it alike; a tenant's
-// outcomes count under its template.
+// source dropped before its verifier closes: an evicted tenant). Refresh
+// outcomes go to report (nil: to the Observer under the issuer's name).
+// Plain issuers and each tenant of a multi-tenant issuer are made by it
+// alike; a tenant's outcomes count under its template.
 func newReportingSource(v *Verifier, issuer, jwksURL, discoveryURL string, interval time.Duration, report keyReporter) *remoteSource {
 	if interval <= 0 {
 		interval = DefaultRefreshInterval

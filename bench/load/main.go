@@ -35,6 +35,9 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
+// openLoopMaxWorkers bounds the concurrency of an open-loop attack.
+const openLoopMaxWorkers = 256
+
 // benchPath is a shipped rule with a path parameter and a roles requirement.
 const benchPath = "/api/v1/ensemble/e-1/performance"
 
@@ -198,15 +201,21 @@ func attack(st *stack, t target, workers, rate int, d time.Duration) *vegeta.Met
 		tgt.Header = http.Header{"Authorization": {"Bearer " + tok}}
 		return nil
 	}
-	opts := []func(*vegeta.Attacker){vegeta.KeepAlive(true), vegeta.Timeout(10 * time.Second),
-		vegeta.Connections(workers), vegeta.Workers(uint64(workers))}
+	// Each attack has its own connections, closed after it: idle
+	// connections left by one target must not weigh on the next.
+	conns := workers
 	pace := vegeta.Rate{Freq: rate, Per: time.Second}
-	if rate == 0 {
-		opts = append(opts, vegeta.MaxWorkers(uint64(workers))) // closed loop
-	} else {
-		opts = append(opts, vegeta.MaxWorkers(4096), vegeta.MaxConnections(4096)) // open loop: never wait for a worker
+	maxWorkers := uint64(workers) // closed loop
+	if rate > 0 {
+		// Open loop: a request never waits for a free worker, up to a
+		// bound that keeps a stalled server from drowning in connections.
+		maxWorkers, conns = openLoopMaxWorkers, openLoopMaxWorkers
 	}
-	atk := vegeta.NewAttacker(opts...)
+	transport := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true,
+		IdleConnTimeout: 30 * time.Second}
+	defer transport.CloseIdleConnections()
+	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: transport, Timeout: 10 * time.Second}),
+		vegeta.Workers(uint64(workers)), vegeta.MaxWorkers(maxWorkers))
 	var m vegeta.Metrics
 	for res := range atk.Attack(tr, pace, d, t.name) {
 		m.Add(res)

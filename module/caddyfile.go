@@ -45,6 +45,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_token_bytes <n>
 //	    mode enforce|report
 //	    assertion_key <path>
+//	    assertion_alg EdDSA|HS256
+//	    assertion_secret <secret>
+//	    token_cache <entries>|off
 //	    assertion_audience <name>
 //	    assertion_issuer <name>
 //	    strip_header <name...>
@@ -120,6 +123,30 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.AssertionKey); err != nil {
 				return err
 			}
+		case "assertion_alg":
+			if err := oneArg(d, &g.AssertionAlg); err != nil {
+				return err
+			}
+			if g.AssertionAlg != "EdDSA" && g.AssertionAlg != "HS256" {
+				return d.Errf("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
+			}
+		case "assertion_secret":
+			if err := oneArg(d, &g.AssertionSecret); err != nil {
+				return err
+			}
+		case "token_cache":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n := 0
+			if s != "off" {
+				var err error
+				if n, err = strconv.Atoi(s); err != nil || n <= 0 {
+					return d.Errf("token_cache %q: want a positive number of entries, or off", s)
+				}
+			}
+			g.TokenCache = &n
 		case "assertion_audience":
 			if err := oneArg(d, &g.AssertionAudience); err != nil {
 				return err

@@ -59,8 +59,20 @@ type Gate struct {
 	// enforce (default) denies; report only records would_deny and lets requests through.
 	Mode string `json:"mode,omitempty"`
 
-	// Ed25519 private key (PKCS#8 PEM) that signs X-Tenant-Assertion. Required.
+	// Ed25519 private key (PKCS#8 PEM) that signs X-Tenant-Assertion. Required
+	// unless assertion_alg is HS256.
 	AssertionKey string `json:"assertion_key,omitempty"`
+
+	// Algorithm of X-Tenant-Assertion: EdDSA (with assertion_key) or HS256
+	// (with assertion_secret, cheaper to sign and verify). Default: EdDSA
+	AssertionAlg string `json:"assertion_alg,omitempty"`
+
+	// HS256 secret shared with the backend, at least 32 bytes; placeholders
+	// such as {env.NAME} or {file./path} are expanded. Required with assertion_alg HS256.
+	AssertionSecret string `json:"assertion_secret,omitempty"`
+
+	// Entries of the verified-token cache; 0 turns it off. Default: 10000
+	TokenCache *int `json:"token_cache,omitempty"`
 
 	// aud of the assertion: the upstream's name. Default: backend
 	AssertionAudience string `json:"assertion_audience,omitempty"`
@@ -154,12 +166,8 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	g.table = table
 
-	if g.AssertionKey == "" {
-		g.configErrs = append(g.configErrs, errors.New("assertion_key is required: the Ed25519 PKCS#8 PEM key that signs X-Tenant-Assertion"))
-	} else if key, err := assertion.LoadPrivateKeyPEM(g.AssertionKey); err != nil {
-		g.configErrs = append(g.configErrs, fmt.Errorf("assertion_key: %w", err))
-	} else if g.signer, err = assertion.NewEd25519Signer(key); err != nil {
-		g.configErrs = append(g.configErrs, fmt.Errorf("assertion_key: %w", err))
+	if err := g.provisionSigner(); err != nil {
+		g.configErrs = append(g.configErrs, err)
 	}
 
 	g.strip = newHeaderSet(g.StripHeaders)
@@ -194,13 +202,58 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	for _, is := range g.Issuers {
 		g.heldIssuers = append(g.heldIssuers, is.Issuer)
 	}
-	g.metrics.holdIssuers(g.heldIssuers)
+	if g.metrics != nil {
+		g.metrics.holdIssuers(g.heldIssuers)
+		g.metrics.caches.add(g.verifier)
+	}
+	return nil
+}
+
+// provisionSigner makes the assertion signer that assertion_alg names.
+func (g *Gate) provisionSigner() error {
+	var err error
+	switch g.AssertionAlg {
+	case assertion.AlgEdDSA:
+		if g.AssertionSecret != "" {
+			return errors.New("assertion_secret is for assertion_alg HS256; EdDSA assertions are signed with assertion_key")
+		}
+		if g.AssertionKey == "" {
+			return errors.New("assertion_key is required: the Ed25519 PKCS#8 PEM key that signs X-Tenant-Assertion (or assertion_alg HS256 with assertion_secret)")
+		}
+		key, err := assertion.LoadPrivateKeyPEM(g.AssertionKey)
+		if err == nil {
+			g.signer, err = assertion.NewEd25519Signer(key)
+		}
+		if err != nil {
+			return fmt.Errorf("assertion_key: %w", err)
+		}
+	case assertion.AlgHS256:
+		if g.AssertionKey != "" {
+			return errors.New("assertion_key is for assertion_alg EdDSA; HS256 assertions are signed with assertion_secret")
+		}
+		secret := caddy.NewReplacer().ReplaceKnown(g.AssertionSecret, "")
+		if secret == "" {
+			return errors.New("assertion_secret is required with assertion_alg HS256: at least 32 bytes, e.g. {env.TENANTGATE_ASSERTION_SECRET}")
+		}
+		if g.signer, err = assertion.NewHMACSigner([]byte(secret)); err != nil {
+			return fmt.Errorf("assertion_secret: %w", err)
+		}
+	default:
+		return fmt.Errorf("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
+	}
 	return nil
 }
 
 func (g *Gate) setDefaults() {
 	if g.Mode == "" {
 		g.Mode = ModeEnforce
+	}
+	if g.AssertionAlg == "" {
+		g.AssertionAlg = assertion.AlgEdDSA
+	}
+	if g.TokenCache == nil {
+		n := verify.DefaultTokenCacheSize
+		g.TokenCache = &n
 	}
 	if g.AssertionAudience == "" {
 		g.AssertionAudience = assertion.DefaultAudience
@@ -238,8 +291,12 @@ func (g *Gate) verifyConfig() verify.Config {
 	if g.Leeway != nil {
 		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
 	}
+	if g.TokenCache != nil {
+		cfg.TokenCacheSize = *g.TokenCache
+	}
 	if g.metrics != nil {
 		cfg.Observer = g.metrics
+		cfg.CacheObserver = g.metrics
 	}
 	for _, is := range g.Issuers {
 		cfg.Issuers = append(cfg.Issuers, verify.IssuerConfig{
@@ -268,6 +325,9 @@ func (g *Gate) Validate() error {
 	if g.MaxTokenBytes < 0 {
 		problems = append(problems, fmt.Errorf("max_token_bytes %d: must be positive", g.MaxTokenBytes))
 	}
+	if g.TokenCache != nil && *g.TokenCache < 0 {
+		problems = append(problems, fmt.Errorf("token_cache %d: want a positive number of entries, or 0 (off)", *g.TokenCache))
+	}
 	if g.MetricsMaxTenants < 0 {
 		problems = append(problems, fmt.Errorf("metrics_max_tenants %d: must be positive", g.MetricsMaxTenants))
 	}
@@ -283,6 +343,9 @@ func (g *Gate) Cleanup() error {
 		g.cancel()
 	}
 	if g.verifier != nil {
+		if g.metrics != nil {
+			g.metrics.caches.remove(g.verifier)
+		}
 		g.verifier.Close()
 	}
 	if g.metrics != nil && g.heldIssuers != nil {

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -55,13 +54,13 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	// The request id toward the upstream is always ours; the client's is kept
 	// for correlation only.
-	if v := r.Header.Get(HeaderRequestID); v != "" {
+	if v := r.Header.Get(keyRequestID); v != "" {
 		if len(v) > maxClientRequestID {
 			v = v[:maxClientRequestID]
 		}
 		rec.ClientRequestID = v
 	}
-	r.Header.Del(HeaderRequestID)
+	r.Header.Del(keyRequestID)
 	g.strip.strip(r.Header)
 	if r.Trailer != nil {
 		// Declared trailers get their values only when the body is read to
@@ -71,7 +70,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	// Echo our request id to the client, so a support ticket can quote it.
-	w.Header().Set(HeaderRequestID, rec.RequestID)
+	w.Header().Set(keyRequestID, rec.RequestID)
 
 	v := g.decide(r)
 	rec.Route = v.route
@@ -111,48 +110,48 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			return nil
 		}
 	}
-	r.Header.Set(HeaderRequestID, rec.RequestID)
+	r.Header.Set(keyRequestID, rec.RequestID)
 
 	gateTime := time.Since(start)
 	idw := &requestIDWriter{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 		id:                    rec.RequestID,
 	}
 	rw := caddyhttp.NewResponseRecorder(idw, nil, nil)
-	// Exactly one record per request: at the upgrade for a connection that
-	// switches protocols (a websocket may stay open for hours, and a record
-	// written only at its close is lost in a crash), else when next returns.
-	var recorded atomic.Bool
-	record := func(status int) {
-		if !recorded.CompareAndSwap(false, true) {
-			return
-		}
-		rec.Status = status
-		g.finishUpstream(&rec, rw, repl)
-		g.finish(&rec, start, gateTime)
+	// Exactly one record per request: at the 101 for a connection that
+	// switches protocols, else when next returns.
+	if len(r.Header["Upgrade"]) > 0 {
+		idw.up = &upgradeAudit{g: g, rec: &rec, rw: rw, repl: repl, start: start, gateTime: gateTime}
 	}
-	idw.onSwitch = func() { record(http.StatusSwitchingProtocols) }
 	// The record is written even when next panics or the client goes away:
 	// a trail that loses failures is worse than none.
 	defer func() {
 		if p := recover(); p != nil {
-			record(abortedStatus(p, r, rw))
+			if !idw.recorded() {
+				rec.Status = abortedStatus(p, r, rw)
+				g.finishUpstream(&rec, rw, repl)
+				g.finish(&rec, start, gateTime)
+			}
 			panic(p)
 		}
 	}()
 	err := next.ServeHTTP(rw, r)
-	status := rw.Status()
+	if idw.recorded() {
+		return err
+	}
+	rec.Status = rw.Status()
 	if err != nil {
 		var he caddyhttp.HandlerError
 		if errors.As(err, &he) && he.StatusCode != 0 {
-			status = he.StatusCode
-		} else if status == 0 {
-			status = http.StatusInternalServerError
+			rec.Status = he.StatusCode
+		} else if rec.Status == 0 {
+			rec.Status = http.StatusInternalServerError
 		}
-	} else if status == 0 {
-		status = http.StatusOK
+	} else if rec.Status == 0 {
+		rec.Status = http.StatusOK
 	}
-	record(status)
+	g.finishUpstream(&rec, rw, repl)
+	g.finish(&rec, start, gateTime)
 	return err
 }
 
@@ -275,10 +274,10 @@ func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity
 		return err
 	}
 	roles := strings.Join(id.Roles, ",")
-	r.Header.Set(HeaderTenantID, id.Tenant)
-	r.Header.Set(HeaderUserID, id.Subject)
-	r.Header.Set(HeaderUserRoles, roles)
-	r.Header.Set(assertion.Header, tok)
+	r.Header.Set(keyTenantID, id.Tenant)
+	r.Header.Set(keyUserID, id.Subject)
+	r.Header.Set(keyUserRoles, roles)
+	r.Header.Set(keyAssertion, tok)
 	repl.Set("http.auth.tenant_id", id.Tenant)
 	repl.Set("http.auth.user.id", id.Subject)
 	repl.Set("http.auth.user.roles", roles)

@@ -22,6 +22,7 @@ const (
 	DefaultRolesClaim      = "roles"
 	DefaultHTTPTimeout     = 10 * time.Second
 	MinHMACSecretBytes     = 32
+	DefaultTokenCacheSize  = 10000
 )
 
 // DefaultAlgorithms is the allow-list used when Config.Algorithms is empty.
@@ -85,6 +86,11 @@ type Config struct {
 	Observer Observer
 	// Clock for claim validation. Default: time.Now.
 	Now func() time.Time
+	// Entries of the verified-token cache; 0 turns it off (the gate's
+	// default is 10000, DefaultTokenCacheSize). Default: 0
+	TokenCacheSize int
+	// Receives every cache lookup; may be nil.
+	CacheObserver CacheObserver
 }
 
 // Observer receives key refresh outcomes (the gate turns them into Prometheus

@@ -4,35 +4,21 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/lestrrat-go/jwx/v2/jwt"
-
 	"github.com/tenantgate/tenantgate/module/audit"
 )
 
-// issuerState is one configured issuer: its keys and the claim checks built
-// for it once, when the verifier is made.
+// issuerState is one configured issuer: its keys and the audience set
+// built for it once, when the verifier is made.
 type issuerState struct {
-	cfg  IssuerConfig
-	aud  map[string]struct{}
-	src  keySource
-	opts []jwt.ValidateOption // jwt.Validate options: times, iss, aud
+	cfg IssuerConfig
+	aud map[string]struct{}
+	src keySource
 }
 
 func (v *Verifier) newIssuerState(ic IssuerConfig) *issuerState {
 	is := &issuerState{cfg: ic, aud: make(map[string]struct{}, len(ic.Audiences))}
 	for _, a := range ic.Audiences {
 		is.aud[a] = struct{}{}
-	}
-	is.opts = []jwt.ValidateOption{
-		jwt.WithClock(v.clock),
-		jwt.WithAcceptableSkew(v.cfg.Leeway),
-		jwt.WithResetValidators(true),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithValidator(expirationWithinLeeway),
-		jwt.WithValidator(jwt.IsNbfValid()),
-		jwt.WithValidator(jwt.IsIssuedAtValid()),
-		jwt.WithIssuer(ic.Issuer),
-		jwt.WithValidator(is.audienceValidator()),
 	}
 	return is
 }

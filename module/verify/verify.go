@@ -68,7 +68,6 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -120,6 +119,7 @@ type Verifier struct {
 	allowedList string
 	issuers     map[string]*issuerState
 	clock       jwt.Clock
+	cache       *tokenCache // nil when the verified-token cache is off
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -171,6 +171,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 		v.cancel()
 		return nil, errors.Join(errs...)
+	}
+	if cfg.TokenCacheSize > 0 {
+		v.cache = newTokenCache(cfg.TokenCacheSize, cfg.Leeway, cfg.Now, cfg.CacheObserver)
 	}
 	now := time.Now()
 	for _, is := range v.issuers {
@@ -307,6 +310,9 @@ func (v *Verifier) Close() {
 	v.mu.Unlock()
 	v.cancel()
 	v.wg.Wait()
+	if v.cache != nil {
+		v.cache.close()
+	}
 }
 
 // KeyStatus reports per issuer how many usable keys are loaded (0: none yet).
@@ -322,18 +328,59 @@ func (v *Verifier) KeyStatus() map[string]int {
 	return out
 }
 
-// Verify runs PreCheck, then jwx verification with the keys of the token's
-// issuer, then claim validation. When the token is valid but its tenant claim
-// is missing or malformed, it returns the Identity (Tenant empty) together
-// with an *Error of ReasonNoTenant.
+// Verify returns what the token says about its bearer, or why it is
+// refused. A token verified before (same exact bytes, verified-token cache)
+// skips parsing and the signature, provided the key that verified it is
+// still in its issuer's set; every request, hit or not, then runs the
+// per-request checks (times with leeway). When the token is valid but its
+// tenant claim is missing or malformed, it returns the Identity (Tenant
+// empty) together with an *Error of ReasonNoTenant.
 //
-// The token is split, and its header and payload decoded and parsed, exactly
-// once; the signature is checked over the parts already split.
+// The returned Identity may be shared with other requests: callers must
+// not modify it.
 func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	p, e := precheck(req.Token, v.cfg.MaxTokenBytes)
+	t, e := v.verified(ctx, req.Token)
+	if e != nil {
+		if t != nil {
+			return t.id, e
+		}
+		return nil, e
+	}
+	if e := v.perRequest(t, req); e != nil {
+		// The signature verified (maybe for an earlier request): name the
+		// issuer and token, never the tenant, as an uncached failure would.
+		return &Identity{Issuer: t.id.Issuer, TokenID: t.id.TokenID}, e
+	}
+	return t.id, nil
+}
+
+// verified is the cache lookup or, on a miss, the full verification whose
+// success it stores. Failures, no_tenant included, are never stored.
+func (v *Verifier) verified(ctx context.Context, token string) (*verifiedToken, *Error) {
+	if v.cache == nil || len(token) > MaxCachedTokenBytes {
+		return v.verifyFull(ctx, token)
+	}
+	sum := tokenSum(token)
+	if t := v.cache.get(sum); t != nil {
+		return t, nil
+	}
+	t, e := v.verifyFull(ctx, token)
+	if e == nil {
+		v.cache.put(sum, t)
+	}
+	return t, e
+}
+
+// verifyFull runs PreCheck, the header rules, jwx signature verification
+// with the keys of the token's issuer, then claim validation.
+//
+// The token is split, and its header and payload decoded and parsed, exactly
+// once; the signature is checked over the parts already split.
+func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken, *Error) {
+	p, e := precheck(token, v.cfg.MaxTokenBytes)
 	if e != nil {
 		return nil, e
 	}
@@ -361,7 +408,7 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 	var iss string
 	if rawIss, ok := claims["iss"]; !ok {
 		return nil, fail(audit.ReasonUnknownIssuer, "token has no iss claim", nil)
-	} else if err := json.Unmarshal(rawIss, &iss); err != nil {
+	} else if err := unmarshalString(rawIss, &iss); err != nil {
 		return nil, fail(audit.ReasonUnknownIssuer, "token iss claim is not a string", err)
 	}
 	is, e := v.lookupIssuer(iss)
@@ -378,19 +425,27 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 	if e != nil {
 		return nil, e
 	}
-	if e := v.checkSignature(ctx, is, ks, h, &p, sig); e != nil {
+	set, signer, e := v.checkSignature(ctx, is, ks, h, &p, sig)
+	if e != nil {
 		return nil, e
 	}
 	// The signature verified: from here on every failure still names the
-	// issuer and the token, so the audit record says whose token failed.
-	id := &Identity{Issuer: is.cfg.Issuer}
+	// issuer and the token (partial), so the audit record says whose token
+	// failed. token_type is a property of the token, so it is judged here,
+	// before the result may be cached.
+	partial := &Identity{Issuer: is.cfg.Issuer}
 	if raw, ok := claims["jti"]; ok && isJSONString(raw) {
-		_ = json.Unmarshal(raw, &id.TokenID)
+		_ = unmarshalString(raw, &partial.TokenID)
 	}
+	t := &verifiedToken{is: is, hdr: h, set: set, key: signer, id: partial}
 	if e := is.checkTokenType(h.typ); e != nil {
-		return id, e
+		return t, e
 	}
-	return v.checkClaims(is, claims, id)
+	id, e := v.checkClaims(is, claims, t)
+	if id != nil {
+		t.id = id
+	}
+	return t, e
 }
 
 // checkSignature verifies the signature with the issuer's keys: the key
@@ -398,32 +453,34 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 // (also when kid-less keys exist but none verified) goes through the
 // source's unknown-kid refetch once; when no fetch may start yet the answer
 // is 503 with a Retry-After, since the key may have been published since.
-func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) *Error {
-	e, known := tryKeys(is, ks, h, p, sig)
+// It returns the set in force and the key that verified.
+func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (*keySet, *verifyKey, *Error) {
+	k, e, known := tryKeys(is, ks, h, p, sig)
 	if e == nil || known {
-		return e
+		return ks, k, e
 	}
 	next, retry := is.src.unknownKid(ctx, h.kid)
 	if next == nil || next == ks && retry == 0 {
-		return e
+		return ks, nil, e
 	}
 	if next.byKid[h.kid] == nil && retry > 0 {
 		u := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("no key of issuer %q has the token's kid yet; the issuer's keys are fetched again within %s, retry then", is.cfg.Issuer, retryCeil(retry)), nil)
 		u.RetryAfter = retry
-		return u
+		return ks, nil, u
 	}
-	e, _ = tryKeys(is, next, h, p, sig)
-	return e
+	k, e, _ = tryKeys(is, next, h, p, sig)
+	return next, k, e
 }
 
 func retryCeil(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
 
 // tryKeys checks the signature against the keys of ks that may have signed
-// it; known is false when the token's kid is not in ks.
-func tryKeys(is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (e *Error, known bool) {
+// it and returns the one that verified; known is false when the token's kid
+// is not in ks.
+func tryKeys(is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (signer *verifyKey, e *Error, known bool) {
 	list, known := candidates(ks, h)
 	if len(list) == 0 {
-		return fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil), known
+		return nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil), known
 	}
 	var why, sigErr error
 	fitting := 0
@@ -437,12 +494,12 @@ func tryKeys(is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []
 			sigErr = err
 			continue
 		}
-		return nil, known
+		return k, nil, known
 	}
 	if fitting == 0 {
-		return fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why), known
+		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why), known
 	}
-	return fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr), known
+	return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr), known
 }
 
 // candidates are the keys of ks that may have signed a token with header h:

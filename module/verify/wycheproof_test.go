@@ -184,7 +184,7 @@ func verifyWithSet(raw string, ks *keySet) error {
 	if e != nil {
 		return e
 	}
-	if e := v.checkSignature(t0ctx, is, ks, h, &p, sig); e != nil {
+	if _, _, e := v.checkSignature(t0ctx, is, ks, h, &p, sig); e != nil {
 		return e
 	}
 	return nil

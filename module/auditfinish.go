@@ -41,16 +41,44 @@ func abortedStatus(p any, r *http.Request, rw caddyhttp.ResponseRecorder) int {
 type requestIDWriter struct {
 	caddyhttp.ResponseWriterWrapper // by value: one allocation per request, not two
 	id                              string
-	onSwitch                        func()
+	up                              *upgradeAudit // set only for a request asking to upgrade
 }
 
 func (w *requestIDWriter) WriteHeader(status int) {
 	w.Header().Set(keyRequestID, w.id)
 	w.ResponseWriterWrapper.WriteHeader(status)
-	if status == http.StatusSwitchingProtocols && w.onSwitch != nil {
-		w.onSwitch()
+	if status == http.StatusSwitchingProtocols && w.up != nil {
+		w.up.switched()
 	}
 }
+
+// upgradeAudit writes the audit record of a request whose connection
+// switches protocols (a websocket) when the 101 is sent: the tunnel may stay
+// open for hours, and a record written only when it closes is lost in a
+// crash. It is made only for requests that carry Upgrade, so others pay
+// nothing; WriteHeader runs on the handler's goroutine, so done needs no lock.
+type upgradeAudit struct {
+	g        *Gate
+	rec      *audit.Record
+	rw       caddyhttp.ResponseRecorder
+	repl     *caddy.Replacer
+	start    time.Time
+	gateTime time.Duration
+	done     bool
+}
+
+func (u *upgradeAudit) switched() {
+	if u.done {
+		return
+	}
+	u.done = true
+	u.rec.Status = http.StatusSwitchingProtocols
+	u.g.finishUpstream(u.rec, u.rw, u.repl)
+	u.g.finish(u.rec, u.start, u.gateTime)
+}
+
+// recorded reports whether the upgrade already wrote the record.
+func (w *requestIDWriter) recorded() bool { return w.up != nil && w.up.done }
 
 // finishUpstream records the upstream's own status when reverse_proxy ran.
 func (g *Gate) finishUpstream(rec *audit.Record, rw caddyhttp.ResponseRecorder, repl *caddy.Replacer) {

@@ -260,13 +260,13 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("tenant_gate keys: %w", err)
 	}
 	g.dpopAlgs = g.verifier.DPoPAlgorithms()
-	if g.metrics != nil {
-		g.metrics.caches.add(g.verifier)
-	}
 	for _, is := range g.Issuers {
 		g.heldIssuers = append(g.heldIssuers, is.Issuer)
 	}
-	g.metrics.holdIssuers(g.heldIssuers)
+	if g.metrics != nil {
+		g.metrics.holdIssuers(g.heldIssuers)
+		g.metrics.caches.add(g.verifier)
+	}
 	return nil
 }
 
@@ -355,11 +355,11 @@ func (g *Gate) verifyConfig() verify.Config {
 			ReplayCacheSize: g.DPoPReplayCache,
 		},
 	}
-	if g.TokenCache != nil {
-		cfg.TokenCacheSize = *g.TokenCache
-	}
 	if g.Leeway != nil {
 		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
+	}
+	if g.TokenCache != nil {
+		cfg.TokenCacheSize = *g.TokenCache
 	}
 	if g.metrics != nil {
 		cfg.Observer = g.metrics

@@ -69,11 +69,6 @@ var processMetrics = &gateMetrics{
 		Name:      "jwks_last_success_timestamp_seconds",
 		Help:      "Unix time of the last successful key fetch per issuer.",
 	}, []string{"issuer"}),
-	issuerTenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: "tenantgate",
-		Name:      "issuer_tenants",
-		Help:      "Tenants whose key sets a multi-tenant issuer holds (at most its max_tenants), per issuer as configured.",
-	}, []string{"issuer"}),
 	cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "tenantgate",
 		Name:      "token_cache_hits_total",
@@ -84,6 +79,11 @@ var processMetrics = &gateMetrics{
 		Name:      "token_cache_misses_total",
 		Help:      "Tokens looked up in the verified-token cache and verified in full.",
 	}),
+	issuerTenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "tenantgate",
+		Name:      "issuer_tenants",
+		Help:      "Tenants whose key sets a multi-tenant issuer holds (at most its max_tenants), per issuer as configured.",
+	}, []string{"issuer"}),
 	tenants: newTenantLabels(),
 	issuers: &issuerRefs{n: map[string]int{}},
 }
@@ -137,6 +137,49 @@ func (m *gateMetrics) JWKSRefresh(issuer string, ok bool, keys int, at time.Time
 	m.jwksRefresh.WithLabelValues(issuer, result).Inc()
 }
 
+// JWKSInUse implements verify.Observer: a config being loaded starts with
+// keys (kept in the process's key store, or none), not with whatever an
+// earlier config last reported.
+func (m *gateMetrics) JWKSInUse(issuer string, keys int, lastSuccess time.Time) {
+	m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
+	if lastSuccess.IsZero() {
+		m.jwksLast.DeleteLabelValues(issuer)
+		return
+	}
+	m.jwksLast.WithLabelValues(issuer).Set(float64(lastSuccess.UnixNano()) / 1e9)
+}
+
+// holdIssuers and releaseIssuers count the live tenant_gate instances that
+// name each issuer. When a reload drops an issuer, the last release deletes
+// its key gauges, so no series describes keys no config uses. (The refresh
+// counters stay: counts outlive configs.)
+func (m *gateMetrics) holdIssuers(names []string) {
+	m.issuers.mu.Lock()
+	defer m.issuers.mu.Unlock()
+	for _, n := range names {
+		m.issuers.n[n]++
+	}
+}
+
+func (m *gateMetrics) releaseIssuers(names []string) {
+	m.issuers.mu.Lock()
+	defer m.issuers.mu.Unlock()
+	for _, n := range names {
+		if m.issuers.n[n]--; m.issuers.n[n] <= 0 {
+			delete(m.issuers.n, n)
+			m.jwksKeys.DeleteLabelValues(n)
+			m.jwksLast.DeleteLabelValues(n)
+			m.issuerTenants.DeleteLabelValues(n)
+		}
+	}
+}
+
+// issuerRefs counts, per issuer label, the live instances naming it.
+type issuerRefs struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
 // IssuerTenants implements verify.TemplateObserver: a multi-tenant issuer
 // has one jwks_keys series (its tenants' keys together), not one per tenant.
 func (m *gateMetrics) IssuerTenants(issuer string, tenants, keys int) {
@@ -187,49 +230,6 @@ func (l *liveCaches) entries() int {
 		n += c.CachedTokens()
 	}
 	return n
-}
-
-// JWKSInUse implements verify.Observer: a config being loaded starts with
-// keys (kept in the process's key store, or none), not with whatever an
-// earlier config last reported.
-func (m *gateMetrics) JWKSInUse(issuer string, keys int, lastSuccess time.Time) {
-	m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
-	if lastSuccess.IsZero() {
-		m.jwksLast.DeleteLabelValues(issuer)
-		return
-	}
-	m.jwksLast.WithLabelValues(issuer).Set(float64(lastSuccess.UnixNano()) / 1e9)
-}
-
-// holdIssuers and releaseIssuers count the live tenant_gate instances that
-// name each issuer. When a reload drops an issuer, the last release deletes
-// its key gauges, so no series describes keys no config uses. (The refresh
-// counters stay: counts outlive configs.)
-func (m *gateMetrics) holdIssuers(names []string) {
-	m.issuers.mu.Lock()
-	defer m.issuers.mu.Unlock()
-	for _, n := range names {
-		m.issuers.n[n]++
-	}
-}
-
-func (m *gateMetrics) releaseIssuers(names []string) {
-	m.issuers.mu.Lock()
-	defer m.issuers.mu.Unlock()
-	for _, n := range names {
-		if m.issuers.n[n]--; m.issuers.n[n] <= 0 {
-			delete(m.issuers.n, n)
-			m.jwksKeys.DeleteLabelValues(n)
-			m.jwksLast.DeleteLabelValues(n)
-			m.issuerTenants.DeleteLabelValues(n)
-		}
-	}
-}
-
-// issuerRefs counts, per issuer label, the live instances naming it.
-type issuerRefs struct {
-	mu sync.Mutex
-	n  map[string]int
 }
 
 // tenantLabels caps the tenant label. Every label value is a time series

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -128,40 +127,40 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		id:                    rec.RequestID,
 	}
 	rw := caddyhttp.NewResponseRecorder(idw, nil, nil)
-	// Exactly one record per request: at the upgrade for a connection that
-	// switches protocols (a websocket may stay open for hours, and a record
-	// written only at its close is lost in a crash), else when next returns.
-	var recorded atomic.Bool
-	record := func(status int) {
-		if !recorded.CompareAndSwap(false, true) {
-			return
-		}
-		rec.Status = status
-		g.finishUpstream(&rec, rw, repl)
-		g.finish(&rec, start, gateTime)
+	// Exactly one record per request: at the 101 for a connection that
+	// switches protocols, else when next returns.
+	if len(r.Header["Upgrade"]) > 0 {
+		idw.up = &upgradeAudit{g: g, rec: &rec, rw: rw, repl: repl, start: start, gateTime: gateTime}
 	}
-	idw.onSwitch = func() { record(http.StatusSwitchingProtocols) }
 	// The record is written even when next panics or the client goes away:
 	// a trail that loses failures is worse than none.
 	defer func() {
 		if p := recover(); p != nil {
-			record(abortedStatus(p, r, rw))
+			if !idw.recorded() {
+				rec.Status = abortedStatus(p, r, rw)
+				g.finishUpstream(&rec, rw, repl)
+				g.finish(&rec, start, gateTime)
+			}
 			panic(p)
 		}
 	}()
 	err := next.ServeHTTP(rw, r)
-	status := rw.Status()
+	if idw.recorded() {
+		return err
+	}
+	rec.Status = rw.Status()
 	if err != nil {
 		var he caddyhttp.HandlerError
 		if errors.As(err, &he) && he.StatusCode != 0 {
-			status = he.StatusCode
-		} else if status == 0 {
-			status = http.StatusInternalServerError
+			rec.Status = he.StatusCode
+		} else if rec.Status == 0 {
+			rec.Status = http.StatusInternalServerError
 		}
-	} else if status == 0 {
-		status = http.StatusOK
+	} else if rec.Status == 0 {
+		rec.Status = http.StatusOK
 	}
-	record(status)
+	g.finishUpstream(&rec, rw, repl)
+	g.finish(&rec, start, gateTime)
 	return err
 }
 

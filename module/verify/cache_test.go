@@ -53,7 +53,7 @@ func cachedVerifier(t testing.TB, size int, clock *testClock, leeway ...time.Dur
 	obs := &countingObserver{}
 	cfg.TokenCacheSize, cfg.CacheObserver, cfg.Now = size, obs, clock.now
 	if len(leeway) > 0 {
-		cfg.Leeway = leeway[0]
+		cfg.Leeway, cfg.LeewaySet = leeway[0], true
 	}
 	return newVerifier(t, cfg), obs
 }

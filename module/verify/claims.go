@@ -14,10 +14,7 @@ import (
 // MaxTenantLen is the longest tenant value accepted.
 const MaxTenantLen = 64
 
-// checkClaims validates the claims of a token whose signature verified and
-// fills id, which already names the issuer (and the jti when it is a
-// string). It returns id also on failure, so the audit record names whose
-// token failed; the caller injects it only when the error is nil.
+// checkClaims validates the claims of a token whose signature verified.
 // Type rules are ours (a wrong type is ReasonMissingClaim, or
 // ReasonWrongAudience for aud). The rules after them run in the order
 // jwt.Validate ran them with the options this package used to pass it
@@ -31,12 +28,12 @@ const MaxTenantLen = 64
 func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, t *verifiedToken, id *Identity) (*Identity, *Error) {
 	for _, name := range [...]string{"exp", "nbf", "iat"} {
 		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
-			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
+			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
 		}
 	}
 	for _, name := range [...]string{"sub", "jti"} {
 		if raw, ok := claims[name]; ok && !isJSONString(raw) {
-			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a string", name), nil)
+			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a string", name), nil)
 		}
 	}
 	aud, audOK := audiences(claims["aud"])

@@ -11,10 +11,13 @@
 //	alg missing, none, not allow-listed                   bad_algorithm
 //	payload not a JSON object, duplicate members          malformed_token
 //	iss missing, not a string, not configured             unknown_issuer
-//	issuer's remote keys not fetched yet                  keys_unavailable
-//	kid unknown after one rate-limited refetch            unknown_key
+//	issuer's remote keys not fetched yet                  keys_unavailable (RetryAfter set)
+//	kid not yet seen, and a fetch ended within the gap    keys_unavailable (RetryAfter set)
+//	kid unknown after a refetch made for it, or dropped   unknown_key
+//	  by the last fetch
 //	no key of the issuer fits alg (type, curve, alg, size) bad_algorithm
 //	signature does not verify                             bad_signature
+//	typ is not the issuer's TokenType                     wrong_token_type
 //	exp/nbf/iat not a number; sub, jti, user or roles     missing_claim
 //	  claim of the wrong type; exp missing
 //	aud missing, empty, [""], not a string/array, or      wrong_audience
@@ -37,7 +40,9 @@
 //	cnf x5t#S256 without a matching client certificate    binding_mismatch
 //
 // Claims are only judged after the signature verified, so an unsigned token
-// learns nothing about which claim would have failed.
+// learns nothing about which claim would have failed. Every failure after
+// the signature verified returns the partial Identity (Issuer, TokenID and
+// what was read so far, never a Tenant) with the Error, for the audit record.
 //
 // Choices where the contract left room:
 //   - exp, nbf or iat that is not a non-negative JSON number (a string, null,
@@ -46,11 +51,15 @@
 //     including now+leeway; times are compared in whole seconds.
 //   - roles that are neither an array of strings nor a string are refused with
 //     missing_claim (not read as "no roles"); absent or null means no roles.
-//   - A kid no key has triggers one refetch of a remote set, shared by all
-//     concurrent callers and started at most once per RefetchInterval; keys
-//     without a kid (PEM, hmac_secret, kid-less JWKs) match any token kid, and
+//   - A kid no key has triggers a refetch of a remote set, shared by all
+//     concurrent callers, unless one ended within the refetch gap (see
+//     keystore.go); keys without a kid (PEM, hmac_secret, kid-less JWKs)
+//     match any token kid (when none verifies, the refetch still runs), and
 //     a token without kid tries every key of the issuer that fits its alg.
 //     An empty kid counts as no kid.
+//   - Remote key sets belong to the process (keystore.go), shared by every
+//     Verifier naming the same issuer and URL, so a new config starts with
+//     the last good keys.
 //   - Key sets: a key with use other than "sig", key_ops without "verify", an
 //     alg that is not a supported JWS name (e.g. "ES521"), an alg that does not
 //     fit the key, or an X25519 key is skipped. A set fails as a whole (for a
@@ -140,10 +149,11 @@ type Verifier struct {
 	wg     sync.WaitGroup
 }
 
-// New loads file, PEM and secret keys (their errors are returned) and starts
-// background fetching of remote key sets, bound to ctx. An unreachable JWKS
-// or discovery document does not fail New: the issuer has no keys yet, is
-// retried with a backoff (1s doubling up to RefreshInterval), and Verify
+// New loads file, PEM and secret keys (their errors are returned) and joins
+// the process's store of remote key sets, until ctx ends or Close. Keys an
+// earlier Verifier loaded for the same issuer and URL serve at once. An
+// unreachable JWKS or discovery document does not fail New: the issuer has
+// no keys yet, is retried with a backoff (1s doubling up to 5s), and Verify
 // answers ReasonKeysUnavailable for it until the first successful fetch.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	cfg.SetDefaults()
@@ -400,7 +410,9 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 		return nil, e
 	}
 	if e := v.perRequest(t, req); e != nil {
-		return nil, e
+		// The signature verified (maybe for an earlier request): name the
+		// issuer and token, never the tenant, as an uncached failure would.
+		return &Identity{Issuer: t.id.Issuer, TokenID: t.id.TokenID}, e
 	}
 	// Sender constraints (DPoP, mTLS) judge this request, not the token:
 	// a cache hit never skips them.
@@ -484,6 +496,8 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 	}
 	// The signature verified: from here on every failure still names the
 	// issuer and the token, so the audit record says whose token failed.
+	// token_type is a property of the token, so it is judged here, before
+	// the result may be cached.
 	t := &verifiedToken{is: is, hdr: h, set: set, key: signer, id: &Identity{Issuer: is.cfg.Issuer}}
 	if raw, ok := claims["jti"]; ok && isJSONString(raw) {
 		_ = unmarshalString(raw, &t.id.TokenID)
@@ -508,12 +522,12 @@ func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *keyS
 	}
 	next, retry := is.src.unknownKid(ctx, h.kid)
 	if next == nil || next == ks && retry == 0 {
-		return nil, nil, e
+		return ks, nil, e
 	}
 	if next.byKid[h.kid] == nil && retry > 0 {
 		u := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("no key of issuer %q has the token's kid yet; the issuer's keys are fetched again within %s, retry then", is.cfg.Issuer, retryCeil(retry)), nil)
 		u.RetryAfter = retry
-		return nil, nil, u
+		return ks, nil, u
 	}
 	k, e, _ = tryKeys(is, next, h, p, sig)
 	return next, k, e

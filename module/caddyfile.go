@@ -37,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        refresh_interval <duration>
 //	        dpop required|optional
 //	        mtls_binding required|optional
+//	        token_type at+jwt
 //	    }
 //	    algorithms <alg...>
 //	    tenant_claim <name>
@@ -54,6 +55,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    strip_header <name...>
 //	    token_cookie <name>
 //	    token_query <name>
+//	    allowed_origins <origin...>
 //	    realm <realm>
 //	    metrics_max_tenants <n>
 //	    dpop_public_url <scheme://host>
@@ -106,7 +108,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("leeway %q: %v", s, err)
 			}
-			g.Leeway = caddy.Duration(dur)
+			leeway := caddy.Duration(dur)
+			g.Leeway = &leeway
 		case "max_token_bytes":
 			if err := intArg(d, &g.MaxTokenBytes); err != nil {
 				return err
@@ -172,6 +175,12 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.TokenQuery); err != nil {
 				return err
 			}
+		case "allowed_origins":
+			origins := d.RemainingArgs()
+			if len(origins) == 0 {
+				return d.ArgErr()
+			}
+			g.AllowedOrigins = append(g.AllowedOrigins, origins...)
 		case "realm":
 			if err := oneArg(d, &g.Realm); err != nil {
 				return err
@@ -264,6 +273,8 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 			err = requirementArg(d, &is.DPoP)
 		case "mtls_binding":
 			err = requirementArg(d, &is.MTLSBinding)
+		case "token_type":
+			err = oneArg(d, &is.TokenType)
 		case "refresh_interval":
 			var s string
 			if err = oneArg(d, &s); err == nil {

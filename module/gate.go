@@ -56,8 +56,8 @@ type Gate struct {
 	// Claim holding the roles (array, or space-separated string). Default: roles
 	RolesClaim string `json:"roles_claim,omitempty"`
 
-	// Clock skew allowed on exp/nbf/iat. Default: 30s
-	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// Clock skew allowed on exp/nbf/iat. Default: 30s; an explicit 0 means none.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
 	// Longest token accepted, in bytes. Default: 8192
 	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
@@ -98,6 +98,11 @@ type Gate struct {
 	// Also read the token from this query parameter when no Authorization header is sent. Default: off
 	TokenQuery string `json:"token_query,omitempty"`
 
+	// Origins (scheme://host[:port]) whose cross-site requests may use the token cookie
+	// with an unsafe method. Without one, such a request needs Sec-Fetch-Site same-origin
+	// or none, else it is refused (csrf_suspected). Default: none
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+
 	// Realm in WWW-Authenticate. Default: tenantgate
 	Realm string `json:"realm,omitempty"`
 
@@ -127,6 +132,9 @@ type Gate struct {
 	logger   *zap.Logger
 	auditLog *zap.Logger
 	cancel   context.CancelFunc
+	origins  map[string]struct{}
+	// issuer names this instance holds key gauges for (released at Cleanup)
+	heldIssuers []string
 	// problems found while provisioning, reported by Validate all at once
 	configErrs []error
 }
@@ -153,6 +161,9 @@ type Issuer struct {
 	DPoP string `json:"dpop,omitempty"`
 	// "required" refuses tokens of this issuer that are not certificate-bound (cnf x5t#S256). Default: optional
 	MTLSBinding string `json:"mtls_binding,omitempty"`
+	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC 9068; application/at+jwt
+	// is accepted too), so an ID token cannot pass as an access token. Default: not checked
+	TokenType string `json:"token_type,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -185,6 +196,13 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 
 	g.strip = newHeaderSet(g.StripHeaders)
+	g.origins = map[string]struct{}{}
+	for _, o := range g.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			g.configErrs = append(g.configErrs, fmt.Errorf("allowed_origins: %w", err))
+		}
+		g.origins[strings.ToLower(o)] = struct{}{}
+	}
 
 	g.metrics, err = newGateMetrics(ctx.GetMetricsRegistry(), g.MetricsMaxTenants)
 	if err != nil {
@@ -210,7 +228,11 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("tenant_gate keys: %w", err)
 	}
 	g.dpopAlgs = g.verifier.DPoPAlgorithms()
+	for _, is := range g.Issuers {
+		g.heldIssuers = append(g.heldIssuers, is.Issuer)
+	}
 	if g.metrics != nil {
+		g.metrics.holdIssuers(g.heldIssuers)
 		g.metrics.caches.add(g.verifier)
 	}
 	return nil
@@ -289,7 +311,6 @@ func (g *Gate) verifyConfig() verify.Config {
 	repl := caddy.NewReplacer()
 	cfg := verify.Config{
 		Algorithms:    g.Algorithms,
-		Leeway:        time.Duration(g.Leeway),
 		MaxTokenBytes: g.MaxTokenBytes,
 		TenantClaim:   g.TenantClaim,
 		UserClaim:     g.UserClaim,
@@ -301,6 +322,9 @@ func (g *Gate) verifyConfig() verify.Config {
 			Algorithms:      g.DPoPAlgorithms,
 			ReplayCacheSize: g.DPoPReplayCache,
 		},
+	}
+	if g.Leeway != nil {
+		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
 	}
 	if g.TokenCache != nil {
 		cfg.TokenCacheSize = *g.TokenCache
@@ -321,6 +345,7 @@ func (g *Gate) verifyConfig() verify.Config {
 			RefreshInterval: time.Duration(is.RefreshInterval),
 			RequireDPoP:     is.DPoP == requirementRequired,
 			RequireMTLS:     is.MTLSBinding == requirementRequired,
+			TokenType:       is.TokenType,
 		})
 	}
 	cfg.SetDefaults()
@@ -366,6 +391,10 @@ func (g *Gate) Cleanup() error {
 			g.metrics.caches.remove(g.verifier)
 		}
 		g.verifier.Close()
+	}
+	if g.metrics != nil && g.heldIssuers != nil {
+		g.metrics.releaseIssuers(g.heldIssuers)
+		g.heldIssuers = nil
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ type gateMetrics struct {
 	cacheEntries prometheus.GaugeFunc
 	caches       liveCaches
 	tenants      *tenantLabels
+	issuers      *issuerRefs
 }
 
 var processMetrics = &gateMetrics{
@@ -75,6 +76,7 @@ var processMetrics = &gateMetrics{
 		Help:      "Tokens looked up in the verified-token cache and verified in full.",
 	}),
 	tenants: newTenantLabels(),
+	issuers: &issuerRefs{n: map[string]int{}},
 }
 
 func init() {
@@ -113,15 +115,59 @@ func (m *gateMetrics) observe(d audit.Decision, r audit.Reason, tenant string, g
 	m.authTime.Observe(gateTime.Seconds())
 }
 
-// JWKSRefresh implements verify.Observer.
+// JWKSRefresh implements verify.Observer. keys is the count in force after
+// the attempt (the kept set after a failure), so the gauge always shows what
+// the live config verifies with.
 func (m *gateMetrics) JWKSRefresh(issuer string, ok bool, keys int, at time.Time) {
 	result := "failure"
 	if ok {
 		result = "success"
-		m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
 		m.jwksLast.WithLabelValues(issuer).Set(float64(at.UnixNano()) / 1e9)
 	}
+	m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
 	m.jwksRefresh.WithLabelValues(issuer, result).Inc()
+}
+
+// JWKSInUse implements verify.Observer: a config being loaded starts with
+// keys (kept in the process's key store, or none), not with whatever an
+// earlier config last reported.
+func (m *gateMetrics) JWKSInUse(issuer string, keys int, lastSuccess time.Time) {
+	m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
+	if lastSuccess.IsZero() {
+		m.jwksLast.DeleteLabelValues(issuer)
+		return
+	}
+	m.jwksLast.WithLabelValues(issuer).Set(float64(lastSuccess.UnixNano()) / 1e9)
+}
+
+// holdIssuers and releaseIssuers count the live tenant_gate instances that
+// name each issuer. When a reload drops an issuer, the last release deletes
+// its key gauges, so no series describes keys no config uses. (The refresh
+// counters stay: counts outlive configs.)
+func (m *gateMetrics) holdIssuers(names []string) {
+	m.issuers.mu.Lock()
+	defer m.issuers.mu.Unlock()
+	for _, n := range names {
+		m.issuers.n[n]++
+	}
+}
+
+func (m *gateMetrics) releaseIssuers(names []string) {
+	m.issuers.mu.Lock()
+	defer m.issuers.mu.Unlock()
+	for _, n := range names {
+		if m.issuers.n[n]--; m.issuers.n[n] <= 0 {
+			delete(m.issuers.n, n)
+			m.jwksKeys.DeleteLabelValues(n)
+			m.jwksLast.DeleteLabelValues(n)
+		}
+	}
+}
+
+// issuerRefs counts, per issuer label, the live instances naming it.
+type issuerRefs struct {
+	mu sync.Mutex
+	n  map[string]int
 }
 
 // TokenCacheLookup implements verify.CacheObserver.

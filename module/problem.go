@@ -25,7 +25,8 @@ func (g *Gate) writeProblem(w http.ResponseWriter, reason audit.Reason, detail, 
 	status := reason.Status()
 	h := w.Header()
 	g.challenges(h, reason, dpop)
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		// The caller may have set when the keys are fetched next.
 		h.Set("Retry-After", "5")
 	}
 	h.Set("Content-Type", "application/problem+json")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +28,13 @@ type verdict struct {
 	detail string
 	// identity is set whenever the token's signature verified, also when a
 	// later check failed, so the audit record names the caller; it is
-	// injected toward the upstream only when it carries a tenant.
+	// injected toward the upstream only when verified.
 	identity *verify.Identity
-	route    string
+	// verified: the token passed every check of the verifier.
+	verified bool
+	// retryAfter, for a 503, is when the issuer's keys are fetched next.
+	retryAfter time.Duration
+	route      string
 	// dpop: the token came as Authorization: DPoP; binding: the proof of
 	// possession checked (verify.Binding*), "" when no token was presented.
 	dpop    bool
@@ -97,12 +102,15 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	if rec.Decision == audit.DecisionDeny {
+		if v.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((v.retryAfter+time.Second-1)/time.Second)))
+		}
 		rec.Status = g.writeProblem(w, v.reason, v.detail, rec.RequestID, v.dpop)
 		g.finish(&rec, start, time.Since(start))
 		return nil
 	}
 
-	if v.reason != audit.ReasonPublic && v.identity != nil && v.identity.Tenant != "" {
+	if v.reason != audit.ReasonPublic && v.verified && v.identity.Tenant != "" {
 		if err := g.inject(r, repl, v.identity, rec.RequestID); err != nil {
 			g.logger.Error("signing the identity assertion failed", zap.Error(err))
 			rec.Decision, rec.Reason = audit.DecisionDeny, audit.ReasonInternal
@@ -114,21 +122,32 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	r.Header.Set(keyRequestID, rec.RequestID)
 
 	gateTime := time.Since(start)
-	rw := caddyhttp.NewResponseRecorder(&requestIDWriter{
+	idw := &requestIDWriter{
 		ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 		id:                    rec.RequestID,
-	}, nil, nil)
+	}
+	rw := caddyhttp.NewResponseRecorder(idw, nil, nil)
+	// Exactly one record per request: at the 101 for a connection that
+	// switches protocols, else when next returns.
+	if len(r.Header["Upgrade"]) > 0 {
+		idw.up = &upgradeAudit{g: g, rec: &rec, rw: rw, repl: repl, start: start, gateTime: gateTime}
+	}
 	// The record is written even when next panics or the client goes away:
 	// a trail that loses failures is worse than none.
 	defer func() {
 		if p := recover(); p != nil {
-			rec.Status = abortedStatus(p, r, rw)
-			g.finishUpstream(&rec, rw, repl)
-			g.finish(&rec, start, gateTime)
+			if !idw.recorded() {
+				rec.Status = abortedStatus(p, r, rw)
+				g.finishUpstream(&rec, rw, repl)
+				g.finish(&rec, start, gateTime)
+			}
 			panic(p)
 		}
 	}()
 	err := next.ServeHTTP(rw, r)
+	if idw.recorded() {
+		return err
+	}
 	rec.Status = rw.Status()
 	if err != nil {
 		var he caddyhttp.HandlerError
@@ -182,7 +201,16 @@ func (g *Gate) decide(r *http.Request) verdict {
 	v.identity = id
 	v.dpop, v.binding = cred.scheme == "DPoP", verify.BindingOf(req, id)
 	if verr != nil {
+		if v.reason == "" {
+			v.retryAfter = verr.RetryAfter
+		}
 		return g.firstFailure(v, verr.Reason, verr.Detail)
+	}
+	v.verified = true
+	if cred.from == fromCookie {
+		if why := g.crossSiteCookieRequest(r); why != "" {
+			return g.firstFailure(v, audit.ReasonCSRFSuspected, why)
+		}
 	}
 	if !matched {
 		return v
@@ -239,6 +267,11 @@ func authorizeDetail(reason audit.Reason, r *rules.Rule) string {
 // copies were deleted before (strip-before-inject).
 func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity, requestID string) error {
 	now := time.Now()
+	// The assertion never outlives the token it stands for.
+	exp := now.Add(assertion.MaxLifetime)
+	if !id.Expiry.IsZero() && id.Expiry.Before(exp) {
+		exp = id.Expiry
+	}
 	tok, err := g.signer.Sign(assertion.Claims{
 		Issuer:   g.AssertionIssuer,
 		Audience: g.AssertionAudience,
@@ -248,7 +281,7 @@ func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity
 		Method:   r.Method,
 		Path:     r.URL.Path,
 		IssuedAt: now,
-		Expiry:   now.Add(assertion.MaxLifetime),
+		Expiry:   exp,
 		ID:       requestID,
 	})
 	if err != nil {

@@ -257,6 +257,10 @@ func printReport(rows []row, bareSat float64) {
 	for _, r := range rows[1:] {
 		fmt.Printf("%-46s %7d %9.0f %8s %8s %8s %8s %8s %8s\n", r.name, r.rate, r.served, ms(r.p50), ms(r.p99),
 			ms(r.bareP50), ms(r.bareP99), ms(r.p50-r.bareP50), ms(r.p99-r.bareP99))
+		if r.served < 0.95*float64(r.rate) || r.bareServed < 0.95*float64(r.rate) {
+			fmt.Printf("  note: served %.0f (bare %.0f) of %d req/s: the machine did not keep up, so these latencies measure queueing\n",
+				r.served, r.bareServed, r.rate)
+		}
 	}
 	fmt.Println()
 }

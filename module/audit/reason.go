@@ -35,6 +35,8 @@ const (
 	ReasonInternal        Reason = "internal_error"      // the gate failed (e.g. could not sign the assertion)
 	ReasonBadDPoPProof    Reason = "bad_dpop_proof"      // DPoP proof missing, malformed, wrong htm/htu/ath, stale or replayed
 	ReasonBindingMismatch Reason = "binding_mismatch"    // bound token without its key or certificate, or sent as Bearer
+	ReasonWrongTokenType  Reason = "wrong_token_type"    // JOSE typ is not the issuer's token_type (e.g. an ID token where at+jwt is required)
+	ReasonCSRFSuspected   Reason = "csrf_suspected"      // cookie token on an unsafe method without a same-origin signal
 )
 
 // Reasons lists every reason, in the order the README documents them.
@@ -45,6 +47,7 @@ var Reasons = []Reason{
 	ReasonKeysUnavailable, ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch,
 	ReasonTenantNotAllow, ReasonNoRoute, ReasonBadPath, ReasonInternal,
 	ReasonBadDPoPProof, ReasonBindingMismatch,
+	ReasonWrongTokenType, ReasonCSRFSuspected,
 }
 
 // Status is the HTTP status a denial for this reason answers with.
@@ -58,7 +61,7 @@ func (r Reason) Status() int {
 		return http.StatusServiceUnavailable
 	case ReasonInternal:
 		return http.StatusInternalServerError
-	case ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch, ReasonTenantNotAllow, ReasonNoRoute:
+	case ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch, ReasonTenantNotAllow, ReasonNoRoute, ReasonCSRFSuspected:
 		return http.StatusForbidden
 	default:
 		return http.StatusUnauthorized

@@ -39,10 +39,13 @@ func (c *testClock) now() time.Time  { return time.Unix(0, c.ns.Load()) }
 // swappableSource is a static key set a test can replace, as a refresh does.
 type swappableSource struct{ set atomic.Pointer[keySet] }
 
-func (s *swappableSource) keys() *keySet                      { return s.set.Load() }
-func (s *swappableSource) unknownKid(context.Context) *keySet { return s.set.Load() }
-func (s *swappableSource) unavailable()                       {}
-func (s *swappableSource) start()                             {}
+func (s *swappableSource) keys() *keySet { return s.set.Load() }
+func (s *swappableSource) unknownKid(context.Context, string) (*keySet, time.Duration) {
+	return s.set.Load(), 0
+}
+func (s *swappableSource) unavailable() time.Duration { return 0 }
+func (s *swappableSource) start()                     {}
+func (s *swappableSource) close()                     {}
 
 func cachedVerifier(t testing.TB, size int, clock *testClock, leeway ...time.Duration) (*Verifier, *countingObserver) {
 	t.Helper()
@@ -50,7 +53,7 @@ func cachedVerifier(t testing.TB, size int, clock *testClock, leeway ...time.Dur
 	obs := &countingObserver{}
 	cfg.TokenCacheSize, cfg.CacheObserver, cfg.Now = size, obs, clock.now
 	if len(leeway) > 0 {
-		cfg.Leeway = leeway[0]
+		cfg.Leeway, cfg.LeewaySet = leeway[0], true
 	}
 	return newVerifier(t, cfg), obs
 }

@@ -16,7 +16,7 @@ import (
 const (
 	DefaultLeeway          = 30 * time.Second
 	DefaultRefreshInterval = 5 * time.Minute
-	DefaultRefetchInterval = 30 * time.Second
+	DefaultRefetchInterval = 2 * time.Second
 	DefaultTenantClaim     = "tenant_id"
 	DefaultUserClaim       = "sub"
 	DefaultRolesClaim      = "roles"
@@ -56,6 +56,9 @@ type IssuerConfig struct {
 	// RequireMTLS refuses this issuer's tokens that are not bound to a
 	// client certificate (no cnf x5t#S256): `mtls_binding required`.
 	RequireMTLS bool
+	// JOSE header typ every token of this issuer must carry, e.g. "at+jwt"
+	// (also accepted as application/at+jwt). Default: "" (typ not checked).
+	TokenType string
 }
 
 // Config configures a Verifier. Zero values mean the documented default.
@@ -63,8 +66,11 @@ type Config struct {
 	Issuers []IssuerConfig
 	// Allow-list of JWS algorithms. Default: RS256 ES256 EdDSA.
 	Algorithms []string
-	// Clock skew allowed on exp/nbf/iat. Default: 30s.
+	// Clock skew allowed on exp/nbf/iat. Default: 30s, unless LeewaySet.
 	Leeway time.Duration
+	// LeewaySet says Leeway was given explicitly: 0 then means no skew at
+	// all instead of the default.
+	LeewaySet bool
 	// Largest accepted token. Default: 8192.
 	MaxTokenBytes int
 	// Claim holding the tenant. Default: tenant_id.
@@ -76,7 +82,9 @@ type Config struct {
 	// Client for JWKS and discovery fetches. Default: 10s timeout, redirects
 	// only to the same host.
 	HTTPClient *http.Client
-	// Minimum gap between unknown-kid refetches per issuer. Default: 30s.
+	// Base gap between unknown-kid refetches per issuer: a kid not yet seen
+	// starts a fetch when none ended within it. It doubles (up to 30s) after
+	// each refetch that found none of the kids asked for. Default: 2s.
 	RefetchInterval time.Duration
 	// Default: zap.NewNop().
 	Logger *zap.Logger
@@ -100,6 +108,11 @@ type Config struct {
 // (file, PEM, secret) report once, from New.
 type Observer interface {
 	JWKSRefresh(issuer string, ok bool, keys int, at time.Time)
+	// JWKSInUse reports, for a remote issuer of a config being loaded, the
+	// keys it starts with (kept in the process's key store from an earlier
+	// config, or 0) and their last successful fetch (zero when none), so
+	// gauges describe the live config from its first moment.
+	JWKSInUse(issuer string, keys int, lastSuccess time.Time)
 }
 
 // SetDefaults fills every zero field with its documented default.
@@ -107,7 +120,7 @@ func (c *Config) SetDefaults() {
 	if len(c.Algorithms) == 0 {
 		c.Algorithms = append([]string(nil), DefaultAlgorithms...)
 	}
-	if c.Leeway == 0 {
+	if c.Leeway == 0 && !c.LeewaySet {
 		c.Leeway = DefaultLeeway
 	}
 	if c.MaxTokenBytes == 0 {
@@ -257,6 +270,9 @@ func (c Config) Validate() error {
 		}
 		if is.RefreshInterval < 0 {
 			add("%s: refresh interval must not be negative (got %s)", name, is.RefreshInterval)
+		}
+		if is.TokenType != "" && (strings.ContainsAny(is.TokenType, " \t/;,") || strings.HasPrefix(strings.ToLower(is.TokenType), "application")) {
+			add("%s: token_type %q: give the bare type, e.g. at+jwt", name, is.TokenType)
 		}
 	}
 	if len(hsAllowed) > 0 && !symmetricCapable && len(c.Issuers) > 0 {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/tenantgate/tenantgate/module/audit"
 )
@@ -29,4 +30,23 @@ func (v *Verifier) lookupIssuer(iss string) (*issuerState, *Error) {
 		return is, nil
 	}
 	return nil, fail(audit.ReasonUnknownIssuer, fmt.Sprintf("issuer %q is not configured (iss is compared exactly: scheme, case and trailing slash count)", truncate(iss, 128)), nil)
+}
+
+// checkTokenType enforces token_type: the JOSE header typ must be the
+// configured type, bare or as application/<type> (RFC 9068 §2.1; media
+// types compare case-insensitively), so that an ID token whose aud happens
+// to be the API's cannot pass as an access token.
+func (is *issuerState) checkTokenType(typ string) *Error {
+	want := is.cfg.TokenType
+	if want == "" {
+		return nil
+	}
+	if strings.EqualFold(typ, want) || strings.EqualFold(typ, "application/"+want) {
+		return nil
+	}
+	got := "has no typ"
+	if typ != "" {
+		got = "has another typ (an ID token is typ JWT)"
+	}
+	return fail(audit.ReasonWrongTokenType, fmt.Sprintf("issuer %q accepts only tokens of typ %q (RFC 9068 access tokens); this token %s", is.cfg.Issuer, want, got), nil)
 }

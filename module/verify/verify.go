@@ -11,10 +11,13 @@
 //	alg missing, none, not allow-listed                   bad_algorithm
 //	payload not a JSON object, duplicate members          malformed_token
 //	iss missing, not a string, not configured             unknown_issuer
-//	issuer's remote keys not fetched yet                  keys_unavailable
-//	kid unknown after one rate-limited refetch            unknown_key
+//	issuer's remote keys not fetched yet                  keys_unavailable (RetryAfter set)
+//	kid not yet seen, and a fetch ended within the gap    keys_unavailable (RetryAfter set)
+//	kid unknown after a refetch made for it, or dropped   unknown_key
+//	  by the last fetch
 //	no key of the issuer fits alg (type, curve, alg, size) bad_algorithm
 //	signature does not verify                             bad_signature
+//	typ is not the issuer's TokenType                     wrong_token_type
 //	exp/nbf/iat not a number; sub, jti, user or roles     missing_claim
 //	  claim of the wrong type; exp missing
 //	aud missing, empty, [""], not a string/array, or      wrong_audience
@@ -37,7 +40,9 @@
 //	cnf x5t#S256 without a matching client certificate    binding_mismatch
 //
 // Claims are only judged after the signature verified, so an unsigned token
-// learns nothing about which claim would have failed.
+// learns nothing about which claim would have failed. Every failure after
+// the signature verified returns the partial Identity (Issuer, TokenID and
+// what was read so far, never a Tenant) with the Error, for the audit record.
 //
 // Choices where the contract left room:
 //   - exp, nbf or iat that is not a non-negative JSON number (a string, null,
@@ -46,11 +51,15 @@
 //     including now+leeway; times are compared in whole seconds.
 //   - roles that are neither an array of strings nor a string are refused with
 //     missing_claim (not read as "no roles"); absent or null means no roles.
-//   - A kid no key has triggers one refetch of a remote set, shared by all
-//     concurrent callers and started at most once per RefetchInterval; keys
-//     without a kid (PEM, hmac_secret, kid-less JWKs) match any token kid, and
+//   - A kid no key has triggers a refetch of a remote set, shared by all
+//     concurrent callers, unless one ended within the refetch gap (see
+//     keystore.go); keys without a kid (PEM, hmac_secret, kid-less JWKs)
+//     match any token kid (when none verifies, the refetch still runs), and
 //     a token without kid tries every key of the issuer that fits its alg.
 //     An empty kid counts as no kid.
+//   - Remote key sets belong to the process (keystore.go), shared by every
+//     Verifier naming the same issuer and URL, so a new config starts with
+//     the last good keys.
 //   - Key sets: a key with use other than "sig", key_ops without "verify", an
 //     alg that is not a supported JWS name (e.g. "ES521"), an alg that does not
 //     fit the key, or an X25519 key is skipped. A set fails as a whole (for a
@@ -102,6 +111,9 @@ type Error struct {
 	Reason audit.Reason // from module/audit
 	Detail string       // what is wrong and what to fix
 	Err    error        // underlying cause, for logs
+	// RetryAfter, with ReasonKeysUnavailable, is when a retry may succeed
+	// (the next fetch of the issuer's keys); 0 when unknown.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -134,10 +146,11 @@ type Verifier struct {
 	wg     sync.WaitGroup
 }
 
-// New loads file, PEM and secret keys (their errors are returned) and starts
-// background fetching of remote key sets, bound to ctx. An unreachable JWKS
-// or discovery document does not fail New: the issuer has no keys yet, is
-// retried with a backoff (1s doubling up to RefreshInterval), and Verify
+// New loads file, PEM and secret keys (their errors are returned) and joins
+// the process's store of remote key sets, until ctx ends or Close. Keys an
+// earlier Verifier loaded for the same issuer and URL serve at once. An
+// unreachable JWKS or discovery document does not fail New: the issuer has
+// no keys yet, is retried with a backoff (1s doubling up to 5s), and Verify
 // answers ReasonKeysUnavailable for it until the first successful fetch.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	cfg.SetDefaults()
@@ -155,6 +168,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
 	}
+	// Remote sources join the process's key store at once; their context
+	// (and so their part in it) ends with the verifier's.
+	v.ctx, v.cancel = context.WithCancel(ctx)
 	var errs []error
 	for _, ic := range cfg.Issuers {
 		is := v.newIssuerState(ic)
@@ -167,16 +183,32 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		is.src = src
 	}
 	if len(errs) > 0 {
+		for _, is := range v.issuers {
+			if is.src != nil {
+				is.src.close()
+			}
+		}
+		v.cancel()
 		return nil, errors.Join(errs...)
 	}
 	if cfg.TokenCacheSize > 0 {
 		v.cache = newTokenCache(cfg.TokenCacheSize, cfg.Leeway, cfg.Now, cfg.CacheObserver)
 	}
-	v.ctx, v.cancel = context.WithCancel(ctx)
 	now := time.Now()
 	for _, is := range v.issuers {
-		if ks := is.src.keys(); ks != nil {
-			v.observe(is.cfg.Issuer, true, len(ks.all), now)
+		ks := is.src.keys()
+		switch src := is.src.(type) {
+		case *remoteSource:
+			// The live config's keys: those kept from an earlier config, or none.
+			keys := 0
+			if ks != nil {
+				keys = len(ks.all)
+			}
+			v.inUse(is.cfg.Issuer, keys, src.lastSuccess())
+		default:
+			if ks != nil {
+				v.observe(is.cfg.Issuer, true, len(ks.all), now)
+			}
 		}
 		is.src.start()
 	}
@@ -203,7 +235,7 @@ func (v *Verifier) newSource(ic IssuerConfig) (keySource, error) {
 	case ic.HMACSecret != "":
 		ks, err = newKeySet([]*verifyKey{{kind: kindHMAC, pub: []byte(ic.HMACSecret)}})
 	default:
-		return &remoteSource{v: v, issuer: ic.Issuer, interval: ic.RefreshInterval, jwks: ic.JWKSURL, disco: ic.OIDCDiscovery, client: v.cfg.HTTPClient}, nil
+		return newRemoteSource(v, ic.Issuer, ic.JWKSURL, ic.OIDCDiscovery, ic.RefreshInterval), nil
 	}
 	if err == nil {
 		err = v.checkUsable(name, ks)
@@ -280,6 +312,12 @@ func (v *Verifier) observe(issuer string, ok bool, keys int, at time.Time) {
 	}
 }
 
+func (v *Verifier) inUse(issuer string, keys int, lastSuccess time.Time) {
+	if v.cfg.Observer != nil {
+		v.cfg.Observer.JWKSInUse(issuer, keys, lastSuccess)
+	}
+}
+
 // Close stops background work and waits for it. It is idempotent.
 func (v *Verifier) Close() {
 	v.mu.Lock()
@@ -332,12 +370,15 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 		return nil, e
 	}
 	if e := v.perRequest(t, req); e != nil {
-		return nil, e
+		// The signature verified (maybe for an earlier request): name the
+		// issuer and token, never the tenant, as an uncached failure would.
+		return &Identity{Issuer: t.id.Issuer, TokenID: t.id.TokenID}, e
 	}
 	// Sender constraints (DPoP, mTLS) judge this request, not the token:
 	// a cache hit never skips them.
 	if e := v.checkBinding(req, t.id); e != nil {
-		return t.id, e
+		// As above; cnf kept, so the caller can name the binding checked.
+		return &Identity{Issuer: t.id.Issuer, TokenID: t.id.TokenID, Cnf: t.id.Cnf}, e
 	}
 	return t.id, nil
 }
@@ -400,75 +441,102 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 	if e != nil {
 		return nil, e
 	}
-	set := is.src.keys()
-	if set == nil {
-		is.src.unavailable()
-		return nil, fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
-	}
-	set, cands, e := v.selectKeys(ctx, is, set, h)
-	if e != nil {
+	ks := is.src.keys()
+	if ks == nil {
+		e := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
+		e.RetryAfter = is.src.unavailable()
 		return nil, e
 	}
 	sig, e := decodeSignature(&p)
 	if e != nil {
 		return nil, e
 	}
-	var sigErr error
-	var signer *verifyKey
-	for _, k := range cands {
-		if err := verifySig(&p, sig, h.alg, k); err != nil {
-			sigErr = err
-			continue
-		}
-		signer = k
-		break
-	}
-	if signer == nil {
-		return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr)
-	}
-	t := &verifiedToken{is: is, hdr: h, set: set, key: signer}
-	id, e := v.checkClaims(is, claims, t)
-	if id == nil {
+	set, signer, e := v.checkSignature(ctx, is, ks, h, &p, sig)
+	if e != nil {
 		return nil, e
 	}
-	t.id = id
+	// The signature verified: from here on every failure still names the
+	// issuer and the token (partial), so the audit record says whose token
+	// failed. token_type is a property of the token, so it is judged here,
+	// before the result may be cached.
+	partial := &Identity{Issuer: is.cfg.Issuer}
+	if raw, ok := claims["jti"]; ok && isJSONString(raw) {
+		_ = unmarshalString(raw, &partial.TokenID)
+	}
+	t := &verifiedToken{is: is, hdr: h, set: set, key: signer, id: partial}
+	if e := is.checkTokenType(h.typ); e != nil {
+		return t, e
+	}
+	id, e := v.checkClaims(is, claims, t)
+	if id != nil {
+		t.id = id
+	}
 	return t, e
 }
 
-// selectKeys returns the keys of set ks that may have signed a token with
-// header h, and the set they came from. A kid no key has triggers one
-// shared, rate-limited refetch of a remote set. Keys without a kid (PEM,
-// secret, kid-less JWK) match any kid.
-func (v *Verifier) selectKeys(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader) (*keySet, []*verifyKey, *Error) {
-	var list []*verifyKey
-	if h.kid == "" {
-		list = ks.all
-	} else {
-		k := ks.byKid[h.kid]
-		if k == nil && len(ks.noKid) == 0 {
-			ks = is.src.unknownKid(ctx)
-			k = ks.byKid[h.kid]
-		}
-		switch {
-		case k != nil:
-			list = []*verifyKey{k}
-		case len(ks.noKid) > 0:
-			list = ks.noKid
-		default:
-			return nil, nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil)
-		}
+// checkSignature verifies the signature with the issuer's keys: the key
+// with the token's kid, or the keys without a kid. A kid the set lacks
+// (also when kid-less keys exist but none verified) goes through the
+// source's unknown-kid refetch once; when no fetch may start yet the answer
+// is 503 with a Retry-After, since the key may have been published since.
+// It returns the set in force and the key that verified.
+func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (*keySet, *verifyKey, *Error) {
+	k, e, known := tryKeys(is, ks, h, p, sig)
+	if e == nil || known {
+		return ks, k, e
 	}
-	var fitting []*verifyKey
-	var why error
+	next, retry := is.src.unknownKid(ctx, h.kid)
+	if next == nil || next == ks && retry == 0 {
+		return ks, nil, e
+	}
+	if next.byKid[h.kid] == nil && retry > 0 {
+		u := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("no key of issuer %q has the token's kid yet; the issuer's keys are fetched again within %s, retry then", is.cfg.Issuer, retryCeil(retry)), nil)
+		u.RetryAfter = retry
+		return ks, nil, u
+	}
+	k, e, _ = tryKeys(is, next, h, p, sig)
+	return next, k, e
+}
+
+func retryCeil(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
+
+// tryKeys checks the signature against the keys of ks that may have signed
+// it and returns the one that verified; known is false when the token's kid
+// is not in ks.
+func tryKeys(is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (signer *verifyKey, e *Error, known bool) {
+	list, known := candidates(ks, h)
+	if len(list) == 0 {
+		return nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil), known
+	}
+	var why, sigErr error
+	fitting := 0
 	for _, k := range list {
 		if err := k.fits(h.alg); err != nil {
 			why = err
 			continue
 		}
-		fitting = append(fitting, k)
+		fitting++
+		if err := verifySig(p, sig, h.alg, k); err != nil {
+			sigErr = err
+			continue
+		}
+		return k, nil, known
 	}
-	if len(fitting) == 0 {
-		return nil, nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why)
+	if fitting == 0 {
+		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why), known
 	}
-	return ks, fitting, nil
+	return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr), known
+}
+
+// candidates are the keys of ks that may have signed a token with header h:
+// every key for a token without kid; the key with its kid; else the keys
+// without a kid (PEM, secret, kid-less JWK), which match any kid.
+func candidates(ks *keySet, h tokenHeader) ([]*verifyKey, bool) {
+	if h.kid == "" {
+		return ks.all, true
+	}
+	if k := ks.byKid[h.kid]; k != nil {
+		return []*verifyKey{k}, true
+	}
+	return ks.noKid, false
 }

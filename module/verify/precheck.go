@@ -170,7 +170,7 @@ func parseObject(b []byte) (map[string]json.RawMessage, error) {
 	if w.i >= len(b) || b[w.i] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	members := make(map[string]json.RawMessage, 12)
+	members := make(map[string]json.RawMessage, 8) // 8 fits one map group: no table for a header
 	if err := w.object(0, members); err != nil {
 		return nil, err
 	}

@@ -262,6 +262,14 @@ func (f *keyFeed) finish(src *remoteSource, fl *flight, forKid bool, asked map[s
 	now := time.Now()
 	f.mu.Lock()
 	f.inflight = nil
+	if err != nil && errorsIsCanceled(err) {
+		// The feed was stopped (its last config went): no outcome to keep
+		// or report, and nothing for the next config's gap or backoff.
+		f.mu.Unlock()
+		fl.err = err
+		close(fl.done)
+		return
+	}
 	f.lastFinish = now
 	kept := 0
 	if cur := f.set.Load(); cur != nil {
@@ -289,9 +297,6 @@ func (f *keyFeed) finish(src *remoteSource, fl *flight, forKid bool, asked map[s
 	f.mu.Unlock()
 	fl.err = err
 	close(fl.done)
-	if err != nil && errorsIsCanceled(err) {
-		return // the feed was stopped; not an outcome worth reporting
-	}
 	src.report(reportArgs{ks: ks, skipped: skipped, err: err, kept: kept, at: now,
 		recovered: err == nil && wasFailing, downSince: downSince, retryIn: retryIn})
 }

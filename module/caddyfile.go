@@ -38,9 +38,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        tenants <tenant...> | tenants *      # issuer URL with {tenant} only
 //	        tenants_file <path>
 //	        max_tenants <n>
-//	        token_type at+jwt
 //	        dpop required|optional
 //	        mtls_binding required|optional
+//	        token_type at+jwt
 //	    }
 //	    algorithms <alg...>
 //	    tenant_claim <name>
@@ -301,12 +301,12 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 				}
 				is.MaxTenants = n
 			}
-		case "token_type":
-			err = oneArg(d, &is.TokenType)
 		case "dpop":
 			err = requirementArg(d, &is.DPoP)
 		case "mtls_binding":
 			err = requirementArg(d, &is.MTLSBinding)
+		case "token_type":
+			err = oneArg(d, &is.TokenType)
 		case "refresh_interval":
 			var s string
 			if err = oneArg(d, &s); err == nil {

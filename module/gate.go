@@ -157,13 +157,13 @@ type Issuer struct {
 	HMACSecret string `json:"hmac_secret,omitempty"`
 	// How often remote keys are refreshed. Default: 5m
 	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
-	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC 9068; application/at+jwt
-	// is accepted too), so an ID token cannot pass as an access token. Default: not checked
-	TokenType string `json:"token_type,omitempty"`
 	// "required" refuses tokens of this issuer that are not DPoP-bound (cnf.jkt). Default: optional
 	DPoP string `json:"dpop,omitempty"`
 	// "required" refuses tokens of this issuer that are not certificate-bound (cnf x5t#S256). Default: optional
 	MTLSBinding string `json:"mtls_binding,omitempty"`
+	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC 9068; application/at+jwt
+	// is accepted too), so an ID token cannot pass as an access token. Default: not checked
+	TokenType string `json:"token_type,omitempty"`
 	// Multi-tenant issuer (issuer URL with {tenant} once, in the path):
 	// tenants admitted, by name, or ["*"] for any. Unioned with tenants_file.
 	Tenants []string `json:"tenants,omitempty"`

@@ -25,11 +25,9 @@ func (g *Gate) writeProblem(w http.ResponseWriter, reason audit.Reason, detail, 
 	status := reason.Status()
 	h := w.Header()
 	g.challenges(h, reason, dpop)
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
 		// The caller may have set when the keys are fetched next.
-		if h.Get("Retry-After") == "" {
-			h.Set("Retry-After", "5")
-		}
+		h.Set("Retry-After", "5")
 	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

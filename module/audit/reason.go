@@ -33,10 +33,10 @@ const (
 	ReasonNoRoute         Reason = "no_route"            // no rule matches method and path
 	ReasonBadPath         Reason = "bad_path"            // path not canonical
 	ReasonInternal        Reason = "internal_error"      // the gate failed (e.g. could not sign the assertion)
-	ReasonWrongTokenType  Reason = "wrong_token_type"    // JOSE typ is not the issuer's token_type (e.g. an ID token where at+jwt is required)
-	ReasonCSRFSuspected   Reason = "csrf_suspected"      // cookie token on an unsafe method without a same-origin signal
 	ReasonBadDPoPProof    Reason = "bad_dpop_proof"      // DPoP proof missing, malformed, wrong htm/htu/ath, stale or replayed
 	ReasonBindingMismatch Reason = "binding_mismatch"    // bound token without its key or certificate, or sent as Bearer
+	ReasonWrongTokenType  Reason = "wrong_token_type"    // JOSE typ is not the issuer's token_type (e.g. an ID token where at+jwt is required)
+	ReasonCSRFSuspected   Reason = "csrf_suspected"      // cookie token on an unsafe method without a same-origin signal
 )
 
 // Reasons lists every reason, in the order the README documents them.
@@ -46,8 +46,8 @@ var Reasons = []Reason{
 	ReasonWrongAudience, ReasonTokenExpired, ReasonTokenNotYet, ReasonMissingClaim,
 	ReasonKeysUnavailable, ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch,
 	ReasonTenantNotAllow, ReasonNoRoute, ReasonBadPath, ReasonInternal,
-	ReasonWrongTokenType, ReasonCSRFSuspected,
 	ReasonBadDPoPProof, ReasonBindingMismatch,
+	ReasonWrongTokenType, ReasonCSRFSuspected,
 }
 
 // Status is the HTTP status a denial for this reason answers with.

@@ -58,9 +58,6 @@ type IssuerConfig struct {
 	HMACSecret string
 	// How often remote keys are refreshed. Default: 5m.
 	RefreshInterval time.Duration
-	// JOSE header typ every token of this issuer must carry, e.g. "at+jwt"
-	// (also accepted as application/at+jwt). Default: "" (typ not checked).
-	TokenType string
 
 	// Multi-tenant issuers: Issuer holds TenantPlaceholder once, in its
 	// path, and so does JWKSURL or OIDCDiscovery. The tenant named by a
@@ -79,6 +76,9 @@ type IssuerConfig struct {
 	// RequireMTLS refuses this issuer's tokens that are not bound to a
 	// client certificate (no cnf x5t#S256): `mtls_binding required`.
 	RequireMTLS bool
+	// JOSE header typ every token of this issuer must carry, e.g. "at+jwt"
+	// (also accepted as application/at+jwt). Default: "" (typ not checked).
+	TokenType string
 }
 
 // IsTemplate reports whether the issuer is multi-tenant ({tenant} in it).

@@ -417,7 +417,8 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error)
 	// Sender constraints (DPoP, mTLS) judge this request, not the token:
 	// a cache hit never skips them.
 	if e := v.checkBinding(req, t.is, t.id); e != nil {
-		return t.id, e
+		// As above; cnf kept, so the caller can name the binding checked.
+		return &Identity{Issuer: t.id.Issuer, TokenID: t.id.TokenID, Cnf: t.id.Cnf}, e
 	}
 	return t.id, nil
 }

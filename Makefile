@@ -14,7 +14,7 @@ ROLES  ?= ensemble:read ensemble:write hedging:read hedging:trade
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 TTL    ?= 1h
 
-.PHONY: build run token test unit integration lint fuzz bench clean
+.PHONY: build run token test unit integration lint fuzz bench bench-load clean
 
 build: bin/caddy bin/backend bin/tgdev
 
@@ -41,6 +41,11 @@ fuzz:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./module/... ./backend/...
+
+# Load benchmark of the real binary (bare reverse_proxy vs tenant_gate),
+# about 2-3 minutes; knobs in bench/load/main.go and docs/performance.md.
+bench-load: bin/caddy
+	GOPRIVATE=github.com/tenantgate/tenantgate go run ./bench/load
 
 clean:
 	rm -rf bin .data integration/.tmp

@@ -29,6 +29,7 @@ type auditEntry struct {
 	UpstreamStatus  int     `json:"upstream_status"`
 	DurationMS      float64 `json:"duration_ms"`
 	RemoteIP        string  `json:"remote_ip"`
+	Binding         string  `json:"binding"`
 }
 
 func readAudit(path string) []auditEntry {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ type caddyProc struct {
 	caddyfile          string
 	adminURL           string
 	auditPath, logPath string
+	extraGlobal        string
 }
 
 // startCaddy writes a Caddyfile with the standard global options (admin
@@ -27,14 +29,21 @@ type caddyProc struct {
 // starts bin/caddy on it. sites may use %[1]s for the issuers block
 // (env.issuers()). It waits until waitURL answers.
 func (e *testEnv) startCaddy(name, sites, waitURL string) *caddyProc {
+	return e.startCaddyGlobal(name, "", sites, waitURL)
+}
+
+// startCaddyGlobal is startCaddy with extra global options (lines such as
+// `servers { trusted_proxies static 127.0.0.2/32 }`).
+func (e *testEnv) startCaddyGlobal(name, extraGlobal, sites, waitURL string) *caddyProc {
 	dir := filepath.Join(e.dir, name)
 	Expect(os.MkdirAll(dir, 0o700)).To(Succeed())
 	p := &caddyProc{
-		dir:       dir,
-		caddyfile: filepath.Join(dir, "Caddyfile"),
-		adminURL:  "http://" + freeAddr(),
-		auditPath: filepath.Join(dir, "audit.log"),
-		logPath:   filepath.Join(dir, "caddy.log"),
+		extraGlobal: extraGlobal,
+		dir:         dir,
+		caddyfile:   filepath.Join(dir, "Caddyfile"),
+		adminURL:    "http://" + freeAddr(),
+		auditPath:   filepath.Join(dir, "audit.log"),
+		logPath:     filepath.Join(dir, "caddy.log"),
 	}
 	p.write(e, sites)
 	p.cmd = e.spawn(filepath.Join(dir, "stdout.log"), filepath.Join(e.binDir, "caddy"),
@@ -47,6 +56,9 @@ func (e *testEnv) startCaddy(name, sites, waitURL string) *caddyProc {
 
 func (p *caddyProc) write(e *testEnv, sites string) {
 	global := globalOptions(p.adminURL[len("http://"):], p.auditPath, p.logPath)
+	if p.extraGlobal != "" {
+		global = strings.Replace(global, "\tpersist_config off\n", "\tpersist_config off\n"+p.extraGlobal+"\n", 1)
+	}
 	Expect(os.WriteFile(p.caddyfile, []byte(global+fmt.Sprintf(sites, e.issuers())), 0o600)).To(Succeed())
 }
 

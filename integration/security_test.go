@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -186,6 +187,34 @@ func expectNotReached(mark int) {
 // that the gate signed for that tenant, method and path. It returns what
 // the upstream got.
 func expectReachedAs(mark int, tenant, method, path string) echoed {
+	return expectReachedAsNow(mark, tenant, method, path, time.Now())
+}
+
+// expectReachedAsAt is expectReachedAs for a token whose exp is tokExp. A
+// token accepted inside the leeway after its exp gets an assertion that
+// expires with it (never later), so it is born expired and no backend clock
+// accepts it: then its signature and claims are checked directly.
+func expectReachedAsAt(mark int, tenant, method, path string, tokExp time.Time) echoed {
+	if !tokExp.Before(time.Now()) {
+		return expectReachedAs(mark, tenant, method, path)
+	}
+	got := sec.upstream.since(mark)
+	Expect(got).To(HaveLen(1), "exactly one request reaches the upstream")
+	g := got[0]
+	raw := g.Header.Get("X-Tenant-Assertion")
+	Expect(g.Header.Values("X-Tenant-Assertion")).To(HaveLen(1))
+	_, err := jws.Verify([]byte(raw), jws.WithKey(jwa.EdDSA, gatePublicKey()))
+	Expect(err).NotTo(HaveOccurred(), "the gate signed the assertion")
+	c := jwsPayload(raw)
+	Expect(c["tid"]).To(Equal(tenant))
+	Expect(c["htm"]).To(Equal(method))
+	Expect(c["htu"]).To(Equal(path))
+	Expect(c["exp"]).To(BeNumerically("==", tokExp.Unix()), "the assertion expires with the token")
+	Expect(g.Header.Values("X-Tenant-Id")).To(Equal([]string{tenant}))
+	return g
+}
+
+func expectReachedAsNow(mark int, tenant, method, path string, at time.Time) echoed {
 	got := sec.upstream.since(mark)
 	Expect(got).To(HaveLen(1), "exactly one request reaches the upstream")
 	g := got[0]
@@ -195,7 +224,7 @@ func expectReachedAs(mark int, tenant, method, path string) echoed {
 	Expect(g.Header.Values("X-Tenant-Assertion")).To(HaveLen(1))
 	v, err := assertion.NewEd25519Verifier(gatePublicKey(), assertion.DefaultAudience)
 	Expect(err).NotTo(HaveOccurred())
-	c, err := v.Verify(g.Header.Get("X-Tenant-Assertion"), method, path, time.Now())
+	c, err := v.Verify(g.Header.Get("X-Tenant-Assertion"), method, path, at)
 	Expect(err).NotTo(HaveOccurred(), "the upstream gets an assertion the gate signed for this request")
 	Expect(c.Tenant).To(Equal(tenant))
 	Expect(g.Header.Get("Authorization")).To(BeEmpty(), "the end user's token is not forwarded")

@@ -35,15 +35,50 @@ func abortedStatus(p any, r *http.Request, rw caddyhttp.ResponseRecorder) int {
 // response. reverse_proxy adds the upstream's response headers to the ones
 // already set, so an upstream that echoes the id (as the backend does)
 // would otherwise give the client the header twice.
+//
+// It also tells the gate when the connection switches protocols (101), so
+// the audit record is written at the upgrade, not when the tunnel closes.
 type requestIDWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	id string
+	caddyhttp.ResponseWriterWrapper // by value: one allocation per request, not two
+	id                              string
+	up                              *upgradeAudit // set only for a request asking to upgrade
 }
 
 func (w *requestIDWriter) WriteHeader(status int) {
-	w.Header().Set(HeaderRequestID, w.id)
+	w.Header().Set(keyRequestID, w.id)
 	w.ResponseWriterWrapper.WriteHeader(status)
+	if status == http.StatusSwitchingProtocols && w.up != nil {
+		w.up.switched()
+	}
 }
+
+// upgradeAudit writes the audit record of a request whose connection
+// switches protocols (a websocket) when the 101 is sent: the tunnel may stay
+// open for hours, and a record written only when it closes is lost in a
+// crash. It is made only for requests that carry Upgrade, so others pay
+// nothing; WriteHeader runs on the handler's goroutine, so done needs no lock.
+type upgradeAudit struct {
+	g        *Gate
+	rec      *audit.Record
+	rw       caddyhttp.ResponseRecorder
+	repl     *caddy.Replacer
+	start    time.Time
+	gateTime time.Duration
+	done     bool
+}
+
+func (u *upgradeAudit) switched() {
+	if u.done {
+		return
+	}
+	u.done = true
+	u.rec.Status = http.StatusSwitchingProtocols
+	u.g.finishUpstream(u.rec, u.rw, u.repl)
+	u.g.finish(u.rec, u.start, u.gateTime)
+}
+
+// recorded reports whether the upgrade already wrote the record.
+func (w *requestIDWriter) recorded() bool { return w.up != nil && w.up.done }
 
 // finishUpstream records the upstream's own status when reverse_proxy ran.
 func (g *Gate) finishUpstream(rec *audit.Record, rw caddyhttp.ResponseRecorder, repl *caddy.Replacer) {
@@ -64,4 +99,5 @@ func (g *Gate) finish(rec *audit.Record, start time.Time, gateTime time.Duration
 	if g.metrics != nil {
 		g.metrics.observe(rec.Decision, rec.Reason, rec.TenantID, gateTime)
 	}
+	g.binding.observe(rec.Binding, rec.Decision)
 }

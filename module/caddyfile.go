@@ -3,7 +3,6 @@ package tenantgate
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -12,7 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/tenantgate/tenantgate/module/rules"
+	ruleset "github.com/tenantgate/tenantgate/module/rules"
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 func init() {
@@ -35,6 +35,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        jwks_url <url> | oidc_discovery [<url>] | jwks_file <path> | public_key_file <path> | hmac_secret <secret>
 //	        audience <aud...>
 //	        refresh_interval <duration>
+//	        tenants <tenant...> | tenants *      # issuer URL with {tenant} only
+//	        tenants_file <path>
+//	        max_tenants <n>
+//	        dpop required|optional
+//	        mtls_binding required|optional
+//	        token_type at+jwt
 //	    }
 //	    algorithms <alg...>
 //	    tenant_claim <name>
@@ -44,31 +50,45 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_token_bytes <n>
 //	    mode enforce|report
 //	    assertion_key <path>
+//	    assertion_alg EdDSA|HS256
+//	    assertion_secret <secret>
+//	    token_cache <entries>|off
 //	    assertion_audience <name>
 //	    assertion_issuer <name>
 //	    strip_header <name...>
 //	    token_cookie <name>
 //	    token_query <name>
+//	    allowed_origins <origin...>
 //	    realm <realm>
 //	    metrics_max_tenants <n>
+//	    dpop_public_url <scheme://host>
+//	    dpop_max_age <duration>
+//	    dpop_algorithms <alg...>
+//	    dpop_replay_cache <n>
 //	    rule <methods> <pattern> <requirement...>
 //	}
 //
-// Rule problems are collected and reported together, each with its index
-// and line, so one run of `caddy validate` shows them all.
+// Rule and issuer problems are collected and reported together, each at
+// its own file and line as the dispenser gives them (also inside imported
+// files), so one run of `caddy validate` shows them all.
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	var ruleErrs []error
-	ruleIndexByLine := map[int]int{} // original 1-based index of each parsed rule
+	var problems []error
+	var ruleTokens []caddyfile.Token // where each rule of g.Rules stands
+	rules := 0                       // rule lines seen, parsed or not
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "issuer":
+			at := d.Token()
 			is, err := parseIssuer(d)
 			if err != nil {
 				return err
+			}
+			for _, e := range verify.CheckIssuer(is.verifyConfig(nil)) {
+				problems = append(problems, errAt(at, fmt.Errorf("issuer %q: %w", is.Issuer, e)))
 			}
 			g.Issuers = append(g.Issuers, is)
 		case "algorithms":
@@ -97,7 +117,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("leeway %q: %v", s, err)
 			}
-			g.Leeway = caddy.Duration(dur)
+			leeway := caddy.Duration(dur)
+			g.Leeway = &leeway
 		case "max_token_bytes":
 			if err := intArg(d, &g.MaxTokenBytes); err != nil {
 				return err
@@ -117,6 +138,30 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.AssertionKey); err != nil {
 				return err
 			}
+		case "assertion_alg":
+			if err := oneArg(d, &g.AssertionAlg); err != nil {
+				return err
+			}
+			if g.AssertionAlg != "EdDSA" && g.AssertionAlg != "HS256" {
+				return d.Errf("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
+			}
+		case "assertion_secret":
+			if err := oneArg(d, &g.AssertionSecret); err != nil {
+				return err
+			}
+		case "token_cache":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n := 0
+			if s != "off" {
+				var err error
+				if n, err = strconv.Atoi(s); err != nil || n <= 0 {
+					return d.Errf("token_cache %q: want a positive number of entries, or off", s)
+				}
+			}
+			g.TokenCache = &n
 		case "assertion_audience":
 			if err := oneArg(d, &g.AssertionAudience); err != nil {
 				return err
@@ -139,33 +184,68 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.TokenQuery); err != nil {
 				return err
 			}
+		case "allowed_origins":
+			origins := d.RemainingArgs()
+			if len(origins) == 0 {
+				return d.ArgErr()
+			}
+			g.AllowedOrigins = append(g.AllowedOrigins, origins...)
 		case "realm":
 			if err := oneArg(d, &g.Realm); err != nil {
 				return err
 			}
+		case "dpop_public_url":
+			if err := oneArg(d, &g.DPoPPublicURL); err != nil {
+				return err
+			}
+		case "dpop_max_age":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("dpop_max_age %q: want a positive duration such as 60s", s)
+			}
+			g.DPoPMaxAge = caddy.Duration(dur)
+		case "dpop_algorithms":
+			g.DPoPAlgorithms = append(g.DPoPAlgorithms, d.RemainingArgs()...)
+			if len(g.DPoPAlgorithms) == 0 {
+				return d.ArgErr()
+			}
+		case "dpop_replay_cache":
+			if err := intArg(d, &g.DPoPReplayCache); err != nil {
+				return err
+			}
 		case "rule":
-			line := d.Line()
-			index := len(ruleIndexByLine) + 1
-			ruleIndexByLine[line] = index
-			r, err := rules.ParseRule(d.RemainingArgs(), line)
+			rules++
+			at := d.Token()
+			r, err := ruleset.ParseRule(d.RemainingArgs(), at.Line)
 			if err != nil {
-				ruleErrs = append(ruleErrs, prefixErrors(fmt.Sprintf("rule %d (line %d): ", index, line), err))
+				for _, e := range splitErrors(err) {
+					problems = append(problems, errAt(at, fmt.Errorf("rule %d: %w", rules, e)))
+				}
 				continue
 			}
+			r.Index, r.File = rules, at.File
 			g.Rules = append(g.Rules, r)
+			ruleTokens = append(ruleTokens, at)
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
 	}
-	if len(ruleErrs) > 0 {
-		// Add what Compile finds in the rules that did parse, so the
-		// operator sees every problem in one pass.
-		if _, _, err := rules.Compile(g.Rules); err != nil {
-			ruleErrs = append(ruleErrs, renumberRules(err, ruleIndexByLine))
+	// What Compile finds (duplicates, bad patterns) is reported here too, at
+	// each rule's own position, together with every other problem.
+	if _, _, err := ruleset.Compile(g.Rules); err != nil {
+		for _, e := range splitErrors(err) {
+			var re *ruleset.RuleError
+			if errors.As(e, &re) && re.Rule < len(ruleTokens) {
+				e = errAt(ruleTokens[re.Rule], fmt.Errorf("rule %d: %w", g.Rules[re.Rule].Index, re.Err))
+			}
+			problems = append(problems, e)
 		}
-		return errors.Join(ruleErrs...)
 	}
-	return nil
+	return errors.Join(problems...)
 }
 
 func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
@@ -204,6 +284,29 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 				err = d.ArgErr()
 			}
 			is.Audiences = append(is.Audiences, auds...)
+		case "tenants":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				err = d.ArgErr()
+			}
+			is.Tenants = append(is.Tenants, names...)
+		case "tenants_file":
+			err = oneArg(d, &is.TenantsFile)
+		case "max_tenants":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				n, perr := strconv.Atoi(s)
+				if perr != nil || n < 1 {
+					err = d.Errf("max_tenants %q: must be a whole number of at least 1 (tenants' key sets held at once)", s)
+				}
+				is.MaxTenants = n
+			}
+		case "dpop":
+			err = requirementArg(d, &is.DPoP)
+		case "mtls_binding":
+			err = requirementArg(d, &is.MTLSBinding)
+		case "token_type":
+			err = oneArg(d, &is.TokenType)
 		case "refresh_interval":
 			var s string
 			if err = oneArg(d, &s); err == nil {
@@ -234,6 +337,18 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
+// requirementArg reads `required` or `optional` (dpop, mtls_binding).
+func requirementArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if err := oneArg(d, dst); err != nil {
+		return err
+	}
+	if *dst != requirementRequired && *dst != requirementOptional {
+		return d.Errf("%s %q: want required or optional", name, *dst)
+	}
+	return nil
+}
+
 func intArg(d *caddyfile.Dispenser, dst *int) error {
 	name := d.Val()
 	var s string
@@ -248,30 +363,20 @@ func intArg(d *caddyfile.Dispenser, dst *int) error {
 	return nil
 }
 
-// prefixErrors puts prefix in front of every error joined in err.
-func prefixErrors(prefix string, err error) error {
+// splitErrors undoes errors.Join, so each problem gets its own position.
+func splitErrors(err error) []error {
 	var joined interface{ Unwrap() []error }
 	if errors.As(err, &joined) {
-		var out []error
-		for _, e := range joined.Unwrap() {
-			out = append(out, fmt.Errorf("%s%w", prefix, e))
-		}
-		return errors.Join(out...)
+		return joined.Unwrap()
 	}
-	return fmt.Errorf("%s%w", prefix, err)
+	return []error{err}
 }
 
-var ruleRef = regexp.MustCompile(`rule \d+ \(line (\d+)\)`)
-
-// renumberRules rewrites Compile's "rule N (line L)" references, which count
-// only the rules that parsed, to the rule's position in the Caddyfile.
-func renumberRules(err error, indexByLine map[int]int) error {
-	msg := ruleRef.ReplaceAllStringFunc(err.Error(), func(ref string) string {
-		line, _ := strconv.Atoi(ruleRef.FindStringSubmatch(ref)[1])
-		if i, ok := indexByLine[line]; ok {
-			return fmt.Sprintf("rule %d (line %d)", i, line)
-		}
-		return ref
-	})
-	return errors.New(msg)
+// errAt adds the file and line of tok to err exactly as the dispenser's own
+// errors do (with the import chain when tok came from an imported file),
+// for problems found after the dispenser moved on.
+func errAt(tok caddyfile.Token, err error) error {
+	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	d.Next()
+	return d.WrapErr(err)
 }

@@ -85,3 +85,57 @@ func TestDirectiveOrder(t *testing.T) {
 		t.Fatalf("tenant_gate does not come before reverse_proxy:\n%s", s)
 	}
 }
+
+// TestCaddyfileErrorsInImportedFiles adapts a Caddyfile that imports part
+// of its tenant_gate block from another file, with problems at the same
+// line numbers in both: each problem names its own file, line and rule.
+func TestCaddyfileErrorsInImportedFiles(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "Caddyfile")
+	imported := filepath.Join(dir, "rules.caddy")
+	write := func(path, body string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(imported, `# shared rules
+rule GET /x public
+rule GET /dup authenticated
+rule GET /y rolez
+`)
+	write(main, `:8080 {
+	tenant_gate {
+		rule GET /dup authenticated
+		rule GET /bad rolez
+		import rules.caddy
+		assertion_key /k.pem
+		issuer https://kc.example.com/realms/{tenant}/{tenant} {
+			jwks_url https://kc.example.com/realms/{tenant}/certs
+			audience alphapulse-api
+			tenants *
+		}
+	}
+}
+`)
+	src, _ := os.ReadFile(main)
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	_, _, err := adapter.Adapt(src, map[string]any{"filename": main})
+	if err == nil {
+		t.Fatal("adapting succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`rule 2: unknown requirement "rolez" (want public, authenticated, roles, tenant_param or tenants), at ` + main + `:4`,
+		`rule 4: duplicate of rule 1 (` + main + `:3): same methods and pattern, at ` + imported + `:3 import chain`,
+		`rule 5: unknown requirement "rolez" (want public, authenticated, roles, tenant_param or tenants), at ` + imported + `:4 import chain`,
+		`issuer "https://kc.example.com/realms/{tenant}/{tenant}": issuer: {tenant} must stand exactly once in "https://kc.example.com/realms/{tenant}/{tenant}" (found 2), at ` + main + `:7`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if n := strings.Count(msg, "\n") + 1; n != 4 {
+		t.Errorf("want 4 problems, got %d:\n%s", n, msg)
+	}
+}

@@ -23,7 +23,7 @@ const (
 // credential is the token a request carried, and how.
 type credential struct {
 	token  string
-	scheme string // the Authorization scheme as sent ("Bearer"); "" for cookie and query
+	scheme string // the Authorization scheme, "Bearer" or "DPoP"; "" for cookie and query
 	from   carrier
 }
 
@@ -36,15 +36,21 @@ func (g *Gate) bearerToken(r *http.Request, cookieTok, queryTok string) (credent
 	case 0:
 	case 1:
 		scheme, tok, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			return credential{}, audit.ReasonMissingToken, "send the token as Authorization: Bearer <token>"
+		switch {
+		case strings.EqualFold(scheme, "Bearer"):
+			scheme = "Bearer"
+		case strings.EqualFold(scheme, "DPoP"):
+			// RFC 9449: the token with a proof in the DPoP header.
+			scheme = "DPoP"
+		default:
+			return credential{}, audit.ReasonMissingToken, "send the token as Authorization: Bearer <token> (or Authorization: DPoP <token> with a DPoP proof header)"
 		}
 		tok = strings.TrimSpace(tok)
 		if tok == "" {
 			return credential{}, audit.ReasonMissingToken, "the Authorization header holds no token"
 		}
 		r.Header.Del("Authorization")
-		return credential{token: tok, scheme: "Bearer", from: fromHeader}, "", ""
+		return credential{token: tok, scheme: scheme, from: fromHeader}, "", ""
 	default:
 		return credential{}, audit.ReasonMalformedToken, "send exactly one Authorization header"
 	}

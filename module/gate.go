@@ -25,6 +25,12 @@ func init() {
 	caddy.RegisterModule(Gate{})
 }
 
+// Values of an issuer's dpop and mtls_binding.
+const (
+	requirementRequired = "required"
+	requirementOptional = "optional"
+)
+
 // Modes of operation.
 const (
 	ModeEnforce = "enforce"
@@ -50,8 +56,8 @@ type Gate struct {
 	// Claim holding the roles (array, or space-separated string). Default: roles
 	RolesClaim string `json:"roles_claim,omitempty"`
 
-	// Clock skew allowed on exp/nbf/iat. Default: 30s
-	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// Clock skew allowed on exp/nbf/iat. Default: 30s; an explicit 0 means none.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
 	// Longest token accepted, in bytes. Default: 8192
 	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
@@ -59,8 +65,20 @@ type Gate struct {
 	// enforce (default) denies; report only records would_deny and lets requests through.
 	Mode string `json:"mode,omitempty"`
 
-	// Ed25519 private key (PKCS#8 PEM) that signs X-Tenant-Assertion. Required.
+	// Ed25519 private key (PKCS#8 PEM) that signs X-Tenant-Assertion. Required
+	// unless assertion_alg is HS256.
 	AssertionKey string `json:"assertion_key,omitempty"`
+
+	// Algorithm of X-Tenant-Assertion: EdDSA (with assertion_key) or HS256
+	// (with assertion_secret, cheaper to sign and verify). Default: EdDSA
+	AssertionAlg string `json:"assertion_alg,omitempty"`
+
+	// HS256 secret shared with the backend, at least 32 bytes; placeholders
+	// such as {env.NAME} or {file./path} are expanded. Required with assertion_alg HS256.
+	AssertionSecret string `json:"assertion_secret,omitempty"`
+
+	// Entries of the verified-token cache; 0 turns it off. Default: 10000
+	TokenCache *int `json:"token_cache,omitempty"`
 
 	// aud of the assertion: the upstream's name. Default: backend
 	AssertionAudience string `json:"assertion_audience,omitempty"`
@@ -80,20 +98,43 @@ type Gate struct {
 	// Also read the token from this query parameter when no Authorization header is sent. Default: off
 	TokenQuery string `json:"token_query,omitempty"`
 
+	// Origins (scheme://host[:port]) whose cross-site requests may use the token cookie
+	// with an unsafe method. Without one, such a request needs Sec-Fetch-Site same-origin
+	// or none, else it is refused (csrf_suspected). Default: none
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+
 	// Realm in WWW-Authenticate. Default: tenantgate
 	Realm string `json:"realm,omitempty"`
 
 	// Most distinct tenant label values on metrics; the rest count as _other. Default: 1000
 	MetricsMaxTenants int `json:"metrics_max_tenants,omitempty"`
 
+	// Scheme and host a DPoP proof's htu is compared with, when a proxy in
+	// front changes them (https://api.example.com). Default: as the gate sees the request
+	DPoPPublicURL string `json:"dpop_public_url,omitempty"`
+
+	// A DPoP proof's iat must be within this of now. Default: 60s
+	DPoPMaxAge caddy.Duration `json:"dpop_max_age,omitempty"`
+
+	// DPoP proof algorithms, asymmetric only. Default: the asymmetric members of algorithms
+	DPoPAlgorithms []string `json:"dpop_algorithms,omitempty"`
+
+	// DPoP proofs remembered per process for replay detection. Default: 100000
+	DPoPReplayCache int `json:"dpop_replay_cache,omitempty"`
+
 	verifier *verify.Verifier
 	table    *rules.Table
 	signer   *assertion.Signer
 	strip    headerSet
 	metrics  *gateMetrics
+	binding  *bindingMetrics
+	dpopAlgs string // for DPoP challenges
 	logger   *zap.Logger
 	auditLog *zap.Logger
 	cancel   context.CancelFunc
+	origins  map[string]struct{}
+	// issuer names this instance holds key gauges for (released at Cleanup)
+	heldIssuers []string
 	// problems found while provisioning, reported by Validate all at once
 	configErrs []error
 }
@@ -116,6 +157,45 @@ type Issuer struct {
 	HMACSecret string `json:"hmac_secret,omitempty"`
 	// How often remote keys are refreshed. Default: 5m
 	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+	// "required" refuses tokens of this issuer that are not DPoP-bound (cnf.jkt). Default: optional
+	DPoP string `json:"dpop,omitempty"`
+	// "required" refuses tokens of this issuer that are not certificate-bound (cnf x5t#S256). Default: optional
+	MTLSBinding string `json:"mtls_binding,omitempty"`
+	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC 9068; application/at+jwt
+	// is accepted too), so an ID token cannot pass as an access token. Default: not checked
+	TokenType string `json:"token_type,omitempty"`
+	// Multi-tenant issuer (issuer URL with {tenant} once, in the path):
+	// tenants admitted, by name, or ["*"] for any. Unioned with tenants_file.
+	Tenants []string `json:"tenants,omitempty"`
+	// File of tenants admitted, one per line, re-read when it changes.
+	TenantsFile string `json:"tenants_file,omitempty"`
+	// Key sets of a multi-tenant issuer held at once. Default: 1000
+	MaxTenants int `json:"max_tenants,omitempty"`
+}
+
+// verifyConfig is the issuer as the verifier takes it; repl expands
+// placeholders in the HMAC secret (nil leaves them as written).
+func (is Issuer) verifyConfig(repl *caddy.Replacer) verify.IssuerConfig {
+	secret := is.HMACSecret
+	if repl != nil {
+		secret = repl.ReplaceKnown(secret, "")
+	}
+	return verify.IssuerConfig{
+		Issuer:          is.Issuer,
+		Audiences:       is.Audiences,
+		JWKSURL:         is.JWKSURL,
+		OIDCDiscovery:   is.OIDCDiscovery,
+		JWKSFile:        is.JWKSFile,
+		PublicKeyFile:   is.PublicKeyFile,
+		HMACSecret:      secret,
+		RefreshInterval: time.Duration(is.RefreshInterval),
+		Tenants:         is.Tenants,
+		TenantsFile:     is.TenantsFile,
+		MaxTenants:      is.MaxTenants,
+		TokenType:       is.TokenType,
+		RequireDPoP:     is.DPoP == requirementRequired,
+		RequireMTLS:     is.MTLSBinding == requirementRequired,
+	}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -143,18 +223,24 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	g.table = table
 
-	if g.AssertionKey == "" {
-		g.configErrs = append(g.configErrs, errors.New("assertion_key is required: the Ed25519 PKCS#8 PEM key that signs X-Tenant-Assertion"))
-	} else if key, err := assertion.LoadPrivateKeyPEM(g.AssertionKey); err != nil {
-		g.configErrs = append(g.configErrs, fmt.Errorf("assertion_key: %w", err))
-	} else if g.signer, err = assertion.NewEd25519Signer(key); err != nil {
-		g.configErrs = append(g.configErrs, fmt.Errorf("assertion_key: %w", err))
+	if err := g.provisionSigner(); err != nil {
+		g.configErrs = append(g.configErrs, err)
 	}
 
 	g.strip = newHeaderSet(g.StripHeaders)
+	g.origins = map[string]struct{}{}
+	for _, o := range g.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			g.configErrs = append(g.configErrs, fmt.Errorf("allowed_origins: %w", err))
+		}
+		g.origins[strings.ToLower(o)] = struct{}{}
+	}
 
 	g.metrics, err = newGateMetrics(ctx.GetMetricsRegistry(), g.MetricsMaxTenants)
 	if err != nil {
+		return err
+	}
+	if g.binding, err = newBindingMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
 
@@ -173,12 +259,62 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		cancel()
 		return fmt.Errorf("tenant_gate keys: %w", err)
 	}
+	g.dpopAlgs = g.verifier.DPoPAlgorithms()
+	for _, is := range g.Issuers {
+		g.heldIssuers = append(g.heldIssuers, is.Issuer)
+	}
+	if g.metrics != nil {
+		g.metrics.holdIssuers(g.heldIssuers)
+		g.metrics.caches.add(g.verifier)
+	}
+	return nil
+}
+
+// provisionSigner makes the assertion signer that assertion_alg names.
+func (g *Gate) provisionSigner() error {
+	var err error
+	switch g.AssertionAlg {
+	case assertion.AlgEdDSA:
+		if g.AssertionSecret != "" {
+			return errors.New("assertion_secret is for assertion_alg HS256; EdDSA assertions are signed with assertion_key")
+		}
+		if g.AssertionKey == "" {
+			return errors.New("assertion_key is required: the Ed25519 PKCS#8 PEM key that signs X-Tenant-Assertion (or assertion_alg HS256 with assertion_secret)")
+		}
+		key, err := assertion.LoadPrivateKeyPEM(g.AssertionKey)
+		if err == nil {
+			g.signer, err = assertion.NewEd25519Signer(key)
+		}
+		if err != nil {
+			return fmt.Errorf("assertion_key: %w", err)
+		}
+	case assertion.AlgHS256:
+		if g.AssertionKey != "" {
+			return errors.New("assertion_key is for assertion_alg EdDSA; HS256 assertions are signed with assertion_secret")
+		}
+		secret := caddy.NewReplacer().ReplaceKnown(g.AssertionSecret, "")
+		if secret == "" {
+			return errors.New("assertion_secret is required with assertion_alg HS256: at least 32 bytes, e.g. {env.TENANTGATE_ASSERTION_SECRET}")
+		}
+		if g.signer, err = assertion.NewHMACSigner([]byte(secret)); err != nil {
+			return fmt.Errorf("assertion_secret: %w", err)
+		}
+	default:
+		return fmt.Errorf("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
+	}
 	return nil
 }
 
 func (g *Gate) setDefaults() {
 	if g.Mode == "" {
 		g.Mode = ModeEnforce
+	}
+	if g.AssertionAlg == "" {
+		g.AssertionAlg = assertion.AlgEdDSA
+	}
+	if g.TokenCache == nil {
+		n := verify.DefaultTokenCacheSize
+		g.TokenCache = &n
 	}
 	if g.AssertionAudience == "" {
 		g.AssertionAudience = assertion.DefaultAudience
@@ -207,27 +343,30 @@ func (g *Gate) verifyConfig() verify.Config {
 	repl := caddy.NewReplacer()
 	cfg := verify.Config{
 		Algorithms:    g.Algorithms,
-		Leeway:        time.Duration(g.Leeway),
 		MaxTokenBytes: g.MaxTokenBytes,
 		TenantClaim:   g.TenantClaim,
 		UserClaim:     g.UserClaim,
 		RolesClaim:    g.RolesClaim,
 		Logger:        g.logger.Named("keys"),
+		DPoP: verify.DPoPConfig{
+			MaxAge:          time.Duration(g.DPoPMaxAge),
+			PublicURL:       g.DPoPPublicURL,
+			Algorithms:      g.DPoPAlgorithms,
+			ReplayCacheSize: g.DPoPReplayCache,
+		},
+	}
+	if g.Leeway != nil {
+		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
+	}
+	if g.TokenCache != nil {
+		cfg.TokenCacheSize = *g.TokenCache
 	}
 	if g.metrics != nil {
 		cfg.Observer = g.metrics
+		cfg.CacheObserver = g.metrics
 	}
 	for _, is := range g.Issuers {
-		cfg.Issuers = append(cfg.Issuers, verify.IssuerConfig{
-			Issuer:          is.Issuer,
-			Audiences:       is.Audiences,
-			JWKSURL:         is.JWKSURL,
-			OIDCDiscovery:   is.OIDCDiscovery,
-			JWKSFile:        is.JWKSFile,
-			PublicKeyFile:   is.PublicKeyFile,
-			HMACSecret:      repl.ReplaceKnown(is.HMACSecret, ""),
-			RefreshInterval: time.Duration(is.RefreshInterval),
-		})
+		cfg.Issuers = append(cfg.Issuers, is.verifyConfig(repl))
 	}
 	cfg.SetDefaults()
 	return cfg
@@ -243,8 +382,18 @@ func (g *Gate) Validate() error {
 	if g.MaxTokenBytes < 0 {
 		problems = append(problems, fmt.Errorf("max_token_bytes %d: must be positive", g.MaxTokenBytes))
 	}
+	if g.TokenCache != nil && *g.TokenCache < 0 {
+		problems = append(problems, fmt.Errorf("token_cache %d: want a positive number of entries, or 0 (off)", *g.TokenCache))
+	}
 	if g.MetricsMaxTenants < 0 {
 		problems = append(problems, fmt.Errorf("metrics_max_tenants %d: must be positive", g.MetricsMaxTenants))
+	}
+	for _, is := range g.Issuers {
+		for name, val := range map[string]string{"dpop": is.DPoP, "mtls_binding": is.MTLSBinding} {
+			if val != "" && val != requirementRequired && val != requirementOptional {
+				problems = append(problems, fmt.Errorf("issuer %q: %s %q: want required or optional", is.Issuer, name, val))
+			}
+		}
 	}
 	if g.TokenQuery != "" && strings.ContainsAny(g.TokenQuery, "&=") {
 		problems = append(problems, fmt.Errorf("token_query %q: not a query parameter name", g.TokenQuery))
@@ -258,7 +407,14 @@ func (g *Gate) Cleanup() error {
 		g.cancel()
 	}
 	if g.verifier != nil {
+		if g.metrics != nil {
+			g.metrics.caches.remove(g.verifier)
+		}
 		g.verifier.Close()
+	}
+	if g.metrics != nil && g.heldIssuers != nil {
+		g.metrics.releaseIssuers(g.heldIssuers)
+		g.heldIssuers = nil
 	}
 	return nil
 }

@@ -285,6 +285,8 @@ func TestServeTokenFromCookieAndQuery(t *testing.T) {
 
 func TestServeRecordsUpstreamErrorStatus(t *testing.T) {
 	u := newUnitGate(t, nil)
+	c := newCaptured()
+	u.g.auditLog = c.l
 	r := httptest.NewRequest("GET", "/api/whoami", nil)
 	r.Header.Set("Authorization", "Bearer "+u.token(t, "acme"))
 	repl := caddy.NewReplacer()
@@ -294,14 +296,19 @@ func TestServeRecordsUpstreamErrorStatus(t *testing.T) {
 	if !errors.Is(err, want.Err) {
 		t.Fatalf("error not passed on: %v", err)
 	}
+	rec := c.only(t)
+	if rec["status"] != float64(http.StatusBadGateway) || rec["decision"] != "allow" || rec["reason"] != "ok" || rec["tenant_id"] != "acme" {
+		t.Fatalf("the record should carry the handler error's status 502: %v", rec)
+	}
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
 	g := &Gate{
-		Issuers:    []Issuer{{Issuer: "https://a", HMACSecret: "short", Audiences: []string{"x"}}},
-		Algorithms: []string{"none", "HS256"},
-		Mode:       "shadow",
-		Rules:      []rules.Rule{{Methods: []string{"GET"}, Pattern: "nope", Public: true}},
+		Issuers:        []Issuer{{Issuer: "https://a", HMACSecret: "short", Audiences: []string{"x"}}},
+		Algorithms:     []string{"none", "HS256"},
+		Mode:           "shadow",
+		Rules:          []rules.Rule{{Methods: []string{"GET"}, Pattern: "nope", Public: true}},
+		AllowedOrigins: []string{"https://app.example/"},
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -312,10 +319,34 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("Validate accepted a broken config")
 	}
-	for _, want := range []string{"mode", "none", "assertion_key", "32", "rule 1"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate error lacks %q:\n%v", want, err)
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
 		}
+	}
+	// Each expected problem is its own line, saying what is wrong where.
+	expected := []struct{ name, prefix, says string }{
+		{"mode", `mode "shadow"`, "want enforce or report"},
+		{"none", "algorithms:", `"none" is never allowed`},
+		{"assertion_key", "assertion_key is required", "Ed25519"},
+		{"hmac_secret", `issuer "https://a": hmac_secret is 5 bytes`, "at least 32"},
+		{"rule", "rule 1", "nope"},
+		{"allowed_origins", "allowed_origins:", "is not an origin"},
+	}
+	for _, want := range expected {
+		found := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, want.prefix) && strings.Contains(l, want.says) {
+				found++
+			}
+		}
+		if found != 1 {
+			t.Errorf("%s: want exactly one line starting %q and saying %q, found %d in:\n%s", want.name, want.prefix, want.says, found, err)
+		}
+	}
+	if len(lines) != len(expected) {
+		t.Errorf("want %d problems, got %d:\n%s", len(expected), len(lines), err)
 	}
 }
 

@@ -15,6 +15,16 @@ const (
 	HeaderRequestID = "X-Request-ID"
 )
 
+// The same names in net/http's canonical form: Header.Get/Set/Del with a
+// canonical name skip canonicalising it, an allocation per call otherwise.
+var (
+	keyTenantID  = http.CanonicalHeaderKey(HeaderTenantID)
+	keyUserID    = http.CanonicalHeaderKey(HeaderUserID)
+	keyUserRoles = http.CanonicalHeaderKey(HeaderUserRoles)
+	keyRequestID = http.CanonicalHeaderKey(HeaderRequestID)
+	keyAssertion = http.CanonicalHeaderKey("X-Tenant-Assertion")
+)
+
 var identityHeaders = []string{HeaderTenantID, HeaderUserID, HeaderUserRoles, "X-Tenant-Assertion"}
 
 // headerSet is the list of header names to strip. It stays a short slice:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +29,17 @@ type gateMetrics struct {
 	jwksRefresh *prometheus.CounterVec
 	jwksKeys    *prometheus.GaugeVec
 	jwksLast    *prometheus.GaugeVec
-	tenants     *tenantLabels
+	cacheHits   prometheus.Counter
+	cacheMisses prometheus.Counter
+	// cacheEntries sums the verified-token caches of the live configs.
+	cacheEntries prometheus.GaugeFunc
+	caches       liveCaches
+	// issuerTenants counts the tenants' key sets a multi-tenant issuer
+	// holds; its label is the issuer as configured ({tenant} unreplaced),
+	// so the series are bounded by the config, not by the tenants.
+	issuerTenants *prometheus.GaugeVec
+	tenants       *tenantLabels
+	issuers       *issuerRefs
 }
 
 var processMetrics = &gateMetrics{
@@ -58,7 +69,32 @@ var processMetrics = &gateMetrics{
 		Name:      "jwks_last_success_timestamp_seconds",
 		Help:      "Unix time of the last successful key fetch per issuer.",
 	}, []string{"issuer"}),
-	tenants: &tenantLabels{seen: make(map[string]struct{})},
+	cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "tenantgate",
+		Name:      "token_cache_hits_total",
+		Help:      "Tokens found in the verified-token cache (parsing and signature skipped).",
+	}),
+	cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "tenantgate",
+		Name:      "token_cache_misses_total",
+		Help:      "Tokens looked up in the verified-token cache and verified in full.",
+	}),
+	issuerTenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "tenantgate",
+		Name:      "issuer_tenants",
+		Help:      "Tenants whose key sets a multi-tenant issuer holds (at most its max_tenants), per issuer as configured.",
+	}, []string{"issuer"}),
+	tenants: newTenantLabels(),
+	issuers: &issuerRefs{n: map[string]int{}},
+}
+
+func init() {
+	m := processMetrics
+	m.cacheEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "tenantgate",
+		Name:      "token_cache_entries",
+		Help:      "Entries in the verified-token caches of the live configuration.",
+	}, func() float64 { return float64(m.caches.entries()) })
 }
 
 // newGateMetrics registers the process's collectors on reg (Caddy's
@@ -70,7 +106,8 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast, rateLimitedTotal} {
+	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast,
+		m.cacheHits, m.cacheMisses, m.cacheEntries, m.issuerTenants, rateLimitedTotal} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) && are.ExistingCollector == c {
@@ -87,15 +124,112 @@ func (m *gateMetrics) observe(d audit.Decision, r audit.Reason, tenant string, g
 	m.authTime.Observe(gateTime.Seconds())
 }
 
-// JWKSRefresh implements verify.Observer.
+// JWKSRefresh implements verify.Observer. keys is the count in force after
+// the attempt (the kept set after a failure), so the gauge always shows what
+// the live config verifies with.
 func (m *gateMetrics) JWKSRefresh(issuer string, ok bool, keys int, at time.Time) {
 	result := "failure"
 	if ok {
 		result = "success"
-		m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
 		m.jwksLast.WithLabelValues(issuer).Set(float64(at.UnixNano()) / 1e9)
 	}
+	m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
 	m.jwksRefresh.WithLabelValues(issuer, result).Inc()
+}
+
+// JWKSInUse implements verify.Observer: a config being loaded starts with
+// keys (kept in the process's key store, or none), not with whatever an
+// earlier config last reported.
+func (m *gateMetrics) JWKSInUse(issuer string, keys int, lastSuccess time.Time) {
+	m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
+	if lastSuccess.IsZero() {
+		m.jwksLast.DeleteLabelValues(issuer)
+		return
+	}
+	m.jwksLast.WithLabelValues(issuer).Set(float64(lastSuccess.UnixNano()) / 1e9)
+}
+
+// holdIssuers and releaseIssuers count the live tenant_gate instances that
+// name each issuer. When a reload drops an issuer, the last release deletes
+// its key gauges, so no series describes keys no config uses. (The refresh
+// counters stay: counts outlive configs.)
+func (m *gateMetrics) holdIssuers(names []string) {
+	m.issuers.mu.Lock()
+	defer m.issuers.mu.Unlock()
+	for _, n := range names {
+		m.issuers.n[n]++
+	}
+}
+
+func (m *gateMetrics) releaseIssuers(names []string) {
+	m.issuers.mu.Lock()
+	defer m.issuers.mu.Unlock()
+	for _, n := range names {
+		if m.issuers.n[n]--; m.issuers.n[n] <= 0 {
+			delete(m.issuers.n, n)
+			m.jwksKeys.DeleteLabelValues(n)
+			m.jwksLast.DeleteLabelValues(n)
+			m.issuerTenants.DeleteLabelValues(n)
+		}
+	}
+}
+
+// issuerRefs counts, per issuer label, the live instances naming it.
+type issuerRefs struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// IssuerTenants implements verify.TemplateObserver: a multi-tenant issuer
+// has one jwks_keys series (its tenants' keys together), not one per tenant.
+func (m *gateMetrics) IssuerTenants(issuer string, tenants, keys int) {
+	m.issuerTenants.WithLabelValues(issuer).Set(float64(tenants))
+	m.jwksKeys.WithLabelValues(issuer).Set(float64(keys))
+}
+
+// TokenCacheLookup implements verify.CacheObserver.
+func (m *gateMetrics) TokenCacheLookup(hit bool) {
+	if hit {
+		m.cacheHits.Inc()
+	} else {
+		m.cacheMisses.Inc()
+	}
+}
+
+// cacheCounter is what the entries gauge reads of a live config's cache.
+type cacheCounter interface{ CachedTokens() int }
+
+// liveCaches is the set of verified-token caches of the configs Caddy has
+// loaded; a config adds its cache at Provision and removes it at Cleanup.
+// Only scrapes read it, so a mutex is fine.
+type liveCaches struct {
+	mu  sync.Mutex
+	set map[cacheCounter]struct{}
+}
+
+func (l *liveCaches) add(c cacheCounter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.set == nil {
+		l.set = map[cacheCounter]struct{}{}
+	}
+	l.set[c] = struct{}{}
+}
+
+func (l *liveCaches) remove(c cacheCounter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.set, c)
+}
+
+func (l *liveCaches) entries() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for c := range l.set {
+		n += c.CachedTokens()
+	}
+	return n
 }
 
 // tenantLabels caps the tenant label. Every label value is a time series
@@ -103,17 +237,28 @@ func (m *gateMetrics) JWKSRefresh(issuer string, ok bool, keys int, at time.Time
 // customers, so without a cap a large or hostile tenant population would
 // grow both without bound. The first maxTenants tenants seen keep their
 // own series, the rest share "_other".
+//
+// The set is an immutable map behind an atomic pointer: every request reads
+// it without a lock; the few requests that add a tenant (at most max, ever)
+// copy it under mu.
 type tenantLabels struct {
-	mu   sync.RWMutex
-	seen map[string]struct{}
-	max  int
+	seen atomic.Pointer[map[string]struct{}]
+	max  atomic.Int64
+	mu   sync.Mutex // serialises writers
+}
+
+func newTenantLabels() *tenantLabels {
+	t := &tenantLabels{}
+	t.seen.Store(&map[string]struct{}{})
+	return t
 }
 
 func (t *tenantLabels) raiseMax(n int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if n > t.max {
-		t.max = n
+	for {
+		cur := t.max.Load()
+		if int64(n) <= cur || t.max.CompareAndSwap(cur, int64(n)) {
+			return
+		}
 	}
 }
 
@@ -123,24 +268,27 @@ func (t *tenantLabels) label(tenant string) string {
 	if tenant == "" {
 		tenant = tenantNone
 	}
-	t.mu.RLock()
-	_, ok := t.seen[tenant]
-	n := len(t.seen)
-	t.mu.RUnlock()
-	if ok {
+	seen := *t.seen.Load()
+	if _, ok := seen[tenant]; ok {
 		return tenant
 	}
-	if n >= t.max {
+	if int64(len(seen)) >= t.max.Load() {
 		return tenantOther
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.seen[tenant]; ok {
+	seen = *t.seen.Load()
+	if _, ok := seen[tenant]; ok {
 		return tenant
 	}
-	if len(t.seen) >= t.max {
+	if int64(len(seen)) >= t.max.Load() {
 		return tenantOther
 	}
-	t.seen[tenant] = struct{}{}
+	next := make(map[string]struct{}, len(seen)+1)
+	for k := range seen {
+		next[k] = struct{}{}
+	}
+	next[tenant] = struct{}{}
+	t.seen.Store(&next)
 	return tenant
 }

@@ -3,7 +3,6 @@ package tenantgate
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/tenantgate/tenantgate/module/audit"
 )
@@ -20,22 +19,14 @@ type problem struct {
 }
 
 // writeProblem answers a denial. 401s carry WWW-Authenticate as RFC 6750
-// asks: no error code when no token was sent, invalid_token otherwise.
-func (g *Gate) writeProblem(w http.ResponseWriter, reason audit.Reason, detail, requestID string) int {
+// and RFC 9449 ask (challenge.go); dpop says the request used the DPoP
+// scheme.
+func (g *Gate) writeProblem(w http.ResponseWriter, reason audit.Reason, detail, requestID string, dpop bool) int {
 	status := reason.Status()
 	h := w.Header()
-	switch status {
-	case http.StatusUnauthorized:
-		if reason == audit.ReasonMissingToken {
-			h.Set("WWW-Authenticate", `Bearer realm="`+g.Realm+`"`)
-		} else {
-			h.Set("WWW-Authenticate", `Bearer realm="`+g.Realm+`", error="invalid_token", error_description=`+strconv.Quote(string(reason)))
-		}
-	case http.StatusForbidden:
-		if reason == audit.ReasonMissingRole {
-			h.Set("WWW-Authenticate", `Bearer realm="`+g.Realm+`", error="insufficient_scope"`)
-		}
-	case http.StatusServiceUnavailable:
+	g.challenges(h, reason, dpop)
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		// The caller may have set when the keys are fetched next.
 		h.Set("Retry-After", "5")
 	}
 	h.Set("Content-Type", "application/problem+json")

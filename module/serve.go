@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +28,17 @@ type verdict struct {
 	detail string
 	// identity is set whenever the token's signature verified, also when a
 	// later check failed, so the audit record names the caller; it is
-	// injected toward the upstream only when it carries a tenant.
+	// injected toward the upstream only when verified.
 	identity *verify.Identity
-	route    string
+	// verified: the token passed every check of the verifier.
+	verified bool
+	// retryAfter, for a 503, is when the issuer's keys are fetched next.
+	retryAfter time.Duration
+	route      string
+	// dpop: the token came as Authorization: DPoP; binding: the proof of
+	// possession checked (verify.Binding*), "" when no token was presented.
+	dpop    bool
+	binding string
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -49,14 +58,15 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	// The request id toward the upstream is always ours; the client's is kept
 	// for correlation only.
-	if v := r.Header.Get(HeaderRequestID); v != "" {
+	if v := r.Header.Get(keyRequestID); v != "" {
 		if len(v) > maxClientRequestID {
 			v = v[:maxClientRequestID]
 		}
 		rec.ClientRequestID = v
 	}
-	r.Header.Del(HeaderRequestID)
+	r.Header.Del(keyRequestID)
 	g.strip.strip(r.Header)
+	stripUntrustedClientCert(r)
 	if r.Trailer != nil {
 		// Declared trailers get their values only when the body is read to
 		// its end, which reverse_proxy does after the gate ran: strip again then.
@@ -65,11 +75,15 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	// Echo our request id to the client, so a support ticket can quote it.
-	w.Header().Set(HeaderRequestID, rec.RequestID)
+	w.Header().Set(keyRequestID, rec.RequestID)
 
 	v := g.decide(r)
 	rec.Route = v.route
 	rec.Reason = v.reason
+	rec.Binding = v.binding
+	if v.binding != "" {
+		repl.Set("http.auth.binding", v.binding)
+	}
 	if id := v.identity; id != nil {
 		rec.TenantID, rec.UserID, rec.Issuer, rec.TokenID = id.Tenant, id.Subject, id.Issuer, id.TokenID
 	}
@@ -88,38 +102,52 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	if rec.Decision == audit.DecisionDeny {
-		rec.Status = g.writeProblem(w, v.reason, v.detail, rec.RequestID)
+		if v.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((v.retryAfter+time.Second-1)/time.Second)))
+		}
+		rec.Status = g.writeProblem(w, v.reason, v.detail, rec.RequestID, v.dpop)
 		g.finish(&rec, start, time.Since(start))
 		return nil
 	}
 
-	if v.reason != audit.ReasonPublic && v.identity != nil && v.identity.Tenant != "" {
+	if v.reason != audit.ReasonPublic && v.verified && v.identity.Tenant != "" {
 		if err := g.inject(r, repl, v.identity, rec.RequestID); err != nil {
 			g.logger.Error("signing the identity assertion failed", zap.Error(err))
 			rec.Decision, rec.Reason = audit.DecisionDeny, audit.ReasonInternal
-			rec.Status = g.writeProblem(w, audit.ReasonInternal, "the gate could not sign the identity assertion", rec.RequestID)
+			rec.Status = g.writeProblem(w, audit.ReasonInternal, "the gate could not sign the identity assertion", rec.RequestID, v.dpop)
 			g.finish(&rec, start, time.Since(start))
 			return nil
 		}
 	}
-	r.Header.Set(HeaderRequestID, rec.RequestID)
+	r.Header.Set(keyRequestID, rec.RequestID)
 
 	gateTime := time.Since(start)
-	rw := caddyhttp.NewResponseRecorder(&requestIDWriter{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+	idw := &requestIDWriter{
+		ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 		id:                    rec.RequestID,
-	}, nil, nil)
+	}
+	rw := caddyhttp.NewResponseRecorder(idw, nil, nil)
+	// Exactly one record per request: at the 101 for a connection that
+	// switches protocols, else when next returns.
+	if len(r.Header["Upgrade"]) > 0 {
+		idw.up = &upgradeAudit{g: g, rec: &rec, rw: rw, repl: repl, start: start, gateTime: gateTime}
+	}
 	// The record is written even when next panics or the client goes away:
 	// a trail that loses failures is worse than none.
 	defer func() {
 		if p := recover(); p != nil {
-			rec.Status = abortedStatus(p, r, rw)
-			g.finishUpstream(&rec, rw, repl)
-			g.finish(&rec, start, gateTime)
+			if !idw.recorded() {
+				rec.Status = abortedStatus(p, r, rw)
+				g.finishUpstream(&rec, rw, repl)
+				g.finish(&rec, start, gateTime)
+			}
 			panic(p)
 		}
 	}()
 	err := next.ServeHTTP(rw, r)
+	if idw.recorded() {
+		return err
+	}
 	rec.Status = rw.Status()
 	if err != nil {
 		var he caddyhttp.HandlerError
@@ -147,6 +175,8 @@ func (g *Gate) decide(r *http.Request) verdict {
 	// every route, public ones included, so the end user's token never
 	// reaches an upstream (browsers send cookies to every path).
 	cookieTok, queryTok := g.takeTokenCookie(r), g.takeTokenQuery(r)
+	// The DPoP proof is spent here: it never travels on to the upstream.
+	defer r.Header.Del(headerDPoP)
 	m, matched := g.table.Match(r.Method, path)
 	var v verdict
 	if matched {
@@ -167,10 +197,21 @@ func (g *Gate) decide(r *http.Request) verdict {
 	if reason != "" {
 		return g.firstFailure(v, reason, detail)
 	}
-	id, verr := g.verifier.Verify(r.Context(), verifyRequest(r, cred))
+	req := verifyRequest(r, cred)
+	id, verr := g.verifier.Verify(r.Context(), req)
 	v.identity = id
+	v.dpop, v.binding = cred.scheme == "DPoP", verify.BindingOf(req, id)
 	if verr != nil {
+		if v.reason == "" {
+			v.retryAfter = verr.RetryAfter
+		}
 		return g.firstFailure(v, verr.Reason, verr.Detail)
+	}
+	v.verified = true
+	if cred.from == fromCookie {
+		if why := g.crossSiteCookieRequest(r); why != "" {
+			return g.firstFailure(v, audit.ReasonCSRFSuspected, why)
+		}
 	}
 	if !matched {
 		return v
@@ -192,12 +233,13 @@ func verifyRequest(r *http.Request, c credential) *verify.Request {
 		scheme = "https"
 	}
 	return &verify.Request{
-		Token:  c.token,
-		Scheme: c.scheme,
-		Method: r.Method,
-		URL:    &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath},
-		Header: r.Header,
-		TLS:    r.TLS,
+		Token:      c.token,
+		Scheme:     c.scheme,
+		Method:     r.Method,
+		URL:        &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath},
+		Header:     r.Header,
+		TLS:        r.TLS,
+		ClientCert: forwardedClientCert(r),
 	}
 }
 
@@ -226,6 +268,11 @@ func authorizeDetail(reason audit.Reason, r *rules.Rule) string {
 // copies were deleted before (strip-before-inject).
 func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity, requestID string) error {
 	now := time.Now()
+	// The assertion never outlives the token it stands for.
+	exp := now.Add(assertion.MaxLifetime)
+	if !id.Expiry.IsZero() && id.Expiry.Before(exp) {
+		exp = id.Expiry
+	}
 	tok, err := g.signer.Sign(assertion.Claims{
 		Issuer:   g.AssertionIssuer,
 		Audience: g.AssertionAudience,
@@ -235,17 +282,17 @@ func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity
 		Method:   r.Method,
 		Path:     r.URL.Path,
 		IssuedAt: now,
-		Expiry:   now.Add(assertion.MaxLifetime),
+		Expiry:   exp,
 		ID:       requestID,
 	})
 	if err != nil {
 		return err
 	}
 	roles := strings.Join(id.Roles, ",")
-	r.Header.Set(HeaderTenantID, id.Tenant)
-	r.Header.Set(HeaderUserID, id.Subject)
-	r.Header.Set(HeaderUserRoles, roles)
-	r.Header.Set(assertion.Header, tok)
+	r.Header.Set(keyTenantID, id.Tenant)
+	r.Header.Set(keyUserID, id.Subject)
+	r.Header.Set(keyUserRoles, roles)
+	r.Header.Set(keyAssertion, tok)
 	repl.Set("http.auth.tenant_id", id.Tenant)
 	repl.Set("http.auth.user.id", id.Subject)
 	repl.Set("http.auth.user.roles", roles)

@@ -49,6 +49,13 @@ var testSecret = func() []byte {
 // audit trail at auditLog.
 func newTestGate(tb testing.TB, auditLog *zap.Logger) *Gate {
 	tb.Helper()
+	return newTestGateWith(tb, auditLog, nil)
+}
+
+// newTestGateWith is newTestGate with mutate applied to the config before
+// it is provisioned.
+func newTestGateWith(tb testing.TB, auditLog *zap.Logger, mutate func(*Gate)) *Gate {
+	tb.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		tb.Fatal(err)
@@ -69,6 +76,9 @@ func newTestGate(tb testing.TB, auditLog *zap.Logger) *Gate {
 			{Methods: []string{"GET"}, Pattern: "/healthz", Public: true},
 			{Methods: []string{"*"}, Pattern: "/api/**", Authenticated: true},
 		},
+	}
+	if mutate != nil {
+		mutate(g)
 	}
 	// caddy.Context without a config: Logger() falls back to a dev logger,
 	// replaced right after.
@@ -290,7 +300,7 @@ func TestServeHTTPClientGoneBeforeHeaders(t *testing.T) {
 }
 
 func TestTenantLabelCap(t *testing.T) {
-	tl := &tenantLabels{seen: map[string]struct{}{}}
+	tl := newTenantLabels()
 	tl.raiseMax(3)
 	got := map[string]bool{}
 	for _, tenant := range []string{"", "a", "b", "c", "d", "a", ""} {
@@ -438,5 +448,42 @@ func TestDashboardQueriesKnownMetrics(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkServeHTTPAllowed is an allowed request with the full feature set
+// (audit JSON, metrics), per assertion algorithm and with the
+// verified-token cache on (every request a hit) or off (every request a
+// full verification).
+func BenchmarkServeHTTPAllowed(b *testing.B) {
+	jsonAudit := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		zapcore.AddSync(io.Discard), zapcore.InfoLevel)).Named(audit.LoggerName)
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	tok := testToken(b, "acme")
+	b.Setenv("TG_BENCH_ASSERTION_SECRET", strings.Repeat("s", 32))
+	off := 0
+	for _, v := range []struct {
+		name   string
+		mutate func(*Gate)
+	}{
+		{"cached/EdDSA_assertion", func(*Gate) {}},
+		{"cached/HS256_assertion", func(g *Gate) {
+			g.AssertionKey, g.AssertionAlg, g.AssertionSecret = "", "HS256", "{env.TG_BENCH_ASSERTION_SECRET}"
+		}},
+		{"cache_off/EdDSA_assertion", func(g *Gate) { g.TokenCache = &off }},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			g := newTestGateWith(b, jsonAudit, v.mutate)
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				r := newTestRequest(context.Background(), http.MethodGet, "/api/x", tok)
+				clear(w.h)
+				_ = g.ServeHTTP(w, r, next)
+			}
+		})
 	}
 }

@@ -5,12 +5,21 @@ package assertion
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+)
+
+// Assertion algorithms: the gate signs with one of them.
+const (
+	AlgEdDSA = "EdDSA"
+	AlgHS256 = "HS256"
 )
 
 // Header is the request header that carries the assertion.
@@ -46,10 +55,15 @@ var (
 	ErrMismatch = errors.New("assertion: not issued for this request")
 )
 
-// Signer signs assertions with the gate's key.
+// Signer signs assertions with the gate's key. The protected header is
+// encoded once, when the Signer is made; each Sign encodes a fixed struct
+// and signs through jwx's jws.Signer for the algorithm, with no map-backed
+// token builder per request. It is safe for concurrent use.
 type Signer struct {
-	alg jwa.SignatureAlgorithm
-	key any
+	alg    jwa.SignatureAlgorithm
+	key    any
+	signer jws.Signer
+	header string // base64url of the protected header, with the trailing '.'
 }
 
 // NewEd25519Signer returns a Signer for an Ed25519 private key.
@@ -57,15 +71,52 @@ func NewEd25519Signer(key ed25519.PrivateKey) (*Signer, error) {
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("assertion: ed25519 private key has %d bytes, want %d", len(key), ed25519.PrivateKeySize)
 	}
-	return &Signer{alg: jwa.EdDSA, key: key}, nil
+	return newSigner(jwa.EdDSA, key)
 }
 
 // NewHMACSigner returns a Signer using HS256; secret must be at least 32 bytes.
 func NewHMACSigner(secret []byte) (*Signer, error) {
-	if len(secret) < 32 {
-		return nil, fmt.Errorf("assertion: hmac secret has %d bytes, need at least 32", len(secret))
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("assertion: hmac secret has %d bytes, need at least %d", len(secret), MinSecretBytes)
 	}
-	return &Signer{alg: jwa.HS256, key: secret}, nil
+	return newSigner(jwa.HS256, append([]byte(nil), secret...))
+}
+
+// MinSecretBytes is the shortest HS256 secret accepted (RFC 7518 §3.2).
+const MinSecretBytes = 32
+
+func newSigner(alg jwa.SignatureAlgorithm, key any) (*Signer, error) {
+	js, err := jws.NewSigner(alg)
+	if err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	hdr, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Typ string `json:"typ"`
+	}{alg.String(), "JWT"})
+	if err != nil {
+		return nil, fmt.Errorf("assertion: header: %w", err)
+	}
+	return &Signer{alg: alg, key: key, signer: js, header: b64.EncodeToString(hdr) + "."}, nil
+}
+
+// Algorithm is the JWS alg the Signer writes (EdDSA or HS256).
+func (s *Signer) Algorithm() string { return s.alg.String() }
+
+var b64 = base64.RawURLEncoding
+
+// wireClaims is the assertion's payload, field for field.
+type wireClaims struct {
+	Issuer   string   `json:"iss"`
+	Audience string   `json:"aud"`
+	Subject  string   `json:"sub"`
+	Tenant   string   `json:"tid"`
+	Roles    []string `json:"roles"`
+	Method   string   `json:"htm"`
+	Path     string   `json:"htu"`
+	IssuedAt int64    `json:"iat"`
+	Expiry   int64    `json:"exp"`
+	ID       string   `json:"jti"`
 }
 
 // Sign returns the compact JWS for c. Expiry is clamped to MaxLifetime.
@@ -80,25 +131,24 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if roles == nil {
 		roles = []string{}
 	}
-	tok, err := jwt.NewBuilder().
-		Issuer(c.Issuer).
-		Audience([]string{c.Audience}).
-		Subject(c.Subject).
-		IssuedAt(c.IssuedAt).
-		Expiration(c.Expiry).
-		JwtID(c.ID).
-		Claim("tid", c.Tenant).
-		Claim("roles", roles).
-		Claim("htm", c.Method).
-		Claim("htu", c.Path).
-		Build()
+	payload, err := json.Marshal(wireClaims{
+		Issuer: c.Issuer, Audience: c.Audience, Subject: c.Subject, Tenant: c.Tenant, Roles: roles,
+		Method: c.Method, Path: c.Path, IssuedAt: c.IssuedAt.Unix(), Expiry: c.Expiry.Unix(), ID: c.ID,
+	})
 	if err != nil {
-		return "", fmt.Errorf("assertion: build: %w", err)
+		return "", fmt.Errorf("assertion: encode: %w", err)
 	}
-	out, err := jwt.Sign(tok, jwt.WithKey(s.alg, s.key))
+	// header.payload.signature in one buffer, sized once: an Ed25519 or
+	// HS256 signature is at most 64 bytes.
+	out := make([]byte, 0, len(s.header)+b64.EncodedLen(len(payload))+1+b64.EncodedLen(64))
+	out = append(out, s.header...)
+	out = b64.AppendEncode(out, payload)
+	sig, err := s.signer.Sign(out, s.key)
 	if err != nil {
 		return "", fmt.Errorf("assertion: sign: %w", err)
 	}
+	out = append(out, '.')
+	out = b64.AppendEncode(out, sig)
 	return string(out), nil
 }
 
@@ -124,8 +174,8 @@ func NewEd25519Verifier(pub ed25519.PublicKey, audience string) (*Verifier, erro
 
 // NewHMACVerifier returns a Verifier for an HS256 shared secret.
 func NewHMACVerifier(secret []byte, audience string) (*Verifier, error) {
-	if len(secret) < 32 {
-		return nil, fmt.Errorf("assertion: hmac secret has %d bytes, need at least 32", len(secret))
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("assertion: hmac secret has %d bytes, need at least %d", len(secret), MinSecretBytes)
 	}
 	if audience == "" {
 		return nil, errors.New("assertion: audience is required")

@@ -228,3 +228,105 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// HS256 assertions are checked as strictly as EdDSA ones: another secret,
+// another algorithm, a changed byte or another request all fail.
+func TestHMACStrict(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	s, _ := NewHMACSigner(secret)
+	v, _ := NewHMACVerifier(secret, DefaultAudience)
+	v.Issuer = DefaultIssuer
+	otherSigner, _ := NewHMACSigner([]byte(strings.Repeat("t", 32)))
+	edSigner, edVerifier := newPair(t)
+	good, err := s.Sign(claims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.Verify(good, "GET", "/api/v1/whoami", now); err != nil || got.Tenant != "acme" {
+		t.Fatalf("good token: %v %+v", err, got)
+	}
+	otherTok, _ := otherSigner.Sign(claims())
+	edTok, _ := edSigner.Sign(claims())
+	for name, tok := range map[string]string{
+		"other secret": otherTok, "EdDSA token": edTok, "tampered": tamper(good),
+	} {
+		if _, err := v.Verify(tok, "GET", "/api/v1/whoami", now); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := edVerifier.Verify(good, "GET", "/api/v1/whoami", now); !errors.Is(err, ErrInvalid) {
+		t.Errorf("the EdDSA verifier took an HS256 token: %v", err)
+	}
+	if _, err := v.Verify(good, "POST", "/api/v1/whoami", now); !errors.Is(err, ErrMismatch) {
+		t.Errorf("other method: %v", err)
+	}
+	if _, err := v.Verify(good, "GET", "/api/v1/whoami", now.Add(time.Minute)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("expired: %v", err)
+	}
+	if s.Algorithm() != "HS256" || edSigner.Algorithm() != "EdDSA" {
+		t.Errorf("algorithms %s %s", s.Algorithm(), edSigner.Algorithm())
+	}
+}
+
+// Claims holding JSON's special characters survive the trip.
+func TestSignEscapes(t *testing.T) {
+	s, v := newPair(t)
+	c := claims()
+	c.Subject = "al\"ice\\\n\u2028\x00é"
+	c.Path = "/api/v1/<script>&"
+	c.Roles = nil
+	tok, err := s.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Verify(tok, "GET", c.Path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Subject != c.Subject || len(got.Roles) != 0 {
+		t.Errorf("got %+v", got)
+	}
+}
+
+func TestLoadSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("x", 32)
+	for name, tc := range map[string]struct {
+		content, want string
+	}{
+		"plain":    {long, long},
+		"newline":  {long + "\n", long},
+		"crlf":     {long + "\r\n", long},
+		"short":    {"short\n", ""},
+		"short-nl": {strings.Repeat("x", 31) + "\n", ""},
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := LoadSecretFile(p)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%s: accepted", name)
+			}
+			continue
+		}
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%s: %q %v", name, got, err)
+		}
+	}
+	if _, err := LoadSecretFile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func BenchmarkSignHS256(b *testing.B) {
+	s, _ := NewHMACSigner([]byte(strings.Repeat("k", 32)))
+	c := claims()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sign(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

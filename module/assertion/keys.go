@@ -1,6 +1,7 @@
 package assertion
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
@@ -73,4 +74,21 @@ func readPEM(path, typ string) ([]byte, error) {
 		return nil, fmt.Errorf("key %s: PEM block is %q, want %q", path, block.Type, typ)
 	}
 	return block.Bytes, nil
+}
+
+// LoadSecretFile reads an HS256 assertion secret from a file. One trailing
+// newline ("\n" or "\r\n") is not part of the secret, as Caddy's
+// {file.PATH} placeholder reads it, so the gate and the backend agree on a
+// file written by `echo`. The secret must be at least MinSecretBytes long.
+func LoadSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path) // #nosec G304 -- the path is operator configuration
+	if err != nil {
+		return nil, fmt.Errorf("read secret: %w", err)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) < MinSecretBytes {
+		return nil, fmt.Errorf("secret %s has %d bytes, need at least %d", path, len(b), MinSecretBytes)
+	}
+	return b, nil
 }

@@ -33,6 +33,10 @@ const (
 	ReasonNoRoute         Reason = "no_route"            // no rule matches method and path
 	ReasonBadPath         Reason = "bad_path"            // path not canonical
 	ReasonInternal        Reason = "internal_error"      // the gate failed (e.g. could not sign the assertion)
+	ReasonBadDPoPProof    Reason = "bad_dpop_proof"      // DPoP proof missing, malformed, wrong htm/htu/ath, stale or replayed
+	ReasonBindingMismatch Reason = "binding_mismatch"    // bound token without its key or certificate, or sent as Bearer
+	ReasonWrongTokenType  Reason = "wrong_token_type"    // JOSE typ is not the issuer's token_type (e.g. an ID token where at+jwt is required)
+	ReasonCSRFSuspected   Reason = "csrf_suspected"      // cookie token on an unsafe method without a same-origin signal
 
 	// From tenant_rate_limit (module/ratelimit), recorded by the gate.
 	ReasonRateLimited          Reason = "rate_limited"           // the tenant is over a limit
@@ -46,6 +50,8 @@ var Reasons = []Reason{
 	ReasonWrongAudience, ReasonTokenExpired, ReasonTokenNotYet, ReasonMissingClaim,
 	ReasonKeysUnavailable, ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch,
 	ReasonTenantNotAllow, ReasonNoRoute, ReasonBadPath, ReasonInternal,
+	ReasonBadDPoPProof, ReasonBindingMismatch,
+	ReasonWrongTokenType, ReasonCSRFSuspected,
 	ReasonRateLimited, ReasonRateLimitUnavailable,
 }
 
@@ -62,7 +68,7 @@ func (r Reason) Status() int {
 		return http.StatusTooManyRequests
 	case ReasonInternal:
 		return http.StatusInternalServerError
-	case ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch, ReasonTenantNotAllow, ReasonNoRoute:
+	case ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch, ReasonTenantNotAllow, ReasonNoRoute, ReasonCSRFSuspected:
 		return http.StatusForbidden
 	default:
 		return http.StatusUnauthorized

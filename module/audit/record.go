@@ -38,6 +38,7 @@ type Record struct {
 	UpstreamStatus  int // what the upstream answered; 0 when it was not called
 	DurationMS      float64
 	RemoteIP        string
+	Binding         string // proof of possession checked: dpop, mtls, bearer; "" when no token was presented
 }
 
 // MarshalLogObject writes the record's fields with zap's typed encoder, so a
@@ -60,6 +61,7 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("upstream_status", r.UpstreamStatus)
 	enc.AddFloat64("duration_ms", r.DurationMS)
 	enc.AddString("remote_ip", r.RemoteIP)
+	enc.AddString("binding", r.Binding)
 	return nil
 }
 

@@ -40,6 +40,7 @@ func sampleRecord() *Record {
 		UpstreamStatus: 201,
 		DurationMS:     1.25,
 		RemoteIP:       "127.0.0.1",
+		Binding:        "dpop",
 	}
 }
 
@@ -57,7 +58,7 @@ func TestWriteFieldsAtTopLevel(t *testing.T) {
 		"user_id": "user-acme", "issuer": "https://idp.test", "token_id": "t-1",
 		"method": "POST", "path": "/api/v1/ensemble/create", "route": "/api/v1/ensemble/create",
 		"decision": "allow", "reason": "ok", "status": 201.0, "upstream_status": 201.0,
-		"duration_ms": 1.25, "remote_ip": "127.0.0.1",
+		"duration_ms": 1.25, "remote_ip": "127.0.0.1", "binding": "dpop",
 	}
 	for k, v := range want {
 		if got[k] != v {

@@ -169,7 +169,7 @@ func coverOne(t *Table, rt Route) CoverageLine {
 		}
 		line.RuleIndex, line.Rule = i, &t.rules[i]
 		if line.Rule.Public && !rt.PublicByIntent {
-			line.Problem = fmt.Sprintf("covered only by public %s, but the route is not listed as public", ruleRef(i, line.Rule.Line))
+			line.Problem = fmt.Sprintf("covered only by public %s, but the route is not listed as public", ruleRef(i, line.Rule))
 			return line
 		}
 		line.Problem = looserThanBackend(line.Rule, i, rt.Roles)
@@ -178,7 +178,7 @@ func coverOne(t *Table, rt Route) CoverageLine {
 	line.Problem = "not covered: no rule takes every request to this route (deny no_route)"
 	for i, c := range t.compiled {
 		if allows(i) && intersects(c.segs, segs) {
-			line.Problem += fmt.Sprintf("; %s matches only some of them (a literal where the route has a {param}?)", ruleRef(i, t.rules[i].Line))
+			line.Problem += fmt.Sprintf("; %s matches only some of them (a literal where the route has a {param}?)", ruleRef(i, &t.rules[i]))
 			break
 		}
 	}
@@ -195,7 +195,7 @@ func looserThanBackend(r *Rule, i int, backendRoles []string) string {
 	}
 	need := strings.Join(backendRoles, " ")
 	if len(r.Roles) == 0 {
-		return fmt.Sprintf("%s admits callers without a role, but the backend needs one of [%s]: the rule should say roles %s", ruleRef(i, r.Line), need, need)
+		return fmt.Sprintf("%s admits callers without a role, but the backend needs one of [%s]: the rule should say roles %s", ruleRef(i, r), need, need)
 	}
 	var extra []string
 	for _, role := range r.Roles {
@@ -204,7 +204,7 @@ func looserThanBackend(r *Rule, i int, backendRoles []string) string {
 		}
 	}
 	if len(extra) > 0 {
-		return fmt.Sprintf("%s admits role(s) %s that the backend refuses (it needs one of [%s])", ruleRef(i, r.Line), strings.Join(extra, " "), need)
+		return fmt.Sprintf("%s admits role(s) %s that the backend refuses (it needs one of [%s])", ruleRef(i, r), strings.Join(extra, " "), need)
 	}
 	return ""
 }
@@ -235,7 +235,7 @@ func FormatCoverage(w io.Writer, lines []CoverageLine) {
 	for _, l := range lines {
 		rule, requires := "-", "-"
 		if l.Rule != nil {
-			rule = ruleRef(l.RuleIndex, l.Rule.Line)
+			rule = ruleRef(l.RuleIndex, l.Rule)
 			requires = strings.Join(l.Rule.requirementWords(), " ")
 		}
 		result := "ok"

@@ -48,7 +48,7 @@ func Explain(t *Table, method, path string) string {
 	}
 
 	r := m.Rule
-	fmt.Fprintf(&b, "rule:     %s: %s\n", ruleRef(m.Index, r.Line), r.String())
+	fmt.Fprintf(&b, "rule:     %s: %s\n", ruleRef(m.Index, r), r.String())
 	if method == "HEAD" && !t.compiled[m.Index].anyMethod && !slices.Contains(r.Methods, "HEAD") {
 		b.WriteString("          (GET rules also cover HEAD)\n")
 	}

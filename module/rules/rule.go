@@ -37,6 +37,12 @@ type Rule struct {
 	Tenants []string `json:"tenants,omitempty"`
 	// Line is the Caddyfile line the rule came from, for messages only.
 	Line int `json:"line,omitempty"`
+
+	// Set by the Caddyfile parser, for its messages only: the rule's
+	// 1-based position among every rule line of the block (also lines that
+	// failed to parse) and the file it came from (an imported file, maybe).
+	Index int    `json:"-"`
+	File  string `json:"-"`
 }
 
 // Requirement keywords of the Caddyfile form.

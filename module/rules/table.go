@@ -65,14 +65,14 @@ func Compile(rules []Rule) (t *Table, warnings []string, err error) {
 
 		c, cerrs := checkRule(&t.rules[i], true)
 		for _, e := range cerrs {
-			errs = append(errs, fmt.Errorf("%s%w", rulePrefix(i, r.Line), e))
+			errs = append(errs, &RuleError{Rule: i, Ref: ruleRef(i, &t.rules[i]), Err: e})
 		}
 		if len(cerrs) > 0 {
 			continue
 		}
 		t.compiled[i] = c
 		if dup, ok := t.insert(i); !ok {
-			errs = append(errs, fmt.Errorf("%sduplicate of %s: same methods and pattern", rulePrefix(i, r.Line), ruleRef(dup, t.rules[dup].Line)))
+			errs = append(errs, &RuleError{Rule: i, Ref: ruleRef(i, &t.rules[i]), Err: fmt.Errorf("duplicate of %s: same methods and pattern", ruleRef(dup, &t.rules[dup]))})
 		}
 	}
 	if len(errs) > 0 {
@@ -85,26 +85,45 @@ func Compile(rules []Rule) (t *Table, warnings []string, err error) {
 		if by := t.shadowedBy(j); len(by) > 0 {
 			refs := make([]string, len(by))
 			for k, i := range by {
-				refs[k] = fmt.Sprintf("%s %q", ruleRef(i, t.rules[i].Line), t.rules[i].String())
+				refs[k] = fmt.Sprintf("%s %q", ruleRef(i, &t.rules[i]), t.rules[i].String())
 			}
 			verb := "comes"
 			if len(by) > 1 {
 				verb = "come"
 			}
 			warnings = append(warnings, fmt.Sprintf("%s%q can never match: %s %s first and match every request it would",
-				rulePrefix(j, t.rules[j].Line), t.rules[j].String(), strings.Join(refs, " and "), verb))
+				ruleRef(j, &t.rules[j])+": ", t.rules[j].String(), strings.Join(refs, " and "), verb))
 		}
 	}
 	return t, warnings, nil
 }
 
-func rulePrefix(i, line int) string { return ruleRef(i, line) + ": " }
+// RuleError is a problem Compile found with one rule: Rule is its index in
+// the slice given to Compile, Ref how messages name it.
+type RuleError struct {
+	Rule int
+	Ref  string
+	Err  error
+}
 
-func ruleRef(i, line int) string {
-	if line > 0 {
-		return fmt.Sprintf("rule %d (line %d)", i+1, line)
+func (e *RuleError) Error() string { return e.Ref + ": " + e.Err.Error() }
+func (e *RuleError) Unwrap() error { return e.Err }
+
+// ruleRef names rule r, at index i of the table: "rule N (line L)", or
+// "rule N (FILE:L)" when the Caddyfile parser recorded the file, with N
+// the rule's own position in the Caddyfile when it recorded that.
+func ruleRef(i int, r *Rule) string {
+	n := i + 1
+	if r.Index > 0 {
+		n = r.Index
 	}
-	return fmt.Sprintf("rule %d", i+1)
+	switch {
+	case r.File != "" && r.Line > 0:
+		return fmt.Sprintf("rule %d (%s:%d)", n, r.File, r.Line)
+	case r.Line > 0:
+		return fmt.Sprintf("rule %d (line %d)", n, r.Line)
+	}
+	return fmt.Sprintf("rule %d", n)
 }
 
 // insert adds rule idx to the tree. It fails, naming the earlier rule, when

@@ -2,14 +2,11 @@ package verify
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/tenantid"
@@ -20,134 +17,155 @@ const MaxTenantLen = tenantid.MaxLen
 
 // checkClaims validates the claims of a token whose signature verified.
 // Type rules are ours (a wrong type is ReasonMissingClaim, or
-// ReasonWrongAudience for aud); the time and audience rules run through
-// jwt.Validate and are told apart with errors.Is.
-func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage) (*Identity, *Error) {
-	for _, name := range []string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
+// ReasonWrongAudience for aud). The rules after them run in the order
+// jwt.Validate ran them with the options this package used to pass it
+// (exp required, exp, nbf, iat, iss, aud), with jwx's own NumericDate
+// reading and time comparisons (see numericDate and checkTimes), without a
+// map-backed jwt.Token per request: claims_reference_test.go checks the two
+// agree.
+//
+// The times are recorded in t, for the per-request checks that every later
+// use of the token runs.
+func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, t *verifiedToken, id *Identity) (*Identity, *Error) {
+	for _, name := range [...]string{"exp", "nbf", "iat"} {
 		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
 			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
 		}
 	}
-	for _, name := range []string{jwt.SubjectKey, jwt.JwtIDKey} {
+	for _, name := range [...]string{"sub", "jti"} {
 		if raw, ok := claims[name]; ok && !isJSONString(raw) {
 			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a string", name), nil)
 		}
 	}
-	if raw, ok := claims[jwt.AudienceKey]; ok && !isStringOrStrings(raw) {
-		return nil, fail(audit.ReasonWrongAudience, "claim \"aud\" must be a string or an array of strings", nil)
+	aud, audOK := audiences(claims["aud"])
+	if _, present := claims["aud"]; present && !audOK {
+		return id, fail(audit.ReasonWrongAudience, "claim \"aud\" must be a string or an array of strings", nil)
 	}
-
-	tok, err := registeredClaims(claims)
-	if err != nil {
-		return nil, malformed("token claims could not be decoded", err)
-	}
-	err = jwt.Validate(tok, is.opts...)
-	switch {
-	case err == nil:
-	case errors.Is(err, jwt.ErrRequiredClaim()):
-		return nil, fail(audit.ReasonMissingClaim, "token has no exp claim; tokens must expire", err)
-	case errors.Is(err, jwt.ErrTokenExpired()):
-		return nil, fail(audit.ReasonTokenExpired, "token has expired", err)
-	case errors.Is(err, jwt.ErrTokenNotYetValid()):
-		return nil, fail(audit.ReasonTokenNotYet, "token is not valid yet (nbf is in the future)", err)
-	case errors.Is(err, jwt.ErrInvalidIssuedAt()):
-		return nil, fail(audit.ReasonTokenNotYet, "token is issued in the future (iat); check the clocks", err)
-	case errors.Is(err, jwt.ErrInvalidAudience()):
-		return nil, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.cfg.Issuer), err)
-	case errors.Is(err, jwt.ErrInvalidIssuer()):
-		return nil, fail(audit.ReasonUnknownIssuer, "token iss does not match its issuer", err)
-	default:
-		return nil, fail(audit.ReasonMissingClaim, "token claims are invalid", err)
-	}
-
-	id := &Identity{Issuer: is.cfg.Issuer, TokenID: tok.JwtID(), Expiry: tok.Expiration()}
-	if raw, ok := claims[v.cfg.UserClaim]; ok && !isJSONNull(raw) {
-		if err := json.Unmarshal(raw, &id.Subject); err != nil {
-			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.cfg.UserClaim), err)
+	for _, c := range [...]struct {
+		name string
+		dst  *time.Time
+	}{{"exp", &t.exp}, {"nbf", &t.nbf}, {"iat", &t.iat}} {
+		if raw, ok := claims[c.name]; ok {
+			d, err := numericDate(raw)
+			if err != nil {
+				return id, malformed("token claims could not be decoded", err)
+			}
+			*c.dst = d
 		}
 	}
-	roles, ok := parseRoles(claims[v.cfg.RolesClaim])
+	if raw, ok := claims["jti"]; ok {
+		if err := unmarshalString(raw, &id.TokenID); err != nil {
+			return id, malformed("token claims could not be decoded", err)
+		}
+	}
+	if _, ok := claims["exp"]; !ok {
+		return id, fail(audit.ReasonMissingClaim, "token has no exp claim; tokens must expire", nil)
+	}
+	if e := checkTimes(t, v.cfg.Now(), v.cfg.Leeway); e != nil {
+		return id, e
+	}
+	if !is.audienceAccepted(aud) {
+		return id, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.cfg.Issuer), nil)
+	}
+
+	id.Expiry = t.exp
+	if raw, ok := v.userPath.lookup(claims); ok && !isJSONNull(raw) {
+		if err := unmarshalString(raw, &id.Subject); err != nil {
+			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.userPath), err)
+		}
+	}
+	rawRoles, _ := v.rolesPath.lookup(claims)
+	roles, ok := parseRoles(rawRoles)
 	if !ok {
-		return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.cfg.RolesClaim), nil)
+		return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("roles claim %q must be an array of strings or one space-separated string", v.rolesPath), nil)
 	}
 	id.Roles = roles
+	cnf, err := parseCnf(claims["cnf"])
+	if err != nil {
+		return nil, fail(audit.ReasonMissingClaim, `claim "cnf" must be an object whose "jkt" and "x5t#S256" members are non-empty strings`, err)
+	}
+	id.Cnf = cnf
 
-	raw, ok := claims[v.cfg.TenantClaim]
-	if !ok {
-		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("token has no tenant claim %q", v.cfg.TenantClaim), nil)
+	raw, hasTenant := v.tenantPath.lookup(claims)
+	if is.tenant != "" {
+		// A multi-tenant issuer: the tenant is the one its iss names, whose
+		// keys verified the token. A tenant claim may only confirm it.
+		if hasTenant && !isJSONNull(raw) {
+			var claimed string
+			if err := unmarshalString(raw, &claimed); err != nil || claimed != is.tenant {
+				return id, fail(audit.ReasonTenantMismatch, fmt.Sprintf("tenant claim %q disagrees with the tenant %q that the token's issuer names", v.tenantPath, is.tenant), err)
+			}
+		}
+		id.Tenant = is.tenant
+		return id, nil
+	}
+	if !hasTenant {
+		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("token has no tenant claim %q", v.tenantPath), nil)
 	}
 	var tenant string
-	if err := json.Unmarshal(raw, &tenant); err != nil || !ValidTenant(tenant) {
-		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("tenant claim %q must be a string of 1-%d characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")", v.cfg.TenantClaim, MaxTenantLen), err)
+	if err := unmarshalString(raw, &tenant); err != nil || !ValidTenant(tenant) {
+		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("tenant claim %q must be a string of 1-%d characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")", v.tenantPath, MaxTenantLen), err)
 	}
 	id.Tenant = tenant
 	return id, nil
 }
 
-// registeredClaims builds the jwx token that jwt.Validate judges from the
-// members the payload was already parsed into: only the registered claims
-// the checks read, so the payload is never decoded a second time.
-func registeredClaims(claims map[string]json.RawMessage) (jwt.Token, error) {
-	tok := jwt.New()
-	for _, name := range [...]string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
-		if raw, ok := claims[name]; ok {
-			if err := tok.Set(name, json.Number(raw)); err != nil {
-				return nil, err
-			}
-		}
+// numericDate reads a NumericDate exactly as jwx v2 does (its
+// types.NumericDate from a json.Number, default precision): whole seconds,
+// any fraction dropped; a number with an exponent is refused (jwx tries it
+// as an RFC 3339 time and fails). raw is a non-negative JSON number.
+func numericDate(raw json.RawMessage) (time.Time, error) {
+	s := string(bytes.TrimSpace(raw))
+	if strings.ContainsAny(s, "eE") {
+		return time.Time{}, fmt.Errorf("NumericDate %q has an exponent", truncate(s, 32))
 	}
-	for _, name := range [...]string{jwt.IssuerKey, jwt.SubjectKey, jwt.JwtIDKey} {
-		if raw, ok := claims[name]; ok {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return nil, err
-			}
-			if err := tok.Set(name, s); err != nil {
-				return nil, err
-			}
-		}
+	whole := s
+	if i := strings.IndexByte(s, '.'); i > 0 {
+		whole = s[:i]
 	}
-	if raw, ok := claims[jwt.AudienceKey]; ok {
-		var aud []string
-		if isJSONString(raw) {
-			var one string
-			if err := json.Unmarshal(raw, &one); err != nil {
-				return nil, err
-			}
-			aud = []string{one}
-		} else if err := json.Unmarshal(raw, &aud); err != nil {
-			return nil, err
-		}
-		if err := tok.Set(jwt.AudienceKey, aud); err != nil {
-			return nil, err
-		}
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("NumericDate %q: %w", truncate(s, 32), err)
 	}
-	return tok, nil
+	return time.Unix(n, 0).UTC(), nil
 }
 
-// expirationWithinLeeway is jwx's exp check with one more second of skew,
-// because jwx rejects at exactly exp+leeway and our contract accepts up to
-// and including it (times are compared in whole seconds). exp <= 0 is
-// expired (jwx would skip a zero exp).
-var expirationWithinLeeway = jwt.ValidatorFunc(func(ctx context.Context, t jwt.Token) jwt.ValidationError {
-	if t.Expiration().Unix() <= 0 {
-		return jwt.ErrTokenExpired()
+// audiences reads aud: one string or an array of strings (absent: none).
+// ok is false for any other shape, null elements included.
+func audiences(raw json.RawMessage) (aud []string, ok bool) {
+	if raw == nil {
+		return nil, true
 	}
-	ctx = jwt.SetValidationCtxSkew(ctx, jwt.ValidationCtxSkew(ctx)+time.Second)
-	return jwt.IsExpirationValid().Validate(ctx, t)
-})
-
-// audienceValidator accepts a token whose aud holds any of the issuer's
-// audiences. Empty aud, missing aud and [""] never match.
-func (is *issuerState) audienceValidator() jwt.Validator {
-	return jwt.ValidatorFunc(func(_ context.Context, t jwt.Token) jwt.ValidationError {
-		for _, a := range t.Audience() {
-			if _, ok := is.aud[a]; ok && a != "" {
-				return nil
-			}
+	if isJSONString(raw) {
+		var one string
+		if err := unmarshalString(raw, &one); err != nil {
+			return nil, false
 		}
-		return jwt.ErrInvalidAudience()
-	})
+		return []string{one}, true
+	}
+	list, err := stringArray(raw)
+	if err != nil || firstByte(raw) != '[' {
+		return nil, false
+	}
+	aud = make([]string, len(list))
+	for i, s := range list {
+		if s == nil {
+			return nil, false
+		}
+		aud[i] = *s
+	}
+	return aud, true
+}
+
+// audienceAccepted reports whether aud holds any of the issuer's audiences.
+// Empty aud, missing aud and [""] never match.
+func (is *issuerState) audienceAccepted(aud []string) bool {
+	for _, a := range aud {
+		if _, ok := is.aud[a]; ok && a != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidTenant reports whether s is an acceptable tenant: 1 to 64 characters
@@ -164,7 +182,7 @@ func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
 		return nil, true
 	}
 	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
+	if isJSONString(raw) && unmarshalString(raw, &one) == nil {
 		roles = strings.Fields(one)
 		for _, r := range roles {
 			if strings.Contains(r, ",") {
@@ -173,8 +191,8 @@ func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
 		}
 		return roles, true
 	}
-	var list []*string
-	if err := json.Unmarshal(raw, &list); err != nil {
+	list, err := stringArray(raw)
+	if err != nil {
 		return nil, false
 	}
 	for _, r := range list {
@@ -211,19 +229,3 @@ func isJSONNumber(raw json.RawMessage) bool {
 func isJSONString(raw json.RawMessage) bool { return firstByte(raw) == '"' }
 
 func isJSONNull(raw json.RawMessage) bool { return firstByte(raw) == 'n' }
-
-func isStringOrStrings(raw json.RawMessage) bool {
-	if isJSONString(raw) {
-		return true
-	}
-	var list []*string
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return false
-	}
-	for _, s := range list {
-		if s == nil {
-			return false
-		}
-	}
-	return true
-}

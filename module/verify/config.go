@@ -16,12 +16,21 @@ import (
 const (
 	DefaultLeeway          = 30 * time.Second
 	DefaultRefreshInterval = 5 * time.Minute
-	DefaultRefetchInterval = 30 * time.Second
+	DefaultRefetchInterval = 2 * time.Second
 	DefaultTenantClaim     = "tenant_id"
 	DefaultUserClaim       = "sub"
 	DefaultRolesClaim      = "roles"
 	DefaultHTTPTimeout     = 10 * time.Second
 	MinHMACSecretBytes     = 32
+	// DefaultMaxTenants is how many tenants' key sets a multi-tenant
+	// issuer holds at once (least recently used leave).
+	DefaultMaxTenants = 1000
+	// TenantPlaceholder marks the tenant's place in a multi-tenant issuer
+	// and in its jwks_url or oidc_discovery.
+	TenantPlaceholder = "{tenant}"
+	// AnyTenant in Tenants admits every tenant name (bounded: see template.go).
+	AnyTenant             = "*"
+	DefaultTokenCacheSize = 10000
 )
 
 // DefaultAlgorithms is the allow-list used when Config.Algorithms is empty.
@@ -49,15 +58,42 @@ type IssuerConfig struct {
 	HMACSecret string
 	// How often remote keys are refreshed. Default: 5m.
 	RefreshInterval time.Duration
+
+	// Multi-tenant issuers: Issuer holds TenantPlaceholder once, in its
+	// path, and so does JWKSURL or OIDCDiscovery. The tenant named by a
+	// token's iss selects that tenant's own key set.
+
+	// Tenants admitted: names, or AnyTenant alone. Unioned with TenantsFile.
+	Tenants []string
+	// File with one tenant per line (blank lines and # comments ignored),
+	// re-read when it changes.
+	TenantsFile string
+	// Key sets held at once. Default: 1000.
+	MaxTenants int
+	// RequireDPoP refuses this issuer's tokens that are not DPoP-bound
+	// (no cnf.jkt): `dpop required`.
+	RequireDPoP bool
+	// RequireMTLS refuses this issuer's tokens that are not bound to a
+	// client certificate (no cnf x5t#S256): `mtls_binding required`.
+	RequireMTLS bool
+	// JOSE header typ every token of this issuer must carry, e.g. "at+jwt"
+	// (also accepted as application/at+jwt). Default: "" (typ not checked).
+	TokenType string
 }
+
+// IsTemplate reports whether the issuer is multi-tenant ({tenant} in it).
+func (ic IssuerConfig) IsTemplate() bool { return strings.Contains(ic.Issuer, TenantPlaceholder) }
 
 // Config configures a Verifier. Zero values mean the documented default.
 type Config struct {
 	Issuers []IssuerConfig
 	// Allow-list of JWS algorithms. Default: RS256 ES256 EdDSA.
 	Algorithms []string
-	// Clock skew allowed on exp/nbf/iat. Default: 30s.
+	// Clock skew allowed on exp/nbf/iat. Default: 30s, unless LeewaySet.
 	Leeway time.Duration
+	// LeewaySet says Leeway was given explicitly: 0 then means no skew at
+	// all instead of the default.
+	LeewaySet bool
 	// Largest accepted token. Default: 8192.
 	MaxTokenBytes int
 	// Claim holding the tenant. Default: tenant_id.
@@ -69,7 +105,9 @@ type Config struct {
 	// Client for JWKS and discovery fetches. Default: 10s timeout, redirects
 	// only to the same host.
 	HTTPClient *http.Client
-	// Minimum gap between unknown-kid refetches per issuer. Default: 30s.
+	// Base gap between unknown-kid refetches per issuer: a kid not yet seen
+	// starts a fetch when none ended within it. It doubles (up to 30s) after
+	// each refetch that found none of the kids asked for. Default: 2s.
 	RefetchInterval time.Duration
 	// Default: zap.NewNop().
 	Logger *zap.Logger
@@ -77,6 +115,14 @@ type Config struct {
 	Observer Observer
 	// Clock for claim validation. Default: time.Now.
 	Now func() time.Time
+
+	// DPoP (RFC 9449); see dpop.go.
+	DPoP DPoPConfig
+	// Entries of the verified-token cache; 0 turns it off (the gate's
+	// default is 10000, DefaultTokenCacheSize). Default: 0
+	TokenCacheSize int
+	// Receives every cache lookup; may be nil.
+	CacheObserver CacheObserver
 }
 
 // Observer receives key refresh outcomes (the gate turns them into Prometheus
@@ -85,6 +131,20 @@ type Config struct {
 // (file, PEM, secret) report once, from New.
 type Observer interface {
 	JWKSRefresh(issuer string, ok bool, keys int, at time.Time)
+	// JWKSInUse reports, for a remote issuer of a config being loaded, the
+	// keys it starts with (kept in the process's key store from an earlier
+	// config, or 0) and their last successful fetch (zero when none), so
+	// gauges describe the live config from its first moment.
+	JWKSInUse(issuer string, keys int, lastSuccess time.Time)
+}
+
+// TemplateObserver is an Observer that also follows multi-tenant issuers:
+// under the issuer as configured ({tenant} unreplaced), how many tenants'
+// key sets are held and how many keys they hold together. It is called
+// whenever either changes (a tenant's set arrives, refreshes or leaves).
+// JWKSRefresh reports those issuers under the same name, with the total.
+type TemplateObserver interface {
+	IssuerTenants(issuer string, tenants, keys int)
 }
 
 // SetDefaults fills every zero field with its documented default.
@@ -92,7 +152,7 @@ func (c *Config) SetDefaults() {
 	if len(c.Algorithms) == 0 {
 		c.Algorithms = append([]string(nil), DefaultAlgorithms...)
 	}
-	if c.Leeway == 0 {
+	if c.Leeway == 0 && !c.LeewaySet {
 		c.Leeway = DefaultLeeway
 	}
 	if c.MaxTokenBytes == 0 {
@@ -119,9 +179,13 @@ func (c *Config) SetDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.DPoP.setDefaults(c.Algorithms)
 	for i := range c.Issuers {
 		if c.Issuers[i].RefreshInterval == 0 {
 			c.Issuers[i].RefreshInterval = DefaultRefreshInterval
+		}
+		if c.Issuers[i].MaxTenants == 0 && c.Issuers[i].IsTemplate() {
+			c.Issuers[i].MaxTenants = DefaultMaxTenants
 		}
 	}
 }
@@ -174,9 +238,18 @@ func (c Config) Validate() error {
 	if c.RefetchInterval < 0 {
 		add("refetch interval: must not be negative (got %s)", c.RefetchInterval)
 	}
+	for _, cl := range []struct{ what, name string }{{"tenant_claim", c.TenantClaim}, {"user_claim", c.UserClaim}, {"roles_claim", c.RolesClaim}} {
+		if cl.name == "" {
+			continue // the default
+		}
+		if _, err := parseClaimPath(cl.name); err != nil {
+			add("%s: %v", cl.what, err)
+		}
+	}
 	if len(c.Issuers) == 0 {
 		add("issuers: at least one issuer is required")
 	}
+	errs = append(errs, c.DPoP.validate()...)
 
 	seen := map[string]bool{}
 	symmetricCapable := false
@@ -190,35 +263,8 @@ func (c Config) Validate() error {
 			add("%s: duplicate issuer", name)
 		}
 		seen[is.Issuer] = true
-		if len(is.Audiences) == 0 {
-			add("%s: at least one audience is required", name)
-		}
-		for _, a := range is.Audiences {
-			if a == "" {
-				add("%s: empty audience", name)
-			}
-		}
-		sources := 0
-		for _, s := range []string{is.JWKSURL, is.OIDCDiscovery, is.JWKSFile, is.PublicKeyFile, is.HMACSecret} {
-			if s != "" {
-				sources++
-			}
-		}
-		switch {
-		case sources == 0:
-			add("%s: no key source (set one of jwks_url, oidc_discovery, jwks_file, public_key_file, hmac_secret)", name)
-		case sources > 1:
-			add("%s: more than one key source (set exactly one of jwks_url, oidc_discovery, jwks_file, public_key_file, hmac_secret)", name)
-		}
-		if is.JWKSURL != "" {
-			if err := checkFetchURL(is.JWKSURL); err != nil {
-				add("%s: jwks_url: %v", name, err)
-			}
-		}
-		if is.OIDCDiscovery != "" {
-			if err := checkFetchURL(is.OIDCDiscovery); err != nil {
-				add("%s: oidc_discovery: %v", name, err)
-			}
+		for _, err := range CheckIssuer(is) {
+			add("%s: %v", name, err)
 		}
 		if is.HMACSecret != "" || is.JWKSFile != "" {
 			symmetricCapable = true
@@ -240,6 +286,9 @@ func (c Config) Validate() error {
 		}
 		if is.RefreshInterval < 0 {
 			add("%s: refresh interval must not be negative (got %s)", name, is.RefreshInterval)
+		}
+		if is.TokenType != "" && (strings.ContainsAny(is.TokenType, " \t/;,") || strings.HasPrefix(strings.ToLower(is.TokenType), "application")) {
+			add("%s: token_type %q: give the bare type, e.g. at+jwt", name, is.TokenType)
 		}
 	}
 	if len(hsAllowed) > 0 && !symmetricCapable && len(c.Issuers) > 0 {

@@ -1,7 +1,11 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -40,10 +44,56 @@ func FuzzPreCheck(f *testing.F) {
 				t.Fatalf("part %d is not canonical: %q re-encodes to %q", i, p, again)
 			}
 		}
-		if err := checkJSONObject(mustDecode(parts[0])); err != nil {
-			t.Fatalf("accepted header that is not a JSON object: %v", err)
+		// The header is judged by an oracle independent of our parser:
+		// encoding/json must read it as one object whose top-level names
+		// are unique, and those names must be exactly the members precheck
+		// handed on.
+		names, err := oracleObjectNames(mustDecode(parts[0]))
+		if err != nil {
+			t.Fatalf("accepted a header that is not a JSON object with unique members: %v", err)
+		}
+		p, _ := precheck(raw, 0)
+		if len(p.headerMembers) != len(names) {
+			t.Fatalf("precheck parsed %d header members, encoding/json %d", len(p.headerMembers), len(names))
+		}
+		for _, n := range names {
+			if _, ok := p.headerMembers[n]; !ok {
+				t.Fatalf("header member %q missing from precheck's parse", n)
+			}
 		}
 	})
+}
+
+// oracleObjectNames reads data with encoding/json alone: one JSON object
+// and nothing after it; it returns the top-level names, refusing duplicates.
+func oracleObjectNames(data []byte) ([]string, error) {
+	if !json.Valid(data) {
+		return nil, errors.New("not valid JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not an object (starts with %v)", tok)
+	}
+	var names []string
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name := tok.(string)
+		if seen[name] {
+			return nil, fmt.Errorf("duplicate member %q", name)
+		}
+		seen[name] = true
+		names = append(names, name)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
 }
 
 func mustDecode(s string) []byte {

@@ -33,21 +33,21 @@ func checkHeader(m map[string]json.RawMessage) (tokenHeader, *Error) {
 	if !ok {
 		return h, fail(audit.ReasonBadAlgorithm, "token header has no alg", nil)
 	}
-	if err := json.Unmarshal(rawAlg, &h.alg); err != nil {
+	if err := unmarshalString(rawAlg, &h.alg); err != nil {
 		return h, fail(audit.ReasonBadAlgorithm, "token header alg is not a string", err)
 	}
 	if strings.EqualFold(h.alg, "none") {
 		return h, fail(audit.ReasonBadAlgorithm, `alg "none" is never accepted; tokens must be signed`, nil)
 	}
 	if rawKid, ok := m["kid"]; ok {
-		if err := json.Unmarshal(rawKid, &h.kid); err != nil {
+		if err := unmarshalString(rawKid, &h.kid); err != nil {
 			return h, fail(audit.ReasonBadHeader, "token header kid is not a string", err)
 		}
 	}
 	// typ is only judged where an issuer pins token_type; a typ that is not
 	// a string reads as none and fails that check.
 	if rawTyp, ok := m["typ"]; ok {
-		_ = json.Unmarshal(rawTyp, &h.typ)
+		_ = unmarshalString(rawTyp, &h.typ)
 	}
 	return h, nil
 }

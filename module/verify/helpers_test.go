@@ -221,10 +221,23 @@ func newVerifier(t testing.TB, cfg Config) *Verifier {
 	return v
 }
 
-// recordingObserver records JWKSRefresh calls.
+// recordingObserver records JWKSRefresh and JWKSInUse calls.
 type recordingObserver struct {
 	mu    sync.Mutex
 	calls []observed
+	inUse []observed
+}
+
+func (o *recordingObserver) JWKSInUse(issuer string, keys int, last time.Time) {
+	o.mu.Lock()
+	o.inUse = append(o.inUse, observed{issuer, !last.IsZero(), keys})
+	o.mu.Unlock()
+}
+
+func (o *recordingObserver) inUseSnapshot() []observed {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]observed(nil), o.inUse...)
 }
 
 type observed struct {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
 
@@ -149,105 +148,163 @@ func checkJSONObject(b []byte) error {
 // parseObject is checkJSONObject that also returns the object's top-level
 // members, raw, from the same pass: a token's header and payload are walked
 // once, and every later step reads the members it needs from this map.
+//
+// encoding/json says whether b is JSON at all (json.Valid, which allocates
+// nothing); a walk over the valid bytes then finds the members and the
+// repeated names, at every depth. Names are compared as encoding/json
+// decodes them (escapes resolved), so "a" and "\u0061" are the same name.
+// parseObjectDecoder in fuzz_test.go is the reference it is fuzzed against.
 func parseObject(b []byte) (map[string]json.RawMessage, error) {
 	if !utf8.Valid(b) {
 		return nil, errors.New("not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+	if !json.Valid(b) {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("not valid JSON")
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	w := objectWalker{b: b}
+	w.space()
+	if w.i >= len(b) || b[w.i] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	members := make(map[string]json.RawMessage, 12)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, ok := t.(string)
-		if !ok {
-			return nil, errors.New("object member name is not a string")
-		}
-		if _, dup := members[name]; dup {
-			return nil, fmt.Errorf("duplicate member %q", truncate(name, 64))
-		}
-		start := dec.InputOffset()
-		v, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		if err := walkValue(dec, v, 1); err != nil {
-			return nil, err
-		}
-		// The span from the end of the name to the end of the value holds
-		// the ':' and any whitespace before the value itself.
-		members[name] = json.RawMessage(bytes.TrimLeft(b[start:dec.InputOffset()], " \t\r\n:"))
-	}
-	if _, err := dec.Token(); err != nil { // '}'
+	members := make(map[string]json.RawMessage, 8) // 8 fits one map group: no table for a header
+	if err := w.object(0, members); err != nil {
 		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
 	}
 	return members, nil
 }
 
-func walkValue(dec *json.Decoder, tok json.Token, depth int) error {
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	if depth >= maxJSONDepth {
-		return errors.New("JSON nested too deeply")
-	}
-	switch d {
-	case '{':
-		return walkObject(dec, depth+1)
-	case '[':
-		for dec.More() {
-			t, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			if err := walkValue(dec, t, depth+1); err != nil {
-				return err
-			}
-		}
-		_, err := dec.Token() // ']'
-		return err
-	}
-	return fmt.Errorf("unexpected %v", d)
+// objectWalker steps through JSON that json.Valid accepted.
+type objectWalker struct {
+	b []byte
+	i int
 }
 
-func walkObject(dec *json.Decoder, depth int) error {
-	seen := make(map[string]struct{}, 8)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		name, ok := t.(string)
-		if !ok {
-			return errors.New("object member name is not a string")
-		}
-		if _, dup := seen[name]; dup {
-			return fmt.Errorf("duplicate member %q", truncate(name, 64))
-		}
-		seen[name] = struct{}{}
-		v, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		if err := walkValue(dec, v, depth); err != nil {
-			return err
+func (w *objectWalker) space() {
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return
 		}
 	}
-	_, err := dec.Token() // '}'
-	return err
+}
+
+// str steps over the string at w.i and returns it with its quotes.
+func (w *objectWalker) str() []byte {
+	start := w.i
+	w.i++ // opening quote
+	for w.b[w.i] != '"' {
+		if w.b[w.i] == '\\' {
+			w.i++ // the escaped character (or the 'u' of \uXXXX)
+		}
+		w.i++
+	}
+	w.i++ // closing quote
+	return w.b[start:w.i]
+}
+
+// name returns a member name as encoding/json decodes it.
+func name(quoted []byte) (string, error) {
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return string(quoted[1 : len(quoted)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(quoted, &s)
+	return s, err
+}
+
+// value steps over one value; depth counts the objects and arrays around it.
+func (w *objectWalker) value(depth int) error {
+	switch w.b[w.i] {
+	case '{', '[':
+		if depth >= maxJSONDepth {
+			return errors.New("JSON nested too deeply")
+		}
+		if w.b[w.i] == '{' {
+			return w.object(depth, nil)
+		}
+		w.i++
+		w.space()
+		if w.b[w.i] == ']' {
+			w.i++
+			return nil
+		}
+		for {
+			w.space()
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+			w.space()
+			c := w.b[w.i]
+			w.i++
+			if c == ']' {
+				return nil
+			}
+		}
+	case '"':
+		w.str()
+		return nil
+	}
+	for w.i < len(w.b) { // number, true, false, null
+		switch w.b[w.i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return nil
+		}
+		w.i++
+	}
+	return nil
+}
+
+// object steps over the object at w.i, refusing repeated names; members,
+// when not nil, receives its members raw.
+func (w *objectWalker) object(depth int, members map[string]json.RawMessage) error {
+	w.i++ // '{'
+	w.space()
+	if w.b[w.i] == '}' {
+		w.i++
+		return nil
+	}
+	var seen []string // nested objects are small: a linear check beats a map
+	for {
+		w.space()
+		n, err := name(w.str())
+		if err != nil {
+			return err
+		}
+		dup := false
+		if members != nil {
+			_, dup = members[n]
+		} else {
+			for _, s := range seen {
+				dup = dup || s == n
+			}
+			seen = append(seen, n)
+		}
+		if dup {
+			return fmt.Errorf("duplicate member %q", truncate(n, 64))
+		}
+		w.space()
+		w.i++ // ':'
+		w.space()
+		start := w.i
+		if err := w.value(depth + 1); err != nil {
+			return err
+		}
+		if members != nil {
+			members[n] = json.RawMessage(w.b[start:w.i])
+		}
+		w.space()
+		c := w.b[w.i]
+		w.i++
+		if c == '}' {
+			return nil
+		}
+	}
 }
 
 // truncate shortens attacker-controlled strings before they reach a log line.

@@ -3,7 +3,6 @@ package verify
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,143 +12,133 @@ import (
 	"go.uber.org/zap"
 )
 
-// initialBackoff is the first retry delay after a failed fetch; it doubles up
-// to the issuer's RefreshInterval.
-const initialBackoff = time.Second
-
-// flight is one fetch in progress; every caller that needs it waits on done.
-type flight struct {
-	done chan struct{}
-	err  error
-}
-
-// remoteSource fetches one issuer's keys from a JWKS URL, or from the
-// jwks_uri of its discovery document. jwk.Cache is not used because we need
-// to validate the whole set before swapping it in (and keep the last good
-// set otherwise), report every outcome, and share one rate-limited refetch
-// between all requests that carry an unknown kid.
+// remoteSource is one config's handle on a remote key set: a JWKS URL, or
+// the jwks_uri of a discovery document. The set itself, its refresher and
+// its refetch bound live in the process's key store (keystore.go), shared
+// by every config naming the same issuer and URL, so keys outlive a reload.
+// jwk.Cache is not used because we need to validate the whole set before
+// swapping it in (and keep the last good set otherwise), report every
+// outcome, and share one rate-limited refetch between all requests that
+// carry an unknown kid.
 type remoteSource struct {
 	v        *Verifier
 	issuer   string        // the iss this source serves; discovery must name it
 	interval time.Duration // refresh interval
-	set      remoteKeys    // nil until the first successful fetch
 	jwks     string        // configured jwks_url, "" with discovery
 	disco    string        // configured oidc_discovery
 	client   *http.Client
+	feed     *keyFeed
+	onReport keyReporter   // where refresh outcomes go; nil: the Observer, under issuer
+	closed   chan struct{} // closed by close
 
-	mu             sync.Mutex
-	inflight       *flight
-	lastKidRefetch time.Time
+	closeOnce sync.Once
 }
 
-// run refreshes in the background until the verifier closes: every
-// RefreshInterval after a success, with a doubling backoff after a failure.
-func (r *remoteSource) run() {
-	backoff := initialBackoff
-	interval := r.interval
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-r.v.ctx.Done():
-			return
-		case <-timer.C:
-		}
-		err := r.shared(r.v.ctx, false)
-		wait := interval
-		if err != nil {
-			wait = min(backoff, interval)
-			backoff = min(backoff*2, interval)
-		} else {
-			backoff = initialBackoff
-		}
-		timer.Reset(wait)
+// keyReporter receives a source's refresh outcomes: keys is the number in
+// force afterwards (the last good set's on a failure).
+type keyReporter func(ok bool, keys int, at time.Time)
+
+// newReportingSource makes the key source of issuer from jwksURL, or from
+// the discovery document at discoveryURL (one of the two is ""), refreshed
+// every interval. It joins the process's key store at once, so keys an
+// earlier config loaded for the same issuer and URL serve immediately.
+// start ties it to the verifier's life; close leaves the store earlier (a
+// source dropped before its verifier closes: an evicted tenant). Refresh
+// outcomes go to report (nil: to the Observer under the issuer's name).
+// Plain issuers and each tenant of a multi-tenant issuer are made by it
+// alike; a tenant's outcomes count under its template.
+func newReportingSource(v *Verifier, issuer, jwksURL, discoveryURL string, interval time.Duration, report keyReporter) *remoteSource {
+	if interval <= 0 {
+		interval = DefaultRefreshInterval
 	}
+	r := &remoteSource{v: v, issuer: issuer, interval: interval, jwks: jwksURL, disco: discoveryURL, client: v.cfg.HTTPClient,
+		onReport: report, closed: make(chan struct{})}
+	r.feed = feeds.acquire(feedKey{issuer: issuer, jwksURL: jwksURL, discoveryURL: discoveryURL}, r)
+	return r
 }
 
-var errRateLimited = errors.New("unknown-kid refetch rate-limited")
-
-// shared runs one fetch, or joins the one in flight. With rateLimited (the
-// unknown-kid path) a new fetch starts at most once per RefetchInterval.
-// The fetch itself runs on the verifier's context, so a caller that gives
-// up (its request context ends) does not cancel it for the others.
-func (r *remoteSource) shared(ctx context.Context, rateLimited bool) error {
-	r.mu.Lock()
-	f := r.inflight
-	if f == nil {
-		now := time.Now()
-		if rateLimited {
-			if !r.lastKidRefetch.IsZero() && now.Sub(r.lastKidRefetch) < r.v.cfg.RefetchInterval {
-				r.mu.Unlock()
-				return errRateLimited
-			}
-			r.lastKidRefetch = now
-		}
-		if !r.v.track() {
-			r.mu.Unlock()
-			return context.Canceled
-		}
-		f = &flight{done: make(chan struct{})}
-		r.inflight = f
-		go func() {
-			defer r.v.wg.Done()
-			f.err = r.refresh(r.v.ctx)
-			r.mu.Lock()
-			r.inflight = nil
-			r.mu.Unlock()
-			close(f.done)
-		}()
+// refetchGap is the configured base gap between unknown-kid refetches.
+func (r *remoteSource) refetchGap() time.Duration {
+	if g := r.v.cfg.RefetchInterval; g > 0 {
+		return g
 	}
-	r.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return DefaultRefetchInterval
 }
 
-// kick starts a rate-limited fetch without waiting for it; Verify uses it
-// while an issuer has no keys, so keys arrive soon after the IdP is back.
-func (r *remoteSource) kick() {
-	r.mu.Lock()
-	busy := r.inflight != nil || (!r.lastKidRefetch.IsZero() && time.Since(r.lastKidRefetch) < r.v.cfg.RefetchInterval)
-	r.mu.Unlock()
-	if busy {
-		return
-	}
-	if !r.v.track() {
-		return
-	}
-	go func() {
-		defer r.v.wg.Done()
-		_ = r.shared(r.v.ctx, true)
-	}()
+// lastSuccess is when the shared set was last fetched; zero when never.
+func (r *remoteSource) lastSuccess() time.Time {
+	r.feed.mu.Lock()
+	defer r.feed.mu.Unlock()
+	return r.feed.lastSuccess
 }
 
-// refresh fetches and validates the key set, swaps it in on success, keeps
-// the last good one on failure, and reports the outcome.
-func (r *remoteSource) refresh(ctx context.Context) error {
-	ks, skipped, err := r.fetchSet(ctx)
-	at := time.Now()
+// reportArgs is one fetch outcome, as the feed hands it to its newest user.
+type reportArgs struct {
+	ks        *keySet
+	skipped   []error
+	err       error
+	kept      int // keys of the last good set, in force after a failure
+	at        time.Time
+	recovered bool      // the first success after failures
+	downSince time.Time // when those failures began
+	retryIn   time.Duration
+}
+
+// report logs and observes one fetch outcome: a failure at WARN saying
+// truthfully what stays in force, the first success after failures at INFO.
+func (r *remoteSource) report(a reportArgs) {
 	log := r.v.cfg.Logger.With(zap.String("issuer", r.issuer))
-	for _, s := range skipped {
+	for _, s := range a.skipped {
 		log.Debug("jwks: key skipped", zap.Error(s))
 	}
-	if err != nil {
-		kept := 0
-		if cur := r.set.Load(); cur != nil {
-			kept = len(cur.all)
+	if a.err != nil {
+		if a.kept > 0 {
+			log.Warn("jwks refresh failed; keeping the last good keys", zap.Int("keys_kept", a.kept),
+				zap.Duration("retry_in", a.retryIn), zap.Error(a.err))
+		} else {
+			log.Warn("jwks fetch failed; no keys yet, requests for this issuer answer 503 until a fetch succeeds",
+				zap.Duration("retry_in", a.retryIn), zap.Error(a.err))
 		}
-		if ctx.Err() == nil {
-			log.Warn("jwks refresh failed; keeping the last good keys", zap.Int("keys_kept", kept), zap.Error(err))
-			r.v.observe(r.issuer, false, kept, at)
-		}
-		return err
+		r.observe(false, a.kept, a.at)
+		return
 	}
-	r.set.Store(ks)
-	log.Debug("jwks refreshed", zap.Int("keys", len(ks.all)))
-	r.v.observe(r.issuer, true, len(ks.all), at)
+	if a.recovered {
+		log.Info("jwks keys recovered", zap.Int("keys", len(a.ks.all)), zap.Duration("failing_for", a.at.Sub(a.downSince)))
+	} else {
+		log.Debug("jwks refreshed", zap.Int("keys", len(a.ks.all)))
+	}
+	r.observe(true, len(a.ks.all), a.at)
+}
+
+func (r *remoteSource) observe(ok bool, keys int, at time.Time) {
+	if r.onReport != nil {
+		r.onReport(ok, keys, at)
+		return
+	}
+	r.v.observe(r.issuer, ok, keys, at)
+}
+
+// fetchFirst waits until the shared set has keys, joining the fetch in
+// flight or starting one, and returns that fetch's error; a tenant's first
+// request uses it, since that tenant has no keys to answer with yet.
+func (r *remoteSource) fetchFirst(ctx context.Context) error {
+	f := r.feed
+	for f.set.Load() == nil {
+		f.mu.Lock()
+		fl := f.startLocked(f.run, false)
+		f.mu.Unlock()
+		if fl == nil {
+			return context.Canceled // the source was closed
+		}
+		select {
+		case <-fl.done:
+			if fl.err != nil {
+				return fl.err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 
@@ -219,7 +208,7 @@ func (r *remoteSource) get(ctx context.Context, url string) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+		return nil, &statusError{url: url, code: resp.StatusCode}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeyBody+1))
 	if err != nil {
@@ -230,3 +219,12 @@ func (r *remoteSource) get(ctx context.Context, url string) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// statusError is a key or discovery URL that answered other than 200. A
+// 4xx from a tenant's URL says the IdP knows no such tenant.
+type statusError struct {
+	url  string
+	code int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: status %d", e.url, e.code) }

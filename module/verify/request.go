@@ -24,6 +24,10 @@ type Request struct {
 	Header http.Header
 	// TLS is the connection state when the request came over TLS.
 	TLS *tls.ConnectionState
+	// ClientCert is the DER client certificate a trusted proxy in front
+	// forwarded (RFC 9440 Client-Cert), nil otherwise. When set it is the
+	// client's certificate for certificate-bound tokens, in place of TLS's.
+	ClientCert []byte
 }
 
 // Bearer is a Request holding only a token sent as Authorization: Bearer.

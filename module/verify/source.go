@@ -2,62 +2,76 @@ package verify
 
 import (
 	"context"
-	"errors"
-	"sync/atomic"
-
-	"go.uber.org/zap"
+	"time"
 )
 
 // keySource supplies the verification keys of one issuer. Verify asks it
 // for keys and tells it what it saw; how keys are loaded, refreshed or
 // shared between configs is the source's business. Static sources
 // (jwks_file, public_key_file, hmac_secret) hold one set for the config's
-// life; remoteSource fetches jwks_url or oidc_discovery and refreshes.
+// life; remoteSource fetches jwks_url or oidc_discovery through the
+// process's key store (keystore.go), which keeps sets across reloads.
 type keySource interface {
 	// keys returns the set in use, or nil while none has loaded.
 	keys() *keySet
 	// unknownKid is called when a token names a kid the current set lacks.
-	// A remote source may refetch (bounded, shared by concurrent callers)
-	// and returns the set to use afterwards; a static one returns its set.
-	unknownKid(ctx context.Context) *keySet
-	// unavailable is called while keys() is nil; it may start a fetch and
-	// must not wait for it.
-	unavailable()
+	// A remote source refetches (bounded, shared by concurrent callers) and
+	// returns the set to use afterwards with 0; when no fetch may start yet
+	// it returns the current set and how long until one may, and the caller
+	// answers 503 with that Retry-After. A static source returns its set, 0.
+	unknownKid(ctx context.Context, kid string) (*keySet, time.Duration)
+	// unavailable is called while keys() is nil; it may start a fetch, must
+	// not wait for it, and says when a retry may find keys.
+	unavailable() time.Duration
 	// start begins background work, if any, tracked by the verifier.
 	start()
+	// close ends the source's part in background work; idempotent.
+	close()
 }
 
 // staticSource is a key set loaded once from the config.
 type staticSource struct{ set *keySet }
 
-func (s staticSource) keys() *keySet                      { return s.set }
-func (s staticSource) unknownKid(context.Context) *keySet { return s.set }
-func (s staticSource) unavailable()                       {}
-func (s staticSource) start()                             {}
+func (s staticSource) keys() *keySet { return s.set }
+func (s staticSource) unknownKid(context.Context, string) (*keySet, time.Duration) {
+	return s.set, 0
+}
+func (s staticSource) unavailable() time.Duration { return 0 }
+func (s staticSource) start()                     {}
+func (s staticSource) close()                     {}
 
-// keys returns the remote set in use, nil until the first good fetch.
-func (r *remoteSource) keys() *keySet { return r.set.Load() }
+// keys returns the shared remote set, nil until the first successful fetch.
+func (r *remoteSource) keys() *keySet { return r.feed.set.Load() }
 
-func (r *remoteSource) unknownKid(ctx context.Context) *keySet {
-	if err := r.shared(ctx, true); err != nil && !errors.Is(err, errRateLimited) {
-		r.v.cfg.Logger.Debug("unknown-kid refetch failed", zap.String("issuer", r.issuer), zap.Error(err))
-	}
-	return r.set.Load()
+func (r *remoteSource) unknownKid(ctx context.Context, kid string) (*keySet, time.Duration) {
+	return r.feed.unknownKid(ctx, kid)
 }
 
-func (r *remoteSource) unavailable() { r.kick() }
+func (r *remoteSource) unavailable() time.Duration { return r.feed.unavailable() }
 
+// start leaves the key store when the verifier's context ends (Close, or
+// the config's context), so a source never outlives its config's users.
 func (r *remoteSource) start() {
 	if r.v.track() {
 		go func() {
 			defer r.v.wg.Done()
-			r.run()
+			select {
+			case <-r.v.ctx.Done():
+			case <-r.closed: // closed early: a tenant's set was evicted
+			}
+			r.close()
 		}()
+	} else {
+		r.close()
 	}
 }
 
-// remoteKeys is the atomically swapped key set of a remote source.
-type remoteKeys = atomic.Pointer[keySet]
+func (r *remoteSource) close() {
+	r.closeOnce.Do(func() {
+		close(r.closed)
+		feeds.release(r.feed, r)
+	})
+}
 
 var (
 	_ keySource = staticSource{}

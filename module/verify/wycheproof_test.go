@@ -180,19 +180,12 @@ func verifyWithSet(raw string, ks *keySet) error {
 	}
 	v := &Verifier{}
 	is := &issuerState{src: staticSource{set: ks}}
-	cands, e := v.selectKeys(t0ctx, is, h)
-	if e != nil {
-		return e
-	}
 	sig, e := decodeSignature(&p)
 	if e != nil {
 		return e
 	}
-	var err error
-	for _, k := range cands {
-		if err = verifySig(&p, sig, h.alg, k); err == nil {
-			return nil
-		}
+	if _, _, e := v.checkSignature(t0ctx, is, ks, h, &p, sig); e != nil {
+		return e
 	}
-	return err
+	return nil
 }

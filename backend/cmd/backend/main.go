@@ -1,6 +1,6 @@
 // Command backend serves the ensemble and hedging APIs behind tenantgate.
 //
-//	backend [flags]        serve (needs --assertion-key)
+//	backend [flags]        serve (needs --assertion-key, or --assertion-secret-file)
 //	backend routes         print the route table, one "METHOD PATTERN public|authenticated|roles R..." a line
 //	backend accounts set --tenant T --spot BTC=2.5 ...   provision a tenant's paper exchange account
 //	backend accounts show --tenant T
@@ -51,6 +51,7 @@ type options struct {
 	listen            string
 	db                string
 	assertionKey      string
+	assertionSecret   string // file holding the HS256 secret, instead of assertionKey
 	assertionAudience string
 	assertionIssuer   string
 	seedDemo          bool
@@ -111,7 +112,8 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:9001", "address to listen on")
 	fs.StringVar(&o.db, "db", ".data/backend.db", "SQLite database file (its directory is created), or a postgres:// URL")
 	addPostgresFlags(fs, &o.pg)
-	fs.StringVar(&o.assertionKey, "assertion-key", "", "the gate's Ed25519 public key, PKIX PEM (required)")
+	fs.StringVar(&o.assertionKey, "assertion-key", "", "the gate's Ed25519 public key, PKIX PEM (required unless --assertion-secret-file)")
+	fs.StringVar(&o.assertionSecret, "assertion-secret-file", "", "file holding the gate's HS256 assertion secret (>= 32 bytes), when the gate runs assertion_alg HS256; instead of --assertion-key")
 	fs.StringVar(&o.assertionAudience, "assertion-audience", assertion.DefaultAudience, "expected aud of X-Tenant-Assertion")
 	fs.StringVar(&o.assertionIssuer, "assertion-issuer", assertion.DefaultIssuer, "expected iss of X-Tenant-Assertion")
 	fs.BoolVar(&o.seedDemo, "seed-demo", false, "give tenants acme and globex demo exchange accounts (once; kept on restart)")
@@ -153,8 +155,11 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	if o.idempotencyTTL < time.Minute {
 		return o, fmt.Errorf("--idempotency-retention must be at least 1m, got %s", o.idempotencyTTL)
 	}
-	if o.assertionKey == "" {
-		return o, fmt.Errorf("--assertion-key (or %sASSERTION_KEY) is required: the gate's Ed25519 public key in PKIX PEM", envPrefix)
+	switch {
+	case o.assertionKey != "" && o.assertionSecret != "":
+		return o, errors.New("--assertion-key and --assertion-secret-file exclude each other: give the one that matches the gate's assertion_alg")
+	case o.assertionKey == "" && o.assertionSecret == "":
+		return o, fmt.Errorf("--assertion-key (or %sASSERTION_KEY) is required: the gate's Ed25519 public key in PKIX PEM (or --assertion-secret-file for HS256)", envPrefix)
 	}
 	lvl, err := zapcore.ParseLevel(logLevel)
 	if err != nil {
@@ -175,20 +180,41 @@ func newLogger(level zapcore.Level, w io.Writer) *zap.Logger {
 	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(sink))
 }
 
+// newTrustVerifier checks X-Tenant-Assertion with the gate's Ed25519 public
+// key or, for a gate on assertion_alg HS256, the shared secret; either way
+// with the same checks (alg pinned, iss, aud, times, htm/htu).
+func newTrustVerifier(o options) (*assertion.Verifier, error) {
+	var verifier *assertion.Verifier
+	if o.assertionSecret != "" {
+		secret, err := assertion.LoadSecretFile(o.assertionSecret)
+		if err != nil {
+			return nil, fmt.Errorf("--assertion-secret-file: %w", err)
+		}
+		if verifier, err = assertion.NewHMACVerifier(secret, o.assertionAudience); err != nil {
+			return nil, fmt.Errorf("--assertion-audience: %w", err)
+		}
+	} else {
+		pub, err := assertion.LoadPublicKeyPEM(o.assertionKey)
+		if err != nil {
+			return nil, fmt.Errorf("--assertion-key: %w", err)
+		}
+		if verifier, err = assertion.NewEd25519Verifier(pub, o.assertionAudience); err != nil {
+			return nil, fmt.Errorf("--assertion-audience: %w", err)
+		}
+	}
+	verifier.Issuer = o.assertionIssuer
+	return verifier, nil
+}
+
 // serve runs the backend until ctx is done, then shuts down gracefully.
 func serve(ctx context.Context, o options, logOut io.Writer) error {
 	log := newLogger(o.logLevel, logOut)
 	defer func() { _ = log.Sync() }()
 
-	pub, err := assertion.LoadPublicKeyPEM(o.assertionKey)
+	verifier, err := newTrustVerifier(o)
 	if err != nil {
-		return fmt.Errorf("--assertion-key: %w", err)
+		return err
 	}
-	verifier, err := assertion.NewEd25519Verifier(pub, o.assertionAudience)
-	if err != nil {
-		return fmt.Errorf("--assertion-audience: %w", err)
-	}
-	verifier.Issuer = o.assertionIssuer
 
 	st, err := openStore(ctx, o)
 	if err != nil {

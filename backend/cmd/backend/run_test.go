@@ -537,3 +537,65 @@ func TestEmptyIssuerOrAudienceRefused(t *testing.T) {
 		t.Errorf("retention 1s: %v", err)
 	}
 }
+
+// With --assertion-secret-file (also TENANTGATE_BACKEND_ASSERTION_SECRET_FILE)
+// the backend trusts HS256 assertions made with that secret, and only those.
+func TestServeHS256Assertion(t *testing.T) {
+	dir := t.TempDir()
+	secret := strings.Repeat("q", 40)
+	secretPath := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretPath, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := assertion.NewHMACSigner([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := assertion.NewHMACSigner([]byte(strings.Repeat("r", 40)))
+	_, edSigner := writeKey(t, dir)
+	in := serveInProcess(t, []string{"--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "b.db")},
+		env{"TENANTGATE_BACKEND_ASSERTION_SECRET_FILE": secretPath})
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, tc := range []struct {
+		name string
+		s    *assertion.Signer
+		want int
+	}{{"right secret", signer, 200}, {"other secret", wrong, 401}, {"EdDSA", edSigner, 401}} {
+		raw, _ := tc.s.Sign(assertion.Claims{Issuer: "tenantgate", Audience: "backend", Tenant: "acme", Subject: "u", Method: "GET", Path: "/api/v1/whoami", ID: "x"})
+		req, _ := http.NewRequest("GET", in.url+"/api/v1/whoami", nil)
+		req.Header.Set(assertion.Header, raw)
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, res.StatusCode, tc.want)
+		}
+	}
+	if code := in.stop(t); code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+}
+
+func TestAssertionSecretFlags(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("too short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var errb syncBuffer
+	if code := run(context.Background(), []string{"--assertion-key", "k.pem", "--assertion-secret-file", short}, env{}.lookup, io.Discard, &errb); code != exitUsage ||
+		!strings.Contains(errb.String(), "exclude each other") {
+		t.Errorf("both given: exit %d, %s", code, errb.String())
+	}
+	errb = syncBuffer{}
+	if code := run(context.Background(), []string{"--assertion-secret-file", short, "--db", filepath.Join(dir, "b.db")}, env{}.lookup, io.Discard, &errb); code != exitFailure ||
+		!strings.Contains(errb.String(), "--assertion-secret-file") || !strings.Contains(errb.String(), "at least 32") {
+		t.Errorf("short secret: exit %d, %s", code, errb.String())
+	}
+	o, err := parseFlags([]string{"--assertion-secret-file", short}, env{}.lookup, io.Discard)
+	if err != nil || o.assertionSecret != short || o.assertionKey != "" {
+		t.Errorf("parse: %+v %v", o, err)
+	}
+}

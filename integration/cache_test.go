@@ -205,8 +205,9 @@ http://%s {
 			_, h, _ := do("GET", url+"/echo/a", "", nil, "")
 			return h.Get("WWW-Authenticate")
 		}, 10*time.Second, 50*time.Millisecond).Should(ContainSubstring(`realm="two"`))
-		_, _, e := counts()
-		Expect(e).To(BeZero(), "the old config's entries went with it")
+		// The old config is cleaned up just after the new one serves.
+		Eventually(func() float64 { _, _, e := counts(); return e }, 10*time.Second, 50*time.Millisecond).
+			Should(BeZero(), "the old config's entries went with it")
 		h0, m0, _ := counts()
 		status, _, _ := do("GET", url+"/echo/a", tok, nil, "")
 		Expect(status).To(Equal(200))

@@ -23,6 +23,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/tenantgate/tenantgate/module/assertion"
+	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/rules"
 )
 
@@ -129,9 +130,9 @@ func (u *unitGate) serve(r *http.Request, up *upstream) (*httptest.ResponseRecor
 	return w, err
 }
 
-func problemOf(t *testing.T, w *httptest.ResponseRecorder) problem {
+func problemOf(t *testing.T, w *httptest.ResponseRecorder) audit.Problem {
 	t.Helper()
-	var p problem
+	var p audit.Problem
 	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 		t.Fatalf("body %q: %v", w.Body.String(), err)
 	}

@@ -110,7 +110,7 @@ func TestServeMemory(t *testing.T) {
 	if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("Content-Type %q", ct)
 	}
-	var p problem
+	var p audit.Problem
 	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestServeStoreDown(t *testing.T) {
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" || n.calls != 3 {
 		t.Fatalf("deny: %d %v", w.Code, w.Header())
 	}
-	var p problem
+	var p audit.Problem
 	_ = json.Unmarshal(w.Body.Bytes(), &p)
 	if p.Reason != "rate_limit_unavailable" || p.Status != 503 {
 		t.Errorf("problem %+v", p)

@@ -71,6 +71,9 @@ type redisSync struct {
 
 	mu      sync.Mutex
 	lastSeq int64
+	// loaded: the first read is done; entries read after it are news,
+	// observed for propagation.
+	loaded  bool
 	pending map[string]Entry
 	down    time.Time // when the store started failing; zero when healthy
 }
@@ -195,7 +198,7 @@ func (r *redisSync) reconcile(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("shared store read: %w", err)
 	}
 	r.mu.Lock()
-	last := r.lastSeq
+	last, news := r.lastSeq, r.loaded
 	if seq < last {
 		// The store was flushed or replaced: read it whole, and write back
 		// what this replica still holds so replicas started later see it.
@@ -240,7 +243,7 @@ func (r *redisSync) reconcile(ctx context.Context) (int, error) {
 				r.s.log.Warn("ignoring a malformed entry in the shared store", zap.Error(err))
 				continue
 			}
-			r.s.apply(e, last > 0)
+			r.s.apply(e, news)
 			n++
 		}
 		last = int64(zs[len(zs)-1].Score)
@@ -253,6 +256,9 @@ func (r *redisSync) reconcile(ctx context.Context) (int, error) {
 			break
 		}
 	}
+	r.mu.Lock()
+	r.loaded = true
+	r.mu.Unlock()
 	r.recovered()
 	return n, nil
 }

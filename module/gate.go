@@ -122,6 +122,9 @@ type Gate struct {
 	// DPoP proofs remembered per process for replay detection. Default: 100000
 	DPoPReplayCache int `json:"dpop_replay_cache,omitempty"`
 
+	// Revocation and the state replicas share (revocation.go).
+	SharedState
+
 	verifier *verify.Verifier
 	table    *rules.Table
 	signer   *assertion.Signer
@@ -245,6 +248,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 
 	cfg := g.verifyConfig()
+	if err := g.provisionRevocations(ctx, cfg.Leeway); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		// Validate reports it together with every other problem.
 		g.configErrs = append(g.configErrs, err)
@@ -395,6 +401,9 @@ func (g *Gate) Validate() error {
 			}
 		}
 	}
+	if err := g.validateSharedState(); err != nil {
+		problems = append(problems, err)
+	}
 	if g.TokenQuery != "" && strings.ContainsAny(g.TokenQuery, "&=") {
 		problems = append(problems, fmt.Errorf("token_query %q: not a query parameter name", g.TokenQuery))
 	}
@@ -403,6 +412,7 @@ func (g *Gate) Validate() error {
 
 // Cleanup stops the key refreshers of this config.
 func (g *Gate) Cleanup() error {
+	g.cleanupRevocations()
 	if g.cancel != nil {
 		g.cancel()
 	}

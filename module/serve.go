@@ -207,6 +207,9 @@ func (g *Gate) decide(r *http.Request) verdict {
 		}
 		return g.firstFailure(v, verr.Reason, verr.Detail)
 	}
+	if reason, detail := g.revoked(id); reason != "" {
+		return g.firstFailure(v, reason, detail)
+	}
 	v.verified = true
 	if cred.from == fromCookie {
 		if why := g.crossSiteCookieRequest(r); why != "" {

@@ -97,6 +97,9 @@ type Identity struct {
 	Issuer, Subject, Tenant, TokenID string // Subject comes from UserClaim, TokenID from jti
 	Roles                            []string
 	Expiry                           time.Time
+	// IssuedAt is the token's iat (zero when it had none): revocations of
+	// a subject or tenant cover tokens issued before them.
+	IssuedAt time.Time
 	// Cnf is the token's confirmation claim (RFC 7800): the key or client
 	// certificate the token is bound to. A property of the token, so a
 	// cache may keep it; the request is checked against it every time.

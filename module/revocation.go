@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -58,6 +59,11 @@ type SharedState struct {
 // since the new config takes its reference before the old one lets go.
 var revocationPool = caddy.NewUsagePool()
 
+// revocationAuditLog is the audit logger of the newest config: the admin
+// API is process-wide, and its lines must go where the config routes
+// http.handlers.tenant_gate.audit (caddy.Log() reaches only the default log).
+var revocationAuditLog atomic.Pointer[zap.Logger]
+
 // storeHandle is a pooled store.
 type storeHandle struct{ *revocation.Store }
 
@@ -106,6 +112,7 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 	if err := registerRevocationMetrics(ctx); err != nil {
 		return err
 	}
+	revocationAuditLog.Store(ctx.Logger().Named("audit"))
 	if s.SharedStore != "" {
 		if _, err := revocation.ParseURL(s.SharedStore); err != nil {
 			return err
@@ -193,7 +200,11 @@ func (s *SharedState) revoked(id *verify.Identity) (audit.Reason, string) {
 // logRevocation writes who revoked what, and from where, on the audit
 // logger.
 func logRevocation(e revocation.Entry, shared bool, remote string) {
-	caddy.Log().Named("http.handlers.tenant_gate.audit").Info("revocation",
+	l := revocationAuditLog.Load()
+	if l == nil {
+		l = caddy.Log().Named("http.handlers.tenant_gate.audit")
+	}
+	l.Info("revocation",
 		zap.String("event", "revocation"),
 		zap.String("revocation_id", e.ID),
 		zap.String("kind", e.Kind),

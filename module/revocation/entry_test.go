@@ -89,7 +89,7 @@ func TestEntryValidateRefusesForgedRecords(t *testing.T) {
 }
 
 func TestEntryIDIsStableAndDistinct(t *testing.T) {
-	if EntryID(KindSub, "i", "v") != EntryID(KindSub, "i", "v") {
+	if a, b := EntryID(KindSub, "i", "v"), EntryID(KindSub, "i", "v"); a != b {
 		t.Fatal("not stable")
 	}
 	seen := map[string]bool{}

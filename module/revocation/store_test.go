@@ -303,3 +303,45 @@ func TestFullSetRefusesAndStoresNothingShared(t *testing.T) {
 		t.Fatal("the refused entry reached the shared store")
 	}
 }
+
+func TestMalformedMessagesAndFullReplicasAreCounted(t *testing.T) {
+	url := redistest.Redis(t)
+	prefix := redistest.Prefix(t, url)
+	obs := &countingObserver{}
+	b, err := Open(StoreConfig{URL: url, KeyPrefix: prefix, Set: Options{MaxEntries: 1}, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a := open(t, url, prefix, nil)
+	opts, _ := redis.ParseURL(url)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	// go-redis subscribes in the background: wait until b listens.
+	eventually(t, "b subscribed", func() bool {
+		n, _ := c.PubSubNumSub(context.Background(), prefix+keyChannel).Result()
+		return n[prefix+keyChannel] >= 2
+	})
+	c.Publish(context.Background(), prefix+keyChannel, `not json`)
+	c.Publish(context.Background(), prefix+keyChannel, `{"kind":"sub","sub":"x","id":"forged","before":"2026-01-01T00:00:00Z"}`)
+	eventually(t, "decode errors", func() bool { return obs.errs() >= 2 })
+	for _, j := range []string{"1", "2"} {
+		if _, _, err := a.Revoke(context.Background(), mustEntry(t, Request{JTI: ptr(j)}, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the refused apply", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.errors["apply"] >= 1
+	})
+	if b.Set().Len() != 1 {
+		t.Fatal(b.Set().Len())
+	}
+	if Redacted("redis://u:pw@h:1") != "redis://u:xxxxx@h:1" || Redacted("::") != "(unparsable URL)" {
+		t.Fatal(Redacted("redis://u:pw@h:1"))
+	}
+	var nop nopObserver
+	nop.StoreError("x")
+	nop.Propagated(0)
+}

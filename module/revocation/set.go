@@ -79,11 +79,12 @@ type filter struct {
 }
 
 func newFilter(maxEntries int) *filter {
-	bits := uint64(1) << 12
-	for bits < uint64(maxEntries)*16 {
-		bits <<= 1
+	n := 1 << 12
+	for n < maxEntries*16 {
+		n <<= 1
 	}
-	return &filter{words: make([]atomic.Uint64, bits/64), mask: bits - 1}
+	// #nosec G115 -- n is a positive power of two
+	return &filter{words: make([]atomic.Uint64, n/64), mask: uint64(n - 1)}
 }
 
 func (f *filter) set(h uint64)      { f.words[(h&f.mask)>>6].Or(1 << (h & 63)) }
@@ -92,8 +93,10 @@ func (f *filter) has(h uint64) bool { return f.words[(h&f.mask)>>6].Load()&(1<<(
 // hash of a value of kind i; the kind is mixed in so a sub "x" does not
 // set the bit a jti "x" tests.
 func (s *Set) hash(i int, val string) uint64 {
-	return maphash.String(s.seed, val) ^ (uint64(i+1) * 0x9e3779b97f4a7c15)
+	return maphash.String(s.seed, val) ^ kindSalt[i]
 }
+
+var kindSalt = [3]uint64{0x9e3779b97f4a7c15, 0x3c6ef372fe94f82a, 0xdaa66d2c7ddf743f}
 
 // Options configure a Set.
 type Options struct {

@@ -113,15 +113,17 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 		return err
 	}
 	revocationAuditLog.Store(ctx.Logger().Named("audit"))
-	if s.SharedStore != "" {
-		if _, err := revocation.ParseURL(s.SharedStore); err != nil {
+	// {env.NAME} and {file./path} keep a password out of the Caddyfile.
+	url := caddy.NewReplacer().ReplaceKnown(s.SharedStore, "")
+	if url != "" {
+		if _, err := revocation.ParseURL(url); err != nil {
 			return err
 		}
 	}
-	s.storeKey = s.SharedStore + "\x00" + s.SharedStorePrefix
+	s.storeKey = url + "\x00" + s.SharedStorePrefix
 	v, _, err := revocationPool.LoadOrNew(s.storeKey, func() (caddy.Destructor, error) {
 		st, err := revocation.Open(revocation.StoreConfig{
-			URL:       s.SharedStore,
+			URL:       url,
 			KeyPrefix: s.SharedStorePrefix,
 			Set: revocation.Options{
 				MaxEntries: s.RevocationMaxEntries,

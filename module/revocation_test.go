@@ -255,3 +255,13 @@ func TestRevocationMetrics(t *testing.T) {
 		t.Fatal("error not counted")
 	}
 }
+
+func TestSharedStoreURLFromPlaceholder(t *testing.T) {
+	t.Setenv("TG_UNIT_BAD_STORE", "http://user:secret@x")
+	g := &Gate{SharedState: SharedState{SharedStore: "{env.TG_UNIT_BAD_STORE}"}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := g.provisionRevocations(ctx, 0); err == nil || !strings.Contains(err.Error(), "shared_store http://user:xxxxx@x") {
+		t.Fatalf("the placeholder was not expanded: %v", err)
+	}
+}

@@ -44,6 +44,9 @@ type Break struct {
 }
 
 func (b Break) String() string {
+	if b.Chain == "" {
+		return fmt.Sprintf("%s: %s", b.At, b.What)
+	}
 	return fmt.Sprintf("chain %s: seq %d at %s: %s", b.Chain, b.Seq, b.At, b.What)
 }
 

@@ -81,8 +81,11 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 
 // Write logs the record at INFO on l; the fields sit at the top level of the
 // JSON line so that `jq .tenant_id` works on the file.
-func Write(l *zap.Logger, r *Record) {
+func Write(l *zap.Logger, r *Record) { WriteAs(l, r) }
+
+// WriteAs logs a record in either format (Record.Marshaler), unchained.
+func WriteAs(l *zap.Logger, m zapcore.ObjectMarshaler) {
 	if ce := l.Check(zapcore.InfoLevel, "request"); ce != nil {
-		ce.Write(zap.Inline(r))
+		ce.Write(zap.Inline(m))
 	}
 }

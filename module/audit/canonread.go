@@ -196,4 +196,3 @@ func skipValue(dec *json.Decoder) (any, error) {
 	_ = json.Unmarshal(raw, &v)
 	return v, nil
 }
-

@@ -82,11 +82,14 @@ func (g *Gate) provisionAudit() error {
 }
 
 // cleanupAudit lets go of the chain and, when the process stops, flushes
-// the buffered audit writers after the closing record went in.
+// the buffered audit writers after the closing record went in. g keeps its
+// chain: a request of this config still running (a stream past the grace
+// period) is still recorded; after a closing record it starts a new chain,
+// which verify then reports as open.
 func (g *Gate) cleanupAudit() {
 	if g.chainPoolKey != "" {
 		_, _ = chainPool.Delete(g.chainPoolKey)
-		g.chainPoolKey, g.chain = "", nil
+		g.chainPoolKey = ""
 	}
 	if caddy.Exiting() {
 		flushAuditBuffers()

@@ -3,6 +3,7 @@ package audit
 import (
 	"math"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap/zapcore"
@@ -147,3 +148,45 @@ func (c *canonEncoder) AddObject(key string, m zapcore.ObjectMarshaler) error {
 	c.buf = append(c.buf, '}')
 	return err
 }
+
+// AddArray writes an array; records only use arrays of strings.
+func (c *canonEncoder) AddArray(key string, m zapcore.ArrayMarshaler) error {
+	c.name(key)
+	c.buf = append(c.buf, '[')
+	err := m.MarshalLogArray(canonArray{c})
+	c.buf = append(c.buf, ']')
+	return err
+}
+
+// canonArray writes array elements as bare values.
+type canonArray struct{ *canonEncoder }
+
+func (a canonArray) AppendString(v string) { a.stringValue(v) }
+
+// The rest of zapcore.ArrayEncoder: records do not use them.
+func (a canonArray) AppendBool(v bool)            { a.boolValue(v) }
+func (a canonArray) AppendByteString(v []byte)    { a.stringValue(string(v)) }
+func (a canonArray) AppendComplex128(complex128)  { panic("audit: complex in a record") }
+func (a canonArray) AppendComplex64(complex64)    { panic("audit: complex in a record") }
+func (a canonArray) AppendFloat64(float64)        { panic("audit: float array in a record") }
+func (a canonArray) AppendFloat32(float32)        { panic("audit: float array in a record") }
+func (a canonArray) AppendInt(v int)              { a.AppendInt64(int64(v)) }
+func (a canonArray) AppendInt64(v int64)          { a.value('n', strconv.AppendInt(nil, v, 10)) }
+func (a canonArray) AppendInt32(v int32)          { a.AppendInt64(int64(v)) }
+func (a canonArray) AppendInt16(v int16)          { a.AppendInt64(int64(v)) }
+func (a canonArray) AppendInt8(v int8)            { a.AppendInt64(int64(v)) }
+func (a canonArray) AppendUint(v uint)            { a.AppendUint64(uint64(v)) }
+func (a canonArray) AppendUint64(v uint64)        { a.value('n', strconv.AppendUint(nil, v, 10)) }
+func (a canonArray) AppendUint32(v uint32)        { a.AppendUint64(uint64(v)) }
+func (a canonArray) AppendUint16(v uint16)        { a.AppendUint64(uint64(v)) }
+func (a canonArray) AppendUint8(v uint8)          { a.AppendUint64(uint64(v)) }
+func (a canonArray) AppendUintptr(v uintptr)      { a.AppendUint64(uint64(v)) }
+func (a canonArray) AppendDuration(time.Duration) { panic("audit: duration in a record") }
+func (a canonArray) AppendTime(time.Time)         { panic("audit: time in a record") }
+func (a canonArray) AppendArray(zapcore.ArrayMarshaler) error {
+	panic("audit: nested array in a record")
+}
+func (a canonArray) AppendObject(zapcore.ObjectMarshaler) error {
+	panic("audit: object array in a record")
+}
+func (a canonArray) AppendReflected(any) error { panic("audit: reflected value in a record") }

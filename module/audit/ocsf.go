@@ -108,8 +108,18 @@ func (r *ocsfRecord) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return enc.AddObject("unmapped", objFunc(r.unmapped))
 }
 
+// traceProfile lists the OCSF profile whose attribute (trace) a record
+// with a trace id uses.
+var traceProfile = zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+	a.AppendString("trace")
+	return nil
+})
+
 func (r *ocsfRecord) metadata(e zapcore.ObjectEncoder) error {
 	e.AddString("version", OCSFVersion)
+	if r.TraceID != "" {
+		_ = e.AddArray("profiles", traceProfile)
+	}
 	return e.AddObject("product", objFunc(func(p zapcore.ObjectEncoder) error {
 		p.AddString("name", "tenantgate")
 		p.AddString("vendor_name", "tenantgate")

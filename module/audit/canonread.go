@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ChainedLine is what the verifier reads from one JSON line that carries a
@@ -27,172 +27,304 @@ var errNotChained = errors.New("no chain fields")
 // errNotJSON marks a line that is not one JSON object.
 var errNotJSON = errors.New("not a JSON object")
 
+// maxDepth bounds nesting, so a hostile line cannot exhaust the stack.
+const maxDepth = 32
+
 // ParseChainedLine reads one log line. It returns errNotJSON for a line that
 // is not a JSON object, errNotChained for one without chain/seq/mac, and
 // another error when the chain fields are there but malformed (a record
 // someone edited by hand).
+//
+// It is a small JSON scanner of its own rather than encoding/json's token
+// stream: it keeps the fields in line order, as the mac needs, at a tenth
+// of the cost.
 func ParseChainedLine(line []byte) (*ChainedLine, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 || line[0] != '{' {
 		return nil, errNotJSON
 	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber()
-	out := &ChainedLine{}
-	seen := map[string]int{}
-	var canon canonEncoder
-	if err := readObject(dec, &canon, true, out, seen); err != nil {
-		if seen["mac"] == 0 {
+	p := &lineParser{b: line, out: &ChainedLine{}}
+	p.c.buf = make([]byte, 0, len(line)+len(line)/4)
+	if err := p.topObject(); err != nil {
+		if p.seen.mac == 0 {
 			return nil, errNotJSON
 		}
 		return nil, fmt.Errorf("malformed record: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errNotJSON
-	}
-	if seen["chain"] == 0 || seen["seq"] == 0 || seen["mac"] == 0 {
-		if seen["chain"]+seen["seq"]+seen["mac"] > 0 {
+	seen, out := &p.seen, p.out
+	if seen.chain == 0 || seen.seq == 0 || seen.mac == 0 {
+		if seen.chain+seen.seq+seen.mac > 0 {
 			return nil, errors.New("malformed record: chain, seq or mac missing")
 		}
 		return nil, errNotChained
 	}
-	for _, k := range []string{"chain", "seq", "mac", "chain_end"} {
-		if seen[k] > 1 {
-			return nil, fmt.Errorf("malformed record: %s appears %d times", k, seen[k])
-		}
+	if seen.chain > 1 || seen.seq > 1 || seen.mac > 1 || seen.chainEnd > 1 {
+		return nil, errors.New("malformed record: chain, seq, mac or chain_end appears twice")
 	}
-	if out.Chain == "" || out.MAC == "" {
-		return nil, errors.New("malformed record: empty chain or mac")
+	if out.Chain == "" || out.MAC == "" || out.Seq == 0 {
+		return nil, errors.New("malformed record: empty chain or mac, or seq not a positive integer")
 	}
-	out.canon = canon.buf
+	out.canon = p.c.buf
 	return out, nil
 }
 
-// readObject reads the object whose '{' is next in dec into c. top marks
-// the record's own level, where logger keys are skipped and the chain
-// fields picked out.
-func readObject(dec *json.Decoder, c *canonEncoder, top bool, out *ChainedLine, seen map[string]int) error {
-	t, err := dec.Token()
-	if err != nil {
-		return err
+type lineParser struct {
+	b    []byte
+	i    int
+	c    canonEncoder
+	out  *ChainedLine
+	seen struct{ chain, seq, mac, chainEnd int } // how often each chain key appears
+}
+
+var errSyntax = errors.New("JSON syntax")
+
+func (p *lineParser) ws() {
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
+		p.i++
 	}
-	if d, ok := t.(json.Delim); !ok || d != '{' {
-		return errors.New("want an object")
+}
+
+func (p *lineParser) expect(ch byte) error {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != ch {
+		return errSyntax
 	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key, ok := t.(string)
-		if !ok {
-			return errors.New("want a key")
-		}
-		if top {
-			seen[key]++
-			if loggerKeys[key] || key == "mac" {
-				v, err := skipValue(dec)
-				if err != nil {
-					return err
-				}
-				if key == "mac" {
-					out.MAC, _ = v.(string)
-				}
+	p.i++
+	return nil
+}
+
+// topObject reads the line's object: logger keys and mac are left out of
+// the canonical form, chain, seq and chain_end picked out.
+func (p *lineParser) topObject() error {
+	p.i = 1
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+	} else {
+		for {
+			key, err := p.str()
+			if err != nil {
+				return err
+			}
+			if err := p.expect(':'); err != nil {
+				return err
+			}
+			if err := p.topField(key); err != nil {
+				return err
+			}
+			p.ws()
+			if p.i < len(p.b) && p.b[p.i] == ',' {
+				p.i++
+				p.ws()
 				continue
 			}
+			if err := p.expect('}'); err != nil {
+				return err
+			}
+			break
 		}
-		c.name(key)
-		v, err := readValue(dec, c, out, seen)
+	}
+	p.ws()
+	if p.i != len(p.b) {
+		return errSyntax
+	}
+	return nil
+}
+
+func (p *lineParser) topField(key []byte) error {
+	p.ws()
+	k := string(key) // no allocation where only compared
+	switch k {
+	case "chain":
+		p.seen.chain++
+	case "seq":
+		p.seen.seq++
+	case "mac":
+		p.seen.mac++
+	case "chain_end":
+		p.seen.chainEnd++
+	}
+	if loggerKeys[k] || k == "mac" {
+		start := len(p.c.buf)
+		if err := p.value(1); err != nil { // parsed, then dropped from the form
+			return err
+		}
+		if k == "mac" {
+			p.out.MAC = scalarString(p.c.buf[start:])
+		}
+		p.c.buf = p.c.buf[:start]
+		return nil
+	}
+	p.c.name(k)
+	start := len(p.c.buf)
+	if err := p.value(1); err != nil {
+		return err
+	}
+	v := p.c.buf[start:]
+	switch k {
+	case "chain":
+		p.out.Chain = scalarString(v)
+	case "chain_end":
+		p.out.ChainEnd = scalarString(v)
+	case "seq":
+		if len(v) > 0 && v[0] == 'n' {
+			p.out.Seq, _ = strconv.ParseUint(string(v[bytes.IndexByte(v, ':')+1:]), 10, 64)
+		}
+	}
+	return nil
+}
+
+// scalarString returns the text of a canonical string value, "" for others.
+func scalarString(v []byte) string {
+	if len(v) == 0 || v[0] != 's' {
+		return ""
+	}
+	return string(v[bytes.IndexByte(v, ':')+1:])
+}
+
+// value reads one JSON value and writes its canonical form.
+func (p *lineParser) value(depth int) error {
+	if depth > maxDepth {
+		return errors.New("nested too deep")
+	}
+	p.ws()
+	if p.i >= len(p.b) {
+		return errSyntax
+	}
+	switch ch := p.b[p.i]; {
+	case ch == '"':
+		s, err := p.str()
 		if err != nil {
 			return err
 		}
-		if top {
-			switch key {
-			case "chain":
-				out.Chain, _ = v.(string)
-			case "chain_end":
-				out.ChainEnd, _ = v.(string)
-			case "seq":
-				n, _ := v.(json.Number)
-				if out.Seq, err = strconv.ParseUint(string(n), 10, 64); err != nil || out.Seq == 0 {
-					return fmt.Errorf("seq %q: want a positive integer", n)
+		p.c.value('s', s)
+	case ch == '{':
+		p.i++
+		p.c.buf = append(p.c.buf, '{')
+		if err := p.members(depth); err != nil {
+			return err
+		}
+		p.c.buf = append(p.c.buf, '}')
+	case ch == '[':
+		p.i++
+		p.c.buf = append(p.c.buf, '[')
+		if err := p.elements(depth); err != nil {
+			return err
+		}
+		p.c.buf = append(p.c.buf, ']')
+	case ch == 't' || ch == 'f' || ch == 'n':
+		for _, lit := range []string{"true", "false", "null"} {
+			if bytes.HasPrefix(p.b[p.i:], []byte(lit)) {
+				p.i += len(lit)
+				if lit == "null" {
+					p.c.value('z', nil)
+				} else {
+					p.c.value('b', []byte(lit))
 				}
+				return nil
 			}
 		}
-	}
-	_, err = dec.Token() // '}'
-	return err
-}
-
-// readValue writes the canonical form of the next value (type, length,
-// text) and returns scalars for the caller to pick out.
-func readValue(dec *json.Decoder, c *canonEncoder, out *ChainedLine, seen map[string]int) (any, error) {
-	t, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch v := t.(type) {
-	case json.Delim:
-		switch v {
-		case '{':
-			c.buf = append(c.buf, '{')
-			if err := readObjectBody(dec, c, out, seen); err != nil {
-				return nil, err
-			}
-			c.buf = append(c.buf, '}')
-			return nil, nil
-		case '[':
-			c.buf = append(c.buf, '[')
-			for dec.More() {
-				if _, err := readValue(dec, c, out, seen); err != nil {
-					return nil, err
-				}
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			c.buf = append(c.buf, ']')
-			return nil, nil
+		return errSyntax
+	default:
+		start := p.i
+		for p.i < len(p.b) && bytes.IndexByte([]byte("+-.0123456789eE"), p.b[p.i]) >= 0 {
+			p.i++
 		}
-		return nil, errors.New("unexpected delimiter")
-	case string:
-		c.stringValue(v)
-	case json.Number:
-		c.value('n', []byte(v))
-	case bool:
-		c.boolValue(v)
-	case nil:
-		c.value('z', nil)
+		num := p.b[start:p.i]
+		if len(num) == 0 || !json.Valid(num) {
+			return errSyntax
+		}
+		p.c.value('n', num)
 	}
-	return t, nil
+	return nil
 }
 
-// readObjectBody is readObject after its '{' was consumed.
-func readObjectBody(dec *json.Decoder, c *canonEncoder, out *ChainedLine, seen map[string]int) error {
-	for dec.More() {
-		t, err := dec.Token()
+func (p *lineParser) members(depth int) error {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return nil
+	}
+	for {
+		p.ws()
+		key, err := p.str()
 		if err != nil {
 			return err
 		}
-		key, ok := t.(string)
-		if !ok {
-			return errors.New("want a key")
-		}
-		c.name(key)
-		if _, err := readValue(dec, c, out, seen); err != nil {
+		if err := p.expect(':'); err != nil {
 			return err
 		}
+		p.c.nameBytes(key)
+		if err := p.value(depth + 1); err != nil {
+			return err
+		}
+		p.ws()
+		if p.i < len(p.b) && p.b[p.i] == ',' {
+			p.i++
+			continue
+		}
+		return p.expect('}')
 	}
-	_, err := dec.Token()
-	return err
 }
 
-func skipValue(dec *json.Decoder) (any, error) {
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		return nil, err
+func (p *lineParser) elements(depth int) error {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return nil
 	}
-	var v any
-	_ = json.Unmarshal(raw, &v)
-	return v, nil
+	for {
+		if err := p.value(depth + 1); err != nil {
+			return err
+		}
+		p.ws()
+		if p.i < len(p.b) && p.b[p.i] == ',' {
+			p.i++
+			continue
+		}
+		return p.expect(']')
+	}
+}
+
+// str reads a JSON string and returns its decoded bytes. Plain valid UTF-8
+// without escapes is returned as it stands (no copy); anything else goes
+// through encoding/json, whose decoding (escapes, U+FFFD for invalid
+// bytes) the writer side mirrors.
+func (p *lineParser) str() ([]byte, error) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, errSyntax
+	}
+	start := p.i + 1
+	plain := true
+	j := start
+	for ; j < len(p.b); j++ {
+		ch := p.b[j]
+		if ch == '"' {
+			break
+		}
+		if ch == '\\' {
+			plain = false
+			j++
+			continue
+		}
+		if ch < 0x20 {
+			return nil, errSyntax
+		}
+		if ch >= utf8.RuneSelf {
+			plain = false
+		}
+	}
+	if j >= len(p.b) {
+		return nil, errSyntax
+	}
+	p.i = j + 1
+	raw := p.b[start:j]
+	if plain || utf8.Valid(raw) && bytes.IndexByte(raw, '\\') < 0 {
+		return raw, nil
+	}
+	var s string
+	if err := json.Unmarshal(p.b[start-1:j+1], &s); err != nil {
+		return nil, errSyntax
+	}
+	return []byte(s), nil
 }

@@ -122,8 +122,10 @@ func readLog(path string, idx int, rep *Report, add func(entry)) error {
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
 	lines, jsonLines := 0, 0
+	var buf []byte
 	for {
-		line, err := readLine(r)
+		line, err := readLine(r, buf[:0])
+		buf = line
 		if len(line) > 0 || err == nil {
 			lines++
 		}
@@ -164,8 +166,7 @@ func readLog(path string, idx int, rep *Report, add func(entry)) error {
 }
 
 // readLine reads one line without its newline, refusing absurdly long ones.
-func readLine(r *bufio.Reader) ([]byte, error) {
-	var line []byte
+func readLine(r *bufio.Reader, line []byte) ([]byte, error) {
 	for {
 		chunk, isPrefix, err := r.ReadLine()
 		line = append(line, chunk...)

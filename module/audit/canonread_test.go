@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -86,4 +87,19 @@ func TestChainHelpers(t *testing.T) {
 	if c.ID() == id {
 		t.Fatal("closing did not start a new chain")
 	}
+}
+
+// FuzzParseChainedLine: the verifier reads untrusted files, so no line may
+// make it panic, and a line it accepts as a chained record must be one
+// encoding/json accepts too.
+func FuzzParseChainedLine(f *testing.F) {
+	f.Add([]byte(`{"chain":"c","seq":1,"mac":"m","a":[1,"x",true,null,{"b":-1.5e3}]}`))
+	f.Add([]byte(`{"level":"info","ts":1.5,"msg":"x","chain":"c","seq":2,"mac":"m","s":"\u00e9\ud83d\ude00\n"}`))
+	f.Add([]byte("{\"chain\":\"c\",\"seq\":3,\"mac\":\"m\",\"bad\":\"\xff\"}"))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		cl, err := ParseChainedLine(line)
+		if err == nil && !json.Valid(bytes.TrimSpace(line)) {
+			t.Fatalf("accepted invalid JSON %q as %+v", line, cl)
+		}
+	})
 }

@@ -222,10 +222,18 @@ func profileTarget(st *stack, tgts []target, s settings) error {
 		}
 		done <- err
 	}()
-	attack(st, t, s.workers, 0, s.profileFor+time.Second)
+	pid := st.pid(t)
+	c0, _ := cpuTime(pid)
+	m := attack(st, t, s.workers, 0, s.profileFor+time.Second)
+	c1, _ := cpuTime(pid)
 	if err := <-done; err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
+	// To read the profile in µs per request: a function's share of the
+	// samples times the CPU per request.
+	cpu := perRequest(c1-c0, m.Requests)
+	fmt.Printf("bench-load: during the profile %d requests, %.1f µs CPU per request: 1%% of the samples is %.2f µs per request\n",
+		m.Requests, cpu, cpu/100)
 	bin := s.caddy
 	if t.proc == procCaddyBefore {
 		bin = s.before

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"html"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,6 +38,15 @@ func barColor(t target) string {
 // drawn darker, so the add-on is the rest), and saturated throughput.
 func writeChart(path string, rows []row, at time.Time) error {
 	var maxCPU, maxSat, bareCPU float64
+	rows = slices.Clone(rows)
+	for i := range rows { // a target that served nothing draws no bar
+		if math.IsNaN(rows[i].cpu) {
+			rows[i].cpu = 0
+		}
+		if math.IsNaN(rows[i].sat) {
+			rows[i].sat = 0
+		}
+	}
 	for _, r := range rows {
 		maxCPU, maxSat = max(maxCPU, r.cpu), max(maxSat, r.sat)
 		if r.t.name == bareName {
@@ -68,7 +79,7 @@ func writeChart(path string, rows []row, at time.Time) error {
 `, chartLabelW, y+2, min(bareCPU, r.cpu)/maxCPU*chartBarW)
 		}
 		label := fmt.Sprintf("%.0f", r.cpu)
-		if r.t.baseline != "" && r.added == r.added { // not NaN
+		if r.t.baseline != "" && !math.IsNaN(r.added) {
 			label += fmt.Sprintf(" (%+.0f)", r.added)
 		}
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%s</text>

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -42,10 +43,10 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(u+st) * clockTick, nil
 }
 
-// perRequest is CPU time per request in µs; 0 when nothing was served.
+// perRequest is CPU time per request in µs; NaN when nothing was served.
 func perRequest(cpu time.Duration, requests uint64) float64 {
 	if requests == 0 {
-		return 0
+		return math.NaN()
 	}
 	return float64(cpu) / float64(time.Microsecond) / float64(requests)
 }

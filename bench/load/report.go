@@ -35,10 +35,9 @@ type row struct {
 func perRound(xs, ys []float64, f func(x, y float64) float64) float64 {
 	var out []float64
 	for i := range min(len(xs), len(ys)) {
-		out = append(out, f(xs[i], ys[i]))
-	}
-	if len(out) == 0 {
-		return math.NaN()
+		if xs[i] > 0 && ys[i] > 0 { // a round that served nothing has no value
+			out = append(out, f(xs[i], ys[i]))
+		}
 	}
 	return median(out)
 }
@@ -231,9 +230,9 @@ func profileTarget(st *stack, tgts []target, s settings) error {
 	}
 	// To read the profile in µs per request: a function's share of the
 	// samples times the CPU per request.
-	cpu := perRequest(c1-c0, m.Requests)
+	cpu := perRequest(c1-c0, served(m))
 	fmt.Printf("bench-load: during the profile %d requests, %.1f µs CPU per request: 1%% of the samples is %.2f µs per request\n",
-		m.Requests, cpu, cpu/100)
+		served(m), cpu, cpu/100)
 	bin := s.caddy
 	if t.proc == procCaddyBefore {
 		bin = s.before

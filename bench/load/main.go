@@ -171,26 +171,34 @@ func run(s settings) error {
 	for _, t := range tgts { // warm-up: connections, caches and pools
 		attack(st, t, s.workers, 0, time.Second)
 	}
-	res := results{sat: map[string][]float64{}, cpu: map[string][]float64{}}
+	res := results{sat: map[string][]float64{}, cpu: map[string][]float64{},
+		baseSat: map[string][]float64{}, baseCPU: map[string][]float64{}}
+	byName := map[string]target{}
+	for _, t := range tgts {
+		byName[t.name] = t
+	}
 	for round := range s.rounds {
 		order := slices.Clone(tgts)
 		// Rotate the order each round, so no target always runs first.
 		order = append(order[round%len(order):], order[:round%len(order)]...)
 		for _, t := range order {
-			pid := st.pid(t)
-			c0, _ := cpuTime(pid)
-			r := attack(st, t, s.workers, 0, s.sat)
-			c1, err := cpuTime(pid)
+			if b, ok := byName[t.baseline]; ok {
+				// Its baseline right before it: the pair whose difference
+				// is "added", seconds apart, so load that comes and goes
+				// on the machine weighs on both alike.
+				sat, cpu, err := measure(st, b, s, round)
+				if err != nil {
+					return err
+				}
+				res.baseSat[t.name] = append(res.baseSat[t.name], sat)
+				res.baseCPU[t.name] = append(res.baseCPU[t.name], cpu)
+			}
+			sat, cpu, err := measure(st, t, s, round)
 			if err != nil {
-				return fmt.Errorf("%s: CPU time: %w", t.name, err)
+				return err
 			}
-			res.sat[t.name] = append(res.sat[t.name], r.Throughput)
-			// A round that served nothing (the unique pool ran dry) has no
-			// CPU per request: NaN, left out of the medians.
-			res.cpu[t.name] = append(res.cpu[t.name], perRequest(c1-c0, served(r)))
-			if r.Success < 0.999 {
-				fmt.Printf("  round %d %-45s %.0f req/s, success %.3f %v %v\n", round+1, t.name, r.Throughput, r.Success, r.StatusCodes, firstErrors(r))
-			}
+			res.sat[t.name] = append(res.sat[t.name], sat)
+			res.cpu[t.name] = append(res.cpu[t.name], cpu)
 		}
 	}
 	rows := res.rows(tgts)
@@ -271,6 +279,24 @@ func attack(st *stack, t target, workers, rate int, d time.Duration) *vegeta.Met
 	}
 	m.Close()
 	return &m
+}
+
+// measure runs one saturated round of t: its throughput and the CPU time
+// of its serving process per request served. A round that served nothing
+// (the unique pool ran dry) has no CPU per request: NaN, left out of the
+// medians.
+func measure(st *stack, t target, s settings, round int) (sat, cpu float64, err error) {
+	pid := st.pid(t)
+	c0, _ := cpuTime(pid)
+	r := attack(st, t, s.workers, 0, s.sat)
+	c1, err := cpuTime(pid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: CPU time: %w", t.name, err)
+	}
+	if r.Success < 0.999 {
+		fmt.Printf("  round %d %-45s %.0f req/s, success %.3f %v %v\n", round+1, t.name, r.Throughput, r.Success, r.StatusCodes, firstErrors(r))
+	}
+	return r.Throughput, perRequest(c1-c0, served(r)), nil
 }
 
 // served is the requests answered without a transport error or a

@@ -11,9 +11,12 @@ import (
 )
 
 // results are the saturated rounds: per target, one throughput (req/s) and
-// one CPU time per request (µs) of its serving process per round.
+// one CPU time per request (µs) of its serving process per round; for a
+// target with a baseline, also the baseline's, measured right before it in
+// the same round.
 type results struct {
-	sat, cpu map[string][]float64
+	sat, cpu         map[string][]float64
+	baseSat, baseCPU map[string][]float64
 }
 
 type row struct {
@@ -55,7 +58,8 @@ func (r results) rows(tgts []target) []row {
 		rw := row{t: t, sat: median(r.sat[t.name]), cpu: median(r.cpu[t.name]), rounds: r.sat[t.name], added: math.NaN()}
 		rw.ratio = perRound(r.sat[t.name], r.sat[base], ratio)
 		if t.baseline != "" {
-			rw.added = perRound(r.cpu[t.name], r.cpu[t.baseline], diff)
+			rw.ratio = perRound(r.sat[t.name], r.baseSat[t.name], ratio)
+			rw.added = perRound(r.cpu[t.name], r.baseCPU[t.name], diff)
 		}
 		rows = append(rows, rw)
 	}
@@ -81,9 +85,9 @@ func printReport(rows []row, res results, tgts []target) {
 		}
 		fmt.Printf("%-54s %7.0f %6.2f %8.1f %8s   %s\n", r.t.name, r.sat, r.ratio, r.cpu, us(r.added), strings.Join(rs, " "))
 	}
-	fmt.Println("(CPU µs: utime+stime of the serving process per request served; added: over its bare site in the")
-	fmt.Println(" same round; both and ×bare are medians of per-round values. Peers and \"before:\" rows run in")
-	fmt.Println(" their own processes; their ×bare is against Caddy's bare)")
+	fmt.Println("(CPU µs: utime+stime of the serving process per request served. added and ×bare: against its")
+	fmt.Println(" bare site run right before it in the same round; medians of per-round values. oauth2-proxy and")
+	fmt.Println(" \"before: bare\" run in their own processes; their ×bare is against Caddy's bare of the round)")
 
 	printPeers(rows, res)
 	printBefore(rows)

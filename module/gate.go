@@ -122,6 +122,13 @@ type Gate struct {
 	// DPoP proofs remembered per process for replay detection. Default: 100000
 	DPoPReplayCache int `json:"dpop_replay_cache,omitempty"`
 
+	// Secret of at least 32 bytes keying the audit chain: every record then carries chain, seq
+	// and mac (docs/audit.md); placeholders such as {file./path} or {env.NAME} are expanded. Default: no chain
+	AuditChainKey string `json:"audit_chain_key,omitempty"`
+
+	// Audit record format: native, or ocsf (OCSF 1.x API Activity, class 6003). Default: native
+	AuditFormat string `json:"audit_format,omitempty"`
+
 	verifier *verify.Verifier
 	table    *rules.Table
 	signer   *assertion.Signer
@@ -137,6 +144,7 @@ type Gate struct {
 	heldIssuers []string
 	// problems found while provisioning, reported by Validate all at once
 	configErrs []error
+	auditChain // the audit chain taken at Provision (auditsink.go)
 }
 
 // Issuer is one trusted token issuer.
@@ -224,6 +232,10 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	g.table = table
 
 	if err := g.provisionSigner(); err != nil {
+		g.configErrs = append(g.configErrs, err)
+	}
+
+	if err := g.provisionAudit(); err != nil {
 		g.configErrs = append(g.configErrs, err)
 	}
 
@@ -403,6 +415,7 @@ func (g *Gate) Validate() error {
 
 // Cleanup stops the key refreshers of this config.
 func (g *Gate) Cleanup() error {
+	g.cleanupAudit()
 	if g.cancel != nil {
 		g.cancel()
 	}

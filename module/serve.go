@@ -56,6 +56,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		Path:      r.URL.EscapedPath(),
 		RemoteIP:  clientIP,
 	}
+	traceRecord(r, &rec)
 	// The request id toward the upstream is always ours; the client's is kept
 	// for correlation only.
 	if v := r.Header.Get(keyRequestID); v != "" {

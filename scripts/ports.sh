@@ -28,24 +28,20 @@ port_in_use() {
 
 # pid_has_socket PID INODE
 pid_has_socket() {
-	local fd
-	for fd in /proc/"$1"/fd/*; do
-		[ "$(readlink "$fd" 2>/dev/null)" = "socket:[$2]" ] && return 0
-	done
-	return 1
+	[ -n "$(find "/proc/$1/fd" -lname "socket:\[$2\]" -print -quit 2>/dev/null)" ]
 }
 
 # port_holder PORT: " (pid N: command)" for a listener this user can see, or nothing.
 port_holder() {
 	have_proc_net || return 0
-	local inode pid
+	local inode fd pid
 	for inode in $(listen_inodes "$1"); do
-		for pid in $(ls /proc 2>/dev/null | grep -E '^[0-9]+$'); do
-			if pid_has_socket "$pid" "$inode" 2>/dev/null; then
-				printf ' (pid %s: %s)' "$pid" "$(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null | cut -c1-80 | sed 's/ *$//')"
-				return 0
-			fi
-		done
+		fd=$(find /proc/[0-9]*/fd -lname "socket:\[$inode\]" -print -quit 2>/dev/null)
+		[ -n "$fd" ] || continue
+		pid=${fd#/proc/}
+		pid=${pid%%/*}
+		printf ' (pid %s: %s)' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80 | sed 's/ *$//')"
+		return 0
 	done
 }
 

@@ -20,17 +20,20 @@ stopped=0
 for data in $DATA_DIRS; do
 	run_dir="$data/run"
 	[ -d "$run_dir" ] || continue
-	pids=()
+	# Read every pid file first: stopping the run script makes it remove them.
+	pids=() names=()
 	for pair in run:scripts/run.sh gate:bin/caddy backend:bin/backend; do
 		name=${pair%%:*} cmd=${pair#*:}
 		f="$run_dir/$name.pid"
 		[ -f "$f" ] || continue
 		pid=$(cat "$f")
 		if ours "$pid" "$cmd"; then
-			kill -TERM "$pid" 2>/dev/null || true
 			pids+=("$pid")
-			echo "make stop: sent SIGTERM to the $name (pid $pid, $data)"
+			names+=("$name")
 		fi
+	done
+	for i in "${!pids[@]}"; do
+		kill -TERM "${pids[$i]}" 2>/dev/null && echo "make stop: sent SIGTERM to the ${names[$i]} (pid ${pids[$i]}, $data)"
 	done
 	for _ in $(seq 1 100); do
 		alive=0

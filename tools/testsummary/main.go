@@ -41,6 +41,7 @@ type summary struct {
 var (
 	ginkgoRan    = regexp.MustCompile(`Ran (\d+) of (\d+) Specs`)
 	ginkgoCounts = regexp.MustCompile(`(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped`)
+	ansiColour   = regexp.MustCompile("\x1b\\[[0-9;]*m")
 )
 
 func main() {
@@ -74,10 +75,11 @@ func (s *summary) read(in io.Reader, w io.Writer) {
 			continue
 		}
 		k := testKey{e.Package, e.Test}
-		if m := ginkgoRan.FindString(e.Output); m != "" {
+		plain := ansiColour.ReplaceAllString(e.Output, "")
+		if m := ginkgoRan.FindString(plain); m != "" {
 			pendingSpecs = m
 		}
-		if m := ginkgoCounts.FindString(e.Output); m != "" && pendingSpecs != "" {
+		if m := ginkgoCounts.FindString(plain); m != "" && pendingSpecs != "" {
 			s.specs = append(s.specs, fmt.Sprintf("%s: %s (%s)", e.Package, pendingSpecs, m))
 			pendingSpecs = ""
 		}

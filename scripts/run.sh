@@ -167,7 +167,8 @@ Ctrl-C here, or \`make stop\` from another shell, stops both.
 MSG
 # Wait for either process: when one goes, the EXIT trap stops the other.
 while kill -0 "$gate" 2>/dev/null && kill -0 "$backend" 2>/dev/null; do
-	wait -n "$gate" "$backend" 2>/dev/null || true
+	# (bash without wait -n, e.g. macOS bash 3.2, polls once a second)
+	wait -n "$gate" "$backend" 2>/dev/null || sleep 1
 done
 kill -0 "$gate" 2>/dev/null || { echo "make run: the gate exited; see $GATE_LOG" >&2; exit 1; }
 echo "make run: the backend exited; see $BACKEND_LOG" >&2

@@ -121,11 +121,9 @@ while :; do
 	sleep 0.2
 done
 
-if [ "$SCHEME" = https ]; then
-	CURL="curl -s --cacert $CADDY_CA"
-else
-	CURL="curl -s"
-fi
+# HTTPS (production.local) needs Caddy's local CA; the printed curls say so.
+CA_OPT=""
+[ "$SCHEME" = https ] && CA_OPT=" --cacert $CADDY_CA"
 READ=$(bin/tgdev token --dir "$TENANTGATE_KEYS" --tenant acme --user alice --roles "ensemble:read ensemble:write hedging:read hedging:trade")
 ADMIN=$(bin/tgdev token --dir "$TENANTGATE_KEYS" --tenant acme --user root --roles "hedging:read hedging:trade hedging:admin")
 cat <<MSG
@@ -138,30 +136,30 @@ Try it (a dev token for tenant acme, valid 1h; make another with
   make token TENANT=globex USER=bob ROLES="ensemble:read" TTL=30m):
 
   export TOKEN=$READ
-  $CURL $GATE_URL/api/v1/whoami -H "Authorization: Bearer \$TOKEN"
+  curl -s$CA_OPT $GATE_URL/api/v1/whoami -H "Authorization: Bearer \$TOKEN"
 
 Ensemble walkthrough:
-  $CURL $GATE_URL/api/v1/ensemble/create -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+  curl -s$CA_OPT $GATE_URL/api/v1/ensemble/create -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
     -d '{"name":"momentum","method":"weighted_average","agents":[{"agent_id":"a1","agent_type":"technical","initial_weight":1},{"agent_id":"a2","agent_type":"sentiment","initial_weight":1}]}'
   E=<ensemble_id from the answer>
-  $CURL $GATE_URL/api/v1/ensemble/\$E/register-agent -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+  curl -s$CA_OPT $GATE_URL/api/v1/ensemble/\$E/register-agent -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
     -d '{"agent_id":"a3","agent_type":"fundamental","initial_weight":0.5}'
-  $CURL $GATE_URL/api/v1/ensemble/\$E/predict -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+  curl -s$CA_OPT $GATE_URL/api/v1/ensemble/\$E/predict -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
     -d '{"symbol":"BTC-USD","signals":[{"agent_id":"a1","signal":0.6,"confidence":0.9},{"agent_id":"a2","signal":0.2,"confidence":0.5},{"agent_id":"a3","signal":-0.1,"confidence":0.4}]}'
   P=<prediction_id from the answer>
-  $CURL $GATE_URL/api/v1/ensemble/\$E/outcomes -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d "{\"prediction_id\":\"\$P\",\"realized_return\":0.012}"
-  $CURL $GATE_URL/api/v1/ensemble/\$E/optimize-weights -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"lookback":50}'
-  $CURL $GATE_URL/api/v1/ensemble/\$E/performance -H "Authorization: Bearer \$TOKEN"
+  curl -s$CA_OPT $GATE_URL/api/v1/ensemble/\$E/outcomes -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d "{\"prediction_id\":\"\$P\",\"realized_return\":0.012}"
+  curl -s$CA_OPT $GATE_URL/api/v1/ensemble/\$E/optimize-weights -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"lookback":50}'
+  curl -s$CA_OPT $GATE_URL/api/v1/ensemble/\$E/performance -H "Authorization: Bearer \$TOKEN"
 
 Hedging walkthrough:
-  $CURL $GATE_URL/api/v1/hedging/analysis -H "Authorization: Bearer \$TOKEN"
-  $CURL -X POST $GATE_URL/api/v1/hedging/execute -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: demo-1"
+  curl -s$CA_OPT $GATE_URL/api/v1/hedging/analysis -H "Authorization: Bearer \$TOKEN"
+  curl -s$CA_OPT -X POST $GATE_URL/api/v1/hedging/execute -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: demo-1"
   export ADMIN=$ADMIN
-  $CURL -X POST $GATE_URL/api/v1/hedging/close -H "Authorization: Bearer \$ADMIN"
+  curl -s$CA_OPT -X POST $GATE_URL/api/v1/hedging/close -H "Authorization: Bearer \$ADMIN"
 
 Denied, as it should be:
-  $CURL -i $GATE_URL/api/v1/hedging/execute -X POST        # 401 missing_token
-  $CURL -i $GATE_URL/api/v1/hedging/close -X POST -H "Authorization: Bearer \$TOKEN"   # 403 missing_role
+  curl -s$CA_OPT -i $GATE_URL/api/v1/hedging/execute -X POST        # 401 missing_token
+  curl -s$CA_OPT -i $GATE_URL/api/v1/hedging/close -X POST -H "Authorization: Bearer \$TOKEN"   # 403 missing_role
 
 Ctrl-C here, or \`make stop\` from another shell, stops both.
 MSG

@@ -14,7 +14,7 @@ ROLES  ?= ensemble:read ensemble:write hedging:read hedging:trade
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 TTL    ?= 1h
 
-.PHONY: build run token test unit integration lint fuzz bench bench-load clean
+.PHONY: build run run-prod-local stop token test unit integration lint fuzz bench bench-load clean
 
 build: bin/caddy bin/backend bin/tgdev
 
@@ -28,6 +28,17 @@ bin/tgdev: $(GO_SOURCES)
 
 run: build
 	@scripts/run.sh
+
+# The production shape (HTTPS with Caddy's local CA, Redis rate limits,
+# rolling audit file, token_type at+jwt) on loopback with dev keys; its
+# files live under .dev/prod-local. See caddyfile/production.local.Caddyfile.
+run-prod-local: build
+	@TENANTGATE_CONFIG=caddyfile/production.local.Caddyfile TENANTGATE_DATA=.dev/prod-local \
+		TENANTGATE_LISTEN=$${TENANTGATE_LISTEN:-:8443} TENANTGATE_SCHEME=https scripts/run.sh
+
+# Stops a `make run` / `make run-prod-local` left running elsewhere.
+stop:
+	@scripts/stop.sh
 
 token: bin/tgdev
 	@bin/tgdev keys --dir .dev

@@ -18,7 +18,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "tenant-gate",
-		Usage: "explain|coverage ...",
+		Usage: "explain|coverage|test|diff ...",
 		Short: "Inspects the rules of the tenant_gate handlers in a config",
 		Long: `
 explain prints which rule decides a request and what it requires:
@@ -33,7 +33,7 @@ covered by no rule, only by a public rule without being marked public, or by a
 rule that would admit a caller the backend's roles refuse (a rule asking for no
 role, or for a role outside the route's list).`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(explainCommand(), coverageCommand())
+			cmd.AddCommand(explainCommand(), coverageCommand(), policyTestCommand(), policyDiffCommand())
 		},
 	})
 }

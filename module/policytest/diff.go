@@ -191,7 +191,7 @@ type access struct {
 	roles         []string
 	tenants       []string
 	tenantParamAt int // segment index of tenant_param, -1 for none
-	rule          string
+	rule          *rules.Rule
 }
 
 func accessOf(t *rules.Table, method, path string) access {
@@ -200,7 +200,7 @@ func accessOf(t *rules.Table, method, path string) access {
 		return access{tenantParamAt: -1}
 	}
 	r := m.Rule
-	a := access{reachable: true, public: r.Public, tenantParamAt: -1, rule: ruleText(r)}
+	a := access{reachable: true, public: r.Public, tenantParamAt: -1, rule: r}
 	a.roles = sortedUnion(r.Roles, nil)
 	a.tenants = sortedUnion(r.Tenants, nil)
 	if r.TenantParam != "" {
@@ -249,13 +249,13 @@ func compare(o, n access) []Change {
 	case !o.reachable && !n.reachable:
 		return nil
 	case !o.reachable:
-		return []Change{widen("newly reachable: %s, by %s", n.requirement(), n.rule)}
+		return []Change{widen("newly reachable: %s, by %s", n.requirement(), ruleText(n.rule))}
 	case !n.reachable:
 		return []Change{narrow("no longer reachable (was %s)", o.requirement())}
 	case o.public && n.public:
 		return nil
 	case n.public:
-		return []Change{widen("public replaces %s, by %s", o.requirement(), n.rule)}
+		return []Change{widen("public replaces %s, by %s", o.requirement(), ruleText(n.rule))}
 	case o.public:
 		return []Change{narrow("%s replaces public", n.requirement())}
 	}
@@ -272,7 +272,7 @@ func compare(o, n access) []Change {
 	}
 	for i := range out {
 		if out[i].Widens {
-			out[i].Text += ", by " + n.rule
+			out[i].Text += ", by " + ruleText(n.rule)
 		}
 	}
 	return out

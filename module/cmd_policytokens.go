@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -60,8 +61,10 @@ func newTestKeys(dir string, algorithms []string) (*testKeys, error) {
 		case "EdDSA":
 			_, raw, err = ed25519.GenerateKey(rand.Reader)
 		case "HS256", "HS384", "HS512":
-			k.secret = make([]byte, 64)
-			_, err = rand.Read(k.secret)
+			// Printable, because it travels in the JSON config as a string.
+			random := make([]byte, 32)
+			_, err = rand.Read(random)
+			k.secret = []byte(hex.EncodeToString(random))
 			return k, err
 		default:
 			continue

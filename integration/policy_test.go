@@ -83,7 +83,7 @@ var _ = Describe("caddy tenant-gate test and diff", func() {
 			Expect(code).To(Equal(2), out)
 			Expect(out).To(ContainSubstring(cases + want))
 		},
-		Entry("not YAML", "cases:\n  - {method: GET\n", ":3:"),
+		Entry("not YAML", "cases:\n  - {method: GET\n", ":1: did not find expected"),
 		Entry("no cases", "tests:\n  - {method: GET, path: /healthz, expect: public}\n", ":1: no `cases` key"),
 		Entry("a case without method", "cases:\n  - name: x\n    path: /healthz\n    expect: public\n", ":2: case \"x\": missing `method`"),
 		Entry("a case without path", "cases:\n  - name: x\n    method: GET\n    expect: public\n", ":2: case \"x\": missing `path`"),

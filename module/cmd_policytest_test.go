@@ -377,3 +377,57 @@ func TestCaseClaims(t *testing.T) {
 		t.Fatal("claimAt")
 	}
 }
+
+func TestTestKeysSignWithEveryAlgorithm(t *testing.T) {
+	for _, alg := range []string{"EdDSA", "ES256", "ES384", "ES512", "RS256", "PS384", "HS512"} {
+		k, err := newTestKeys(t.TempDir(), []string{"XX999", alg})
+		if err != nil {
+			t.Fatalf("%s: %v", alg, err)
+		}
+		if string(k.alg) != alg {
+			t.Fatalf("made %s for %s", k.alg, alg)
+		}
+		tok, err := k.sign(map[string]any{"sub": "a"}, "at+jwt")
+		if err != nil || strings.Count(tok, ".") != 2 {
+			t.Fatalf("%s: %q %v", alg, tok, err)
+		}
+		_, err = k.jwksURL()
+		if (err == nil) != (k.priv != nil) {
+			t.Fatalf("%s: jwksURL: %v", alg, err)
+		}
+		k.close()
+	}
+	if _, err := newTestKeys(t.TempDir(), []string{"none"}); err == nil {
+		t.Fatal("a key for no usable algorithm")
+	}
+	k, _ := newTestKeys(t.TempDir(), nil)
+	if k.alg != "EdDSA" {
+		t.Fatalf("default algorithms: %s, want the cheapest (EdDSA)", k.alg)
+	}
+	if _, err := k.sign(map[string]any{"bad": func() {}}, ""); err == nil {
+		t.Fatal("unmarshalable claims signed")
+	}
+}
+
+func TestPolicyTestMultiTenantNeedsAnAsymmetricKey(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "Caddyfile")
+	writeFile(t, config, []byte(`:8080 {
+	tenant_gate {
+		issuer https://login.example/{tenant}/v2.0 {
+			oidc_discovery
+			audience api
+			tenants acme
+		}
+		algorithms HS256
+		assertion_key /nonexistent.pem
+		rule GET /api/** authenticated
+	}
+}`))
+	cases := filepath.Join(dir, "cases.yaml")
+	writeFile(t, cases, []byte("cases:\n  - {method: GET, path: /api/x, expect: deny}\n"))
+	code, _, err := runTest(t, policyTestOptions{config: config, files: []string{cases}})
+	if code != exitBroken || err == nil || !strings.Contains(err.Error(), "asymmetric") {
+		t.Fatalf("code %d, %v", code, err)
+	}
+}

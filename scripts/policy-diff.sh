@@ -35,10 +35,11 @@ for f in "$@"; do
 		echo "== $f: not in $base, nothing to compare with"
 		continue
 	fi
-	git show "$base_commit:$f" >"$tmp/old.Caddyfile"
+	old="$tmp/$(basename "$f")@$(git rev-parse --short "$base_commit")"
+	git show "$base_commit:$f" >"$old"
 	echo "== $f against $base ($(git rev-parse --short "$base_commit"))"
 	rc=0
-	"$caddy" tenant-gate diff --adapter caddyfile "$tmp/old.Caddyfile" "$f" || rc=$?
+	"$caddy" tenant-gate diff --adapter caddyfile "$old" "$f" || rc=$?
 	case $rc in
 	0) ;;
 	1) status=1 ;;

@@ -49,6 +49,17 @@ func runPolicyDiff(out io.Writer, adapter, oldFile, newFile string) (int, error)
 	return exitOK, nil
 }
 
+// diffConfig is what diff reads of a tenant_gate's JSON config: the
+// contract's field names, independent of how Gate is laid out inside.
+type diffConfig struct {
+	Mode    string       `json:"mode"`
+	Rules   []rules.Rule `json:"rules"`
+	Issuers []struct {
+		Issuer    string   `json:"issuer"`
+		Audiences []string `json:"audiences"`
+	} `json:"issuers"`
+}
+
 // diffGates adapts a config and compiles the rules of each handler.
 func diffGates(file, adapter string) ([]policytest.Gate, error) {
 	doc, err := adaptConfig(file, adapter)
@@ -62,7 +73,7 @@ func diffGates(file, adapter string) ([]policytest.Gate, error) {
 	out := make([]policytest.Gate, 0, len(found))
 	for _, f := range found {
 		raw, _ := json.Marshal(f.JSON)
-		var g Gate
+		var g diffConfig
 		if err := json.Unmarshal(raw, &g); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, f.Label, err)
 		}

@@ -24,7 +24,6 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
-	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 // testKeys is the one key `tenant-gate test` makes and trusts for every
@@ -41,6 +40,13 @@ type testKeys struct {
 
 const testKeyID = "tenant-gate-test"
 
+// The contract's words (DESIGN.md), kept here so the command does not lean on
+// the verifier's package layout: the default algorithms allow-list and the
+// placeholder of a multi-tenant issuer.
+var defaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
+const tenantPlaceholder = "{tenant}"
+
 // cheapFirst orders algorithms by signing cost: an RSA signature costs
 // about a millisecond, which a 10,000-case file would feel.
 var cheapFirst = []string{"EdDSA", "ES256", "ES384", "ES512", "PS256", "RS256", "PS384", "RS384", "PS512", "RS512", "HS256", "HS384", "HS512"}
@@ -49,7 +55,7 @@ var cheapFirst = []string{"EdDSA", "ES256", "ES384", "ES512", "PS256", "RS256", 
 // that it can make, and writes its JWKS to dir.
 func newTestKeys(dir string, algorithms []string) (*testKeys, error) {
 	if len(algorithms) == 0 {
-		algorithms = verify.DefaultAlgorithms
+		algorithms = defaultAlgorithms
 	}
 	for _, name := range cheapFirst {
 		if !slices.Contains(algorithms, name) {
@@ -112,7 +118,7 @@ func (k *testKeys) jwksURL() (string, error) {
 			_, _ = w.Write(k.jwks)
 		}))
 	}
-	return k.srv.URL + "/" + verify.TenantPlaceholder + "/jwks.json", nil
+	return k.srv.URL + "/" + tenantPlaceholder + "/jwks.json", nil
 }
 
 func (k *testKeys) close() {
@@ -163,14 +169,14 @@ type issuerInfo struct {
 	tokenType string
 }
 
-func (is issuerInfo) template() bool { return strings.Contains(is.iss, verify.TenantPlaceholder) }
+func (is issuerInfo) template() bool { return strings.Contains(is.iss, tenantPlaceholder) }
 
 // matches reports whether iss is this issuer, or one of its tenants.
 func (is issuerInfo) matches(iss string) bool {
 	if !is.template() {
 		return iss == is.iss
 	}
-	pre, post, _ := strings.Cut(is.iss, verify.TenantPlaceholder)
+	pre, post, _ := strings.Cut(is.iss, tenantPlaceholder)
 	return len(iss) > len(pre)+len(post) && strings.HasPrefix(iss, pre) && strings.HasSuffix(iss, post)
 }
 
@@ -190,7 +196,7 @@ func caseClaims(given map[string]any, issuers []issuerInfo, tenantClaim string, 
 	if _, set := claims["iss"]; !set && len(issuers) > 0 {
 		iss := issuers[0].iss
 		if tenant, ok := claimAt(claims, tenantClaim).(string); ok {
-			iss = strings.Replace(iss, verify.TenantPlaceholder, tenant, 1)
+			iss = strings.Replace(iss, tenantPlaceholder, tenant, 1)
 		}
 		claims["iss"] = iss
 	}

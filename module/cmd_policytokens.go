@@ -23,7 +23,6 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
-
 )
 
 // testKeys is the one key `tenant-gate test` makes and trusts for every

@@ -14,7 +14,7 @@ ROLES  ?= ensemble:read ensemble:write hedging:read hedging:trade
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 TTL    ?= 1h
 
-.PHONY: build run run-prod-local stop token test unit integration lint fuzz bench bench-load clean
+.PHONY: build run run-prod-local stop token test policy-test policy-diff unit integration lint fuzz bench bench-load clean
 
 build: bin/caddy bin/backend bin/tgdev
 
@@ -46,6 +46,15 @@ token: bin/tgdev
 
 test: build
 	scripts/test.sh
+
+# The route rules of caddyfile/Caddyfile as tested code: every case of
+# caddyfile/Caddyfile.cases.yaml through the real tenant_gate, offline.
+policy-test: bin/caddy
+	bin/caddy tenant-gate test --config caddyfile/Caddyfile --adapter caddyfile caddyfile/Caddyfile.cases.yaml
+
+# Fails when a Caddyfile change widens access compared with origin/main.
+policy-diff: bin/caddy
+	scripts/policy-diff.sh
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-2m} scripts/fuzz.sh

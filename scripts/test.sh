@@ -91,6 +91,11 @@ echo "statement coverage of module/... and backend/...: ${total}%"
 awk -v t="$total" -v min="$COVERAGE_MIN" 'BEGIN { exit (t + 0 >= min + 0) ? 0 : 1 }' ||
 	{ echo "coverage ${total}% is below ${COVERAGE_MIN}%"; exit 1; }
 
+step "policy cases and policy diff (bin/caddy tenant-gate test / diff)"
+bin/caddy tenant-gate test --config caddyfile/Caddyfile --adapter caddyfile \
+	--junit .data/policy-junit.xml caddyfile/Caddyfile.cases.yaml
+scripts/policy-diff.sh
+
 step "integration (real bin/caddy and bin/backend, JWKS over loopback)"
 TENANTGATE_BIN="$PWD/bin" gotest "integration" -count=1 -timeout 10m ./integration/...
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 // claimPath says where a configured claim lives in the payload: a plain
@@ -76,7 +78,7 @@ func (p claimPath) lookup(claims map[string]json.RawMessage) (json.RawMessage, b
 		if !ok {
 			return nil, false
 		}
-		switch firstByte(raw) {
+		switch jose.FirstByte(raw) {
 		case '{':
 			var obj map[string]json.RawMessage
 			if json.Unmarshal(raw, &obj) != nil {

@@ -92,7 +92,7 @@ func (tc *tokenCache) close() {
 }
 
 // keyStillTrusted reports whether the key that verified t would still be
-// chosen, by the same rules as selectKeys, from the issuer's current set. A
+// chosen, by the same rules as candidates (verify.go), from the issuer's current set. A
 // refresh builds new key objects, so keys are compared by kid and by the
 // public key itself, not by pointer.
 func (t *verifiedToken) keyStillTrusted() bool {

@@ -70,7 +70,7 @@ func unescapePointerToken(raw string) (string, error) {
 
 // lookup returns the raw value the path names, and whether it exists. The
 // payload was already checked (one object, no duplicate members at any
-// depth) by parseObject, so nested objects decode unambiguously here. Array
+// depth) by jose.ParseObject, so nested objects decode unambiguously here. Array
 // elements are addressed by their decimal index without leading zeros.
 func (p claimPath) lookup(claims map[string]json.RawMessage) (json.RawMessage, bool) {
 	raw, ok := claims[p.tokens[0]]

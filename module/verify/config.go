@@ -126,7 +126,7 @@ type Config struct {
 	// Clock for claim validation. Default: time.Now.
 	Now func() time.Time
 
-	// DPoP (RFC 9449); see dpop.go.
+	// DPoP (RFC 9449); see package verify/dpop.
 	DPoP DPoPConfig
 	// Store is the process's state (key sets, replay set, cache gauges)
 	// the verifier joins. Default: a store of the verifier's own, ended by

@@ -68,6 +68,8 @@ func TestStoreDestructStopsFetching(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cfg.Store.Destruct() // idempotent
+	// A request sent just before Destruct may still reach the server's handler.
+	time.Sleep(50 * time.Millisecond)
 	n := srv.jwksHits.Load()
 	time.Sleep(150 * time.Millisecond)
 	if srv.jwksHits.Load() != n {

@@ -14,7 +14,7 @@ import (
 // successive configs share one Store, so `caddy reload` keeps the last good
 // keys and the proofs of the last minute. The gate holds it through
 // caddy.UsagePool; a test makes its own with NewStore. Revocation sets
-// (issue 19) belong here too.
+// (issue 23) belong here too.
 type Store struct {
 	feeds  *keysource.Feeds
 	replay *dpop.MemoryReplay

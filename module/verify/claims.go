@@ -67,7 +67,7 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return id, e
 	}
 	if !is.audienceAccepted(aud) {
-		return id, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.cfg.Issuer), nil)
+		return id, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.iss), nil)
 	}
 
 	id.Expiry = t.exp

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +77,9 @@ type Verifier struct {
 // up to 5s), and Verify answers ReasonKeysUnavailable for it until the
 // first successful fetch.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
+	// Issuer states point into this copy: a caller reusing its Config
+	// cannot change a live verifier.
+	cfg.Issuers = slices.Clone(cfg.Issuers)
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -39,6 +39,8 @@ type gateMetrics struct {
 	issuerTenants *prometheus.GaugeVec
 	tenants       *tenantLabels
 	issuers       *issuerRefs
+	// counters caches the requests_total series by decision, reason and tenant.
+	counters *requestCounters
 }
 
 var processMetrics = &gateMetrics{
@@ -89,6 +91,7 @@ var processMetrics = &gateMetrics{
 
 func init() {
 	m := processMetrics
+	m.counters = newRequestCounters(m.requests, m.tenants)
 	m.cacheEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "tenantgate",
 		Name:      "token_cache_entries",
@@ -119,7 +122,7 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 }
 
 func (m *gateMetrics) observe(d audit.Decision, r audit.Reason, tenant string, gateTime time.Duration) {
-	m.requests.WithLabelValues(string(d), string(r), m.tenants.label(tenant)).Inc()
+	m.counters.get(counterKey{d, r, tenant}).Inc()
 	m.authTime.Observe(gateTime.Seconds())
 }
 

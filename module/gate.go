@@ -130,6 +130,7 @@ type Gate struct {
 	AuditFormat string `json:"audit_format,omitempty"`
 
 	verifier *verify.Verifier
+	store    *verify.Store // the process's verify state, from verifyStores
 	table    *rules.Table
 	signer   *assertion.Signer
 	strip    headerSet
@@ -262,6 +263,11 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		g.configErrs = append(g.configErrs, err)
 		return nil
 	}
+	// Key sets, the replay set and cache sizes belong to the process: one
+	// Store shared by every config through the pool (a reload provisions
+	// the new config before cleaning up the old one, so it never empties).
+	g.store = acquireStore()
+	cfg.Store = g.store
 	// The key refreshers stop when this config is unloaded (reload or stop):
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)
@@ -277,7 +283,6 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	if g.metrics != nil {
 		g.metrics.holdIssuers(g.heldIssuers)
-		g.metrics.caches.add(g.verifier)
 	}
 	return nil
 }
@@ -420,10 +425,11 @@ func (g *Gate) Cleanup() error {
 		g.cancel()
 	}
 	if g.verifier != nil {
-		if g.metrics != nil {
-			g.metrics.caches.remove(g.verifier)
-		}
 		g.verifier.Close()
+	}
+	if g.store != nil {
+		g.store = nil
+		_, _ = verifyStores.Delete(verifyStoreKey) // the last user's Delete calls Destruct
 	}
 	if g.metrics != nil && g.heldIssuers != nil {
 		g.metrics.releaseIssuers(g.heldIssuers)

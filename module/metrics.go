@@ -33,7 +33,6 @@ type gateMetrics struct {
 	cacheMisses prometheus.Counter
 	// cacheEntries sums the verified-token caches of the live configs.
 	cacheEntries prometheus.GaugeFunc
-	caches       liveCaches
 	// issuerTenants counts the tenants' key sets a multi-tenant issuer
 	// holds; its label is the issuer as configured ({tenant} unreplaced),
 	// so the series are bounded by the config, not by the tenants.
@@ -97,7 +96,7 @@ func init() {
 		Namespace: "tenantgate",
 		Name:      "token_cache_entries",
 		Help:      "Entries in the verified-token caches of the live configuration.",
-	}, func() float64 { return float64(m.caches.entries()) })
+	}, func() float64 { return float64(storeStats().TokenCacheEntries) })
 }
 
 // newGateMetrics registers the process's collectors on reg (Caddy's
@@ -197,42 +196,6 @@ func (m *gateMetrics) TokenCacheLookup(hit bool) {
 	} else {
 		m.cacheMisses.Inc()
 	}
-}
-
-// cacheCounter is what the entries gauge reads of a live config's cache.
-type cacheCounter interface{ CachedTokens() int }
-
-// liveCaches is the set of verified-token caches of the configs Caddy has
-// loaded; a config adds its cache at Provision and removes it at Cleanup.
-// Only scrapes read it, so a mutex is fine.
-type liveCaches struct {
-	mu  sync.Mutex
-	set map[cacheCounter]struct{}
-}
-
-func (l *liveCaches) add(c cacheCounter) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.set == nil {
-		l.set = map[cacheCounter]struct{}{}
-	}
-	l.set[c] = struct{}{}
-}
-
-func (l *liveCaches) remove(c cacheCounter) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.set, c)
-}
-
-func (l *liveCaches) entries() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for c := range l.set {
-		n += c.CachedTokens()
-	}
-	return n
 }
 
 // tenantLabels caps the tenant label. Every label value is a time series

@@ -199,9 +199,10 @@ func (g *Gate) decide(r *http.Request) verdict {
 		return g.firstFailure(v, reason, detail)
 	}
 	req := verifyRequest(r, cred)
-	id, verr := g.verifier.Verify(r.Context(), req)
+	res, verr := g.verifier.Verify(r.Context(), req)
+	id := res.Identity
 	v.identity = id
-	v.dpop, v.binding = cred.scheme == "DPoP", verify.BindingOf(req, id)
+	v.dpop, v.binding = cred.scheme == "DPoP", res.Binding
 	if verr != nil {
 		if v.reason == "" {
 			v.retryAfter = verr.RetryAfter

@@ -102,7 +102,7 @@ func scaleVerifier(b *testing.B, tok string, n int) (*Verifier, float64) {
 		b.Fatal("the real token is not cached")
 	}
 	perToken := fillCache(v.cache, real, n-1)
-	if got := v.cache.len(); got < n*9/10 {
+	if got := v.cache.Len(); got < n*9/10 {
 		b.Fatalf("cache holds %d entries, want about %d", got, n)
 	}
 	return v, perToken

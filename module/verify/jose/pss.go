@@ -1,4 +1,4 @@
-package verify
+package jose
 
 import (
 	"crypto"
@@ -36,9 +36,9 @@ func registerStrictPSS() bool {
 		v := strictPSSVerifier{hash: h}
 		jws.RegisterVerifier(alg, jws.VerifierFactoryFn(func() (jws.Verifier, error) { return v, nil }))
 	}
-	algorithms["PS256"].alg = strictPS256
-	algorithms["PS384"].alg = strictPS384
-	algorithms["PS512"].alg = strictPS512
+	algorithms["PS256"].Alg = strictPS256
+	algorithms["PS384"].Alg = strictPS384
+	algorithms["PS512"].Alg = strictPS512
 	return true
 }
 

@@ -1,4 +1,4 @@
-package verify
+package jose
 
 import (
 	"bytes"
@@ -52,13 +52,13 @@ func FuzzPreCheck(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted a header that is not a JSON object with unique members: %v", err)
 		}
-		p, _ := precheck(raw, 0)
-		if len(p.headerMembers) != len(names) {
-			t.Fatalf("precheck parsed %d header members, encoding/json %d", len(p.headerMembers), len(names))
+		p, _ := Split(raw, 0)
+		if len(p.HeaderMembers) != len(names) {
+			t.Fatalf("Split parsed %d header members, encoding/json %d", len(p.HeaderMembers), len(names))
 		}
 		for _, n := range names {
-			if _, ok := p.headerMembers[n]; !ok {
-				t.Fatalf("header member %q missing from precheck's parse", n)
+			if _, ok := p.HeaderMembers[n]; !ok {
+				t.Fatalf("header member %q missing from Split's parse", n)
 			}
 		}
 	})

@@ -1,4 +1,4 @@
-package verify
+package keysource
 
 import (
 	"bufio"
@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/module/tenantid"
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 // TenantsFilePoll is how often a tenants_file is checked for changes. A
@@ -149,8 +152,8 @@ func readTenantsFile(path string) (os.FileInfo, map[string]struct{}, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if !ValidTenant(line) {
-			bad = append(bad, fmt.Sprintf("line %d: %q is not a tenant name", n, truncate(line, 80)))
+		if !tenantid.Valid(line) {
+			bad = append(bad, fmt.Sprintf("line %d: %q is not a tenant name", n, jose.Truncate(line, 80)))
 			continue
 		}
 		set[line] = struct{}{}
@@ -159,7 +162,7 @@ func readTenantsFile(path string) (os.FileInfo, map[string]struct{}, error) {
 		return fi, nil, err
 	}
 	if len(bad) > 0 {
-		return fi, nil, fmt.Errorf("%s (names are 1-%d characters from A-Z a-z 0-9 . _ -)", strings.Join(bad, "; "), MaxTenantLen)
+		return fi, nil, fmt.Errorf("%s (names are 1-%d characters from A-Z a-z 0-9 . _ -)", strings.Join(bad, "; "), tenantid.MaxLen)
 	}
 	return fi, set, nil
 }

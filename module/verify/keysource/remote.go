@@ -1,4 +1,4 @@
-package verify
+package keysource
 
 import (
 	"context"
@@ -10,26 +10,24 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
-// remoteSource is one config's handle on a remote key set: a JWKS URL, or
-// the jwks_uri of a discovery document. The set itself, its refresher and
-// its refetch bound live in the process's key store (keystore.go), shared
-// by every config naming the same issuer and URL, so keys outlive a reload.
+// Remote is one config's handle on a remote key set: a JWKS URL, or the
+// jwks_uri of a discovery document. The set itself, its refresher and its
+// refetch bound live in the process's Feeds (feeds.go), shared by every
+// config naming the same issuer and URL, so keys outlive a reload.
 // jwk.Cache is not used because we need to validate the whole set before
 // swapping it in (and keep the last good set otherwise), report every
 // outcome, and share one rate-limited refetch between all requests that
 // carry an unknown kid.
-type remoteSource struct {
-	v        *Verifier
-	issuer   string        // the iss this source serves; discovery must name it
-	interval time.Duration // refresh interval
-	jwks     string        // configured jwks_url, "" with discovery
-	disco    string        // configured oidc_discovery
-	client   *http.Client
+type Remote struct {
+	spec     Spec
+	env      Env
+	feeds    *Feeds
 	feed     *keyFeed
-	onReport keyReporter   // where refresh outcomes go; nil: the Observer, under issuer
-	closed   chan struct{} // closed by close
+	onReport keyReporter // where refresh outcomes go; nil: the Observer, under the issuer
 
 	closeOnce sync.Once
 }
@@ -38,35 +36,32 @@ type remoteSource struct {
 // force afterwards (the last good set's on a failure).
 type keyReporter func(ok bool, keys int, at time.Time)
 
-// newReportingSource makes the key source of issuer from jwksURL, or from
-// the discovery document at discoveryURL (one of the two is ""), refreshed
-// every interval. It joins the process's key store at once, so keys an
-// earlier config loaded for the same issuer and URL serve immediately.
-// start ties it to the verifier's life; close leaves the store earlier (a
-// source dropped before its verifier closes: an evicted tenant). Refresh
-// outcomes go to report (nil: to the Observer under the issuer's name).
-// Plain issuers and each tenant of a multi-tenant issuer are made by it
-// alike; a tenant's outcomes count under its template.
-func newReportingSource(v *Verifier, issuer, jwksURL, discoveryURL string, interval time.Duration, report keyReporter) *remoteSource {
-	if interval <= 0 {
-		interval = DefaultRefreshInterval
+// NewRemote makes the key source of spec.Issuer from spec.JWKSURL, or
+// from the discovery document at spec.OIDCDiscovery, refreshed every
+// spec.RefreshInterval. It joins env.Feeds at once, so keys an earlier
+// config loaded for the same issuer and URL serve immediately; Close
+// leaves it. Refresh outcomes go to report (nil: to env.Observer under
+// the issuer's name). Plain issuers and each tenant of a multi-tenant
+// issuer are made by it alike; a tenant's outcomes count under its
+// template.
+func NewRemote(spec Spec, env Env, report keyReporter) (*Remote, error) {
+	env = env.withDefaults()
+	if env.Feeds == nil {
+		return nil, fmt.Errorf("issuer %q: remote keys need the process's key feeds (Env.Feeds)", spec.Issuer)
 	}
-	r := &remoteSource{v: v, issuer: issuer, interval: interval, jwks: jwksURL, disco: discoveryURL, client: v.cfg.HTTPClient,
-		onReport: report, closed: make(chan struct{})}
-	r.feed = feeds.acquire(feedKey{issuer: issuer, jwksURL: jwksURL, discoveryURL: discoveryURL}, r)
-	return r
+	if spec.RefreshInterval <= 0 {
+		spec.RefreshInterval = DefaultRefreshInterval
+	}
+	r := &Remote{spec: spec, env: env, feeds: env.Feeds, onReport: report}
+	r.feed = env.Feeds.acquire(feedKey{issuer: spec.Issuer, jwksURL: spec.JWKSURL, discoveryURL: spec.OIDCDiscovery}, r)
+	return r, nil
 }
 
 // refetchGap is the configured base gap between unknown-kid refetches.
-func (r *remoteSource) refetchGap() time.Duration {
-	if g := r.v.cfg.RefetchInterval; g > 0 {
-		return g
-	}
-	return DefaultRefetchInterval
-}
+func (r *Remote) refetchGap() time.Duration { return r.env.RefetchGap }
 
 // lastSuccess is when the shared set was last fetched; zero when never.
-func (r *remoteSource) lastSuccess() time.Time {
+func (r *Remote) lastSuccess() time.Time {
 	r.feed.mu.Lock()
 	defer r.feed.mu.Unlock()
 	return r.feed.lastSuccess
@@ -74,7 +69,7 @@ func (r *remoteSource) lastSuccess() time.Time {
 
 // reportArgs is one fetch outcome, as the feed hands it to its newest user.
 type reportArgs struct {
-	ks        *keySet
+	ks        *jose.KeySet
 	skipped   []error
 	err       error
 	kept      int // keys of the last good set, in force after a failure
@@ -86,8 +81,8 @@ type reportArgs struct {
 
 // report logs and observes one fetch outcome: a failure at WARN saying
 // truthfully what stays in force, the first success after failures at INFO.
-func (r *remoteSource) report(a reportArgs) {
-	log := r.v.cfg.Logger.With(zap.String("issuer", r.issuer))
+func (r *Remote) report(a reportArgs) {
+	log := r.env.Logger.With(zap.String("issuer", r.spec.Issuer))
 	for _, s := range a.skipped {
 		log.Debug("jwks: key skipped", zap.Error(s))
 	}
@@ -103,25 +98,25 @@ func (r *remoteSource) report(a reportArgs) {
 		return
 	}
 	if a.recovered {
-		log.Info("jwks keys recovered", zap.Int("keys", len(a.ks.all)), zap.Duration("failing_for", a.at.Sub(a.downSince)))
+		log.Info("jwks keys recovered", zap.Int("keys", len(a.ks.All)), zap.Duration("failing_for", a.at.Sub(a.downSince)))
 	} else {
-		log.Debug("jwks refreshed", zap.Int("keys", len(a.ks.all)))
+		log.Debug("jwks refreshed", zap.Int("keys", len(a.ks.All)))
 	}
-	r.observe(true, len(a.ks.all), a.at)
+	r.observe(true, len(a.ks.All), a.at)
 }
 
-func (r *remoteSource) observe(ok bool, keys int, at time.Time) {
+func (r *Remote) observe(ok bool, keys int, at time.Time) {
 	if r.onReport != nil {
 		r.onReport(ok, keys, at)
 		return
 	}
-	r.v.observe(r.issuer, ok, keys, at)
+	r.env.refresh(r.spec.Issuer, ok, keys, at)
 }
 
 // fetchFirst waits until the shared set has keys, joining the fetch in
 // flight or starting one, and returns that fetch's error; a tenant's first
 // request uses it, since that tenant has no keys to answer with yet.
-func (r *remoteSource) fetchFirst(ctx context.Context) error {
+func (r *Remote) fetchFirst(ctx context.Context) error {
 	f := r.feed
 	for f.set.Load() == nil {
 		f.mu.Lock()
@@ -142,9 +137,9 @@ func (r *remoteSource) fetchFirst(ctx context.Context) error {
 	return nil
 }
 
-func (r *remoteSource) fetchSet(ctx context.Context) (*keySet, []error, error) {
-	url := r.jwks
-	if r.disco != "" {
+func (r *Remote) fetchSet(ctx context.Context) (*jose.KeySet, []error, error) {
+	url := r.spec.JWKSURL
+	if r.spec.OIDCDiscovery != "" {
 		var err error
 		if url, err = r.discover(ctx); err != nil {
 			return nil, nil, err
@@ -154,7 +149,7 @@ func (r *remoteSource) fetchSet(ctx context.Context) (*keySet, []error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ks, skipped, err := parseJWKS(body, setPolicy{remote: true})
+	ks, skipped, err := jose.ParseJWKS(body, jose.SetPolicy{Remote: true})
 	if err != nil {
 		return nil, skipped, fmt.Errorf("jwks %s: %w", url, err)
 	}
@@ -164,44 +159,44 @@ func (r *remoteSource) fetchSet(ctx context.Context) (*keySet, []error, error) {
 // discover reads the discovery document. Its issuer must equal ours byte for
 // byte (OpenID Connect Discovery §4.3), and its jwks_uri must be fetchable
 // under the same rules as a configured jwks_url.
-func (r *remoteSource) discover(ctx context.Context) (string, error) {
-	body, err := r.get(ctx, r.disco)
+func (r *Remote) discover(ctx context.Context) (string, error) {
+	body, err := r.get(ctx, r.spec.OIDCDiscovery)
 	if err != nil {
 		return "", err
 	}
-	if err := checkJSONObject(body); err != nil {
-		return "", fmt.Errorf("discovery %s: %w", r.disco, err)
+	if err := jose.CheckJSONObject(body); err != nil {
+		return "", fmt.Errorf("discovery %s: %w", r.spec.OIDCDiscovery, err)
 	}
 	var doc struct {
 		Issuer  *string `json:"issuer"`
 		JWKSURI *string `json:"jwks_uri"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("discovery %s: %w", r.disco, err)
+		return "", fmt.Errorf("discovery %s: %w", r.spec.OIDCDiscovery, err)
 	}
-	if doc.Issuer == nil || *doc.Issuer != r.issuer {
+	if doc.Issuer == nil || *doc.Issuer != r.spec.Issuer {
 		got := "<missing>"
 		if doc.Issuer != nil {
-			got = fmt.Sprintf("%q", truncate(*doc.Issuer, 128))
+			got = fmt.Sprintf("%q", jose.Truncate(*doc.Issuer, 128))
 		}
-		return "", fmt.Errorf("discovery %s: issuer is %s, want %q", r.disco, got, r.issuer)
+		return "", fmt.Errorf("discovery %s: issuer is %s, want %q", r.spec.OIDCDiscovery, got, r.spec.Issuer)
 	}
 	if doc.JWKSURI == nil || *doc.JWKSURI == "" {
-		return "", fmt.Errorf("discovery %s: no jwks_uri", r.disco)
+		return "", fmt.Errorf("discovery %s: no jwks_uri", r.spec.OIDCDiscovery)
 	}
-	if err := checkFetchURL(*doc.JWKSURI); err != nil {
-		return "", fmt.Errorf("discovery %s: jwks_uri: %w", r.disco, err)
+	if err := CheckFetchURL(*doc.JWKSURI); err != nil {
+		return "", fmt.Errorf("discovery %s: jwks_uri: %w", r.spec.OIDCDiscovery, err)
 	}
 	return *doc.JWKSURI, nil
 }
 
-func (r *remoteSource) get(ctx context.Context, url string) ([]byte, error) {
+func (r *Remote) get(ctx context.Context, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := r.client.Do(req)
+	resp, err := r.env.Client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -210,12 +205,12 @@ func (r *remoteSource) get(ctx context.Context, url string) ([]byte, error) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, &statusError{url: url, code: resp.StatusCode}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeyBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, jose.MaxKeyBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
-	if len(body) > maxKeyBody {
-		return nil, fmt.Errorf("GET %s: body larger than %d bytes", url, maxKeyBody)
+	if len(body) > jose.MaxKeyBody {
+		return nil, fmt.Errorf("GET %s: body larger than %d bytes", url, jose.MaxKeyBody)
 	}
 	return body, nil
 }

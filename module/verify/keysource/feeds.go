@@ -1,14 +1,15 @@
-package verify
+package keysource
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
-// The process-level key store. A remote key set belongs to the process, not
+// The process's key feeds. A remote key set belongs to the process, not
 // to a config: it is keyed by the issuer and the URL its keys come from, and
 // every config naming that pair shares it. `caddy reload` provisions the new
 // config before it cleans up the old one, so the set (and the refresher that
@@ -37,17 +38,48 @@ const maxIdleFeeds = 1024
 // feedKey names one remote key set.
 type feedKey struct{ issuer, jwksURL, discoveryURL string }
 
-// feedStore is the registry of the process's remote key sets.
-type feedStore struct {
-	mu sync.Mutex
-	m  map[feedKey]*keyFeed
+// Feeds is the process's store of remote key sets, keyed by issuer and
+// URL. It is made once per process (the verifier's Store holds it) and
+// passed to every remote source through Env; Close stops its refreshers.
+type Feeds struct {
+	mu     sync.Mutex
+	m      map[feedKey]*keyFeed
+	closed bool
 }
 
-var feeds = &feedStore{m: map[feedKey]*keyFeed{}}
+// NewFeeds returns an empty store of key feeds.
+func NewFeeds() *Feeds { return &Feeds{m: map[feedKey]*keyFeed{}} }
+
+// Len is the number of key sets held, idle ones included.
+func (s *Feeds) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// Close stops every refresher and waits for it; sources still joined
+// keep their last keys but fetch no more. Idempotent.
+func (s *Feeds) Close() {
+	s.mu.Lock()
+	s.closed = true
+	var stops []func()
+	for _, f := range s.m {
+		f.mu.Lock()
+		if run := f.run; run != nil {
+			f.run = nil
+			stops = append(stops, func() { run.cancel(); run.wg.Wait() })
+		}
+		f.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+}
 
 // acquire returns the shared set for k and registers u as one of its users;
 // the first user starts its refresher.
-func (s *feedStore) acquire(k feedKey, u *remoteSource) *keyFeed {
+func (s *Feeds) acquire(k feedKey, u *Remote) *keyFeed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.m[k]
@@ -56,13 +88,13 @@ func (s *feedStore) acquire(k feedKey, u *remoteSource) *keyFeed {
 		s.m[k] = f
 		s.evictIdleLocked()
 	}
-	f.addUser(u)
+	f.addUser(u, !s.closed)
 	return f
 }
 
 // release drops u; the last user stops the refresher (and waits for it).
 // The keys stay, for the next config that names the same source.
-func (s *feedStore) release(f *keyFeed, u *remoteSource) {
+func (s *Feeds) release(f *keyFeed, u *Remote) {
 	s.mu.Lock()
 	stop := f.removeUser(u)
 	s.mu.Unlock()
@@ -71,7 +103,7 @@ func (s *feedStore) release(f *keyFeed, u *remoteSource) {
 	}
 }
 
-func (s *feedStore) evictIdleLocked() {
+func (s *Feeds) evictIdleLocked() {
 	var idle []*keyFeed
 	for _, f := range s.m {
 		if f.idle() {
@@ -110,10 +142,10 @@ type flight struct {
 // those of its newest user, the config most recently loaded.
 type keyFeed struct {
 	key feedKey
-	set atomic.Pointer[keySet] // nil until the first good fetch
+	set atomic.Pointer[jose.KeySet] // nil until the first good fetch
 
 	mu        sync.Mutex
-	users     []*remoteSource
+	users     []*Remote
 	run       *feedRun
 	idleSince time.Time
 
@@ -134,18 +166,21 @@ type keyFeed struct {
 func (f *keyFeed) idle() bool { return len(f.users) == 0 }
 
 // newest is the user whose settings the feed follows. Callers hold f.mu.
-func (f *keyFeed) newest() *remoteSource { return f.users[len(f.users)-1] }
+func (f *keyFeed) newest() *Remote { return f.users[len(f.users)-1] }
 
-func (f *keyFeed) addUser(u *remoteSource) {
+func (f *keyFeed) addUser(u *Remote, run bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.users = append(f.users, u)
+	if !run {
+		return // the store is closed: keys as they are, no fetching
+	}
 	if f.gap == 0 {
 		f.gap = u.refetchGap()
 	}
 	if f.run != nil {
 		// A reload may shorten the interval: the refresher follows.
-		if due := f.lastFinish.Add(u.interval); f.set.Load() != nil && due.Before(f.nextTry) {
+		if due := f.lastFinish.Add(u.spec.RefreshInterval); f.set.Load() != nil && due.Before(f.nextTry) {
 			f.nextTry = due
 			f.poke()
 		}
@@ -165,7 +200,7 @@ func (f *keyFeed) addUser(u *remoteSource) {
 
 // removeUser drops u and returns, for the last user, the function that
 // stops the refresher.
-func (f *keyFeed) removeUser(u *remoteSource) func() {
+func (f *keyFeed) removeUser(u *Remote) func() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, x := range f.users {
@@ -258,7 +293,7 @@ func (f *keyFeed) startLocked(run *feedRun, forKid bool) *flight {
 
 // finish swaps in a fetched set (the last good one stays on failure),
 // schedules the next fetch and reports the outcome.
-func (f *keyFeed) finish(src *remoteSource, fl *flight, forKid bool, asked map[string]struct{}, ks *keySet, skipped []error, err error) {
+func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]struct{}, ks *jose.KeySet, skipped []error, err error) {
 	now := time.Now()
 	f.mu.Lock()
 	f.inflight = nil
@@ -273,7 +308,7 @@ func (f *keyFeed) finish(src *remoteSource, fl *flight, forKid bool, asked map[s
 	f.lastFinish = now
 	kept := 0
 	if cur := f.set.Load(); cur != nil {
-		kept = len(cur.all)
+		kept = len(cur.All)
 	}
 	wasFailing, downSince := f.failing, f.failedSince
 	if err == nil {
@@ -281,12 +316,12 @@ func (f *keyFeed) finish(src *remoteSource, fl *flight, forKid bool, asked map[s
 		f.set.Store(ks)
 		f.lastSuccess = now
 		f.failing, f.backoff = false, 0
-		f.nextTry = now.Add(src.interval)
+		f.nextTry = now.Add(src.spec.RefreshInterval)
 		if forKid {
 			f.gap = nextGap(f.gap, src.refetchGap(), ks, asked)
 		}
 	} else {
-		f.backoff = nextBackoff(f.backoff, src.interval)
+		f.backoff = nextBackoff(f.backoff, src.spec.RefreshInterval)
 		f.nextTry = now.Add(f.backoff)
 		if !f.failing {
 			f.failing, f.failedSince = true, now
@@ -302,13 +337,13 @@ func (f *keyFeed) finish(src *remoteSource, fl *flight, forKid bool, asked map[s
 }
 
 // droppedKids are the kids of old that next no longer has.
-func droppedKids(old, next *keySet) map[string]struct{} {
+func droppedKids(old, next *jose.KeySet) map[string]struct{} {
 	if old == nil {
 		return nil
 	}
 	var out map[string]struct{}
-	for kid := range old.byKid {
-		if next.byKid[kid] == nil {
+	for kid := range old.ByKid {
+		if next.ByKid[kid] == nil {
 			if out == nil {
 				out = map[string]struct{}{}
 			}
@@ -320,9 +355,9 @@ func droppedKids(old, next *keySet) map[string]struct{} {
 
 // nextGap doubles the refetch gap after a refetch that found none of the
 // kids asked for, and resets it after one that found any.
-func nextGap(gap, base time.Duration, ks *keySet, asked map[string]struct{}) time.Duration {
+func nextGap(gap, base time.Duration, ks *jose.KeySet, asked map[string]struct{}) time.Duration {
 	for kid := range asked {
-		if ks.byKid[kid] != nil {
+		if ks.ByKid[kid] != nil {
 			return base
 		}
 	}
@@ -336,92 +371,3 @@ func nextBackoff(prev, interval time.Duration) time.Duration {
 	}
 	return min(prev*2, limit)
 }
-
-// refetchGapLocked is the gap in force now. Callers hold f.mu.
-func (f *keyFeed) refetchGapLocked(now time.Time, base time.Duration) time.Duration {
-	if f.gap > base && now.Sub(f.lastKidFetch) > max(maxRefetchGap, f.gap) {
-		f.gap = base // quiet for a while: a flood is over
-	}
-	return max(f.gap, base)
-}
-
-// unknownKid is the path of a token whose kid the set lacks. It joins a
-// fetch in flight, or starts one when none finished within the refetch gap,
-// and returns the set to use with 0; or, when no fetch may start yet, the
-// current set and how long until one may (the caller answers 503 with that
-// Retry-After, never 401: the key may have been published since).
-func (f *keyFeed) unknownKid(ctx context.Context, kid string) (*keySet, time.Duration) {
-	joined := false
-	for {
-		f.mu.Lock()
-		if len(f.asked) < 64 {
-			f.asked[kid] = struct{}{}
-		}
-		if _, gone := f.removed[kid]; gone {
-			// The IdP dropped this key at the last fetch: the answer is
-			// final (401), and asking again would only cost fetches.
-			f.mu.Unlock()
-			return f.set.Load(), 0
-		}
-		fl := f.inflight
-		if fl == nil {
-			now := time.Now()
-			gap := f.refetchGapLocked(now, f.baseGapLocked())
-			if allowed := f.lastFinish.Add(gap); !f.lastFinish.IsZero() && now.Before(allowed) {
-				f.mu.Unlock()
-				if ks := f.set.Load(); joined && ks != nil && ks.byKid[kid] != nil {
-					return ks, 0
-				}
-				return f.set.Load(), allowed.Sub(now)
-			}
-			fl = f.startLocked(f.run, true)
-			joined = false
-		} else {
-			joined = true
-		}
-		f.mu.Unlock()
-		if fl == nil {
-			return f.set.Load(), 0
-		}
-		select {
-		case <-fl.done:
-		case <-ctx.Done():
-			return f.set.Load(), 0
-		}
-		if ks := f.set.Load(); ks != nil && ks.byKid[kid] != nil || !joined {
-			// Found, or our own fetch (started after this request came)
-			// does not have it: the answer is final.
-			return f.set.Load(), 0
-		}
-		// We joined a fetch that started before this request came: the key
-		// may be newer than it. Go round once more: a fetch of our own if
-		// the gap allows, else an honest "retry in".
-	}
-}
-
-// baseGapLocked is the configured refetch gap of the newest user.
-func (f *keyFeed) baseGapLocked() time.Duration {
-	if len(f.users) == 0 {
-		return DefaultRefetchInterval
-	}
-	return f.newest().refetchGap()
-}
-
-// unavailable is the path of a request while the feed has no keys: it
-// starts a fetch when the gap allows, never waits, and says when to retry.
-func (f *keyFeed) unavailable() time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := time.Now()
-	if f.inflight != nil {
-		return time.Second
-	}
-	if f.lastFinish.IsZero() || now.Sub(f.lastFinish) >= f.baseGapLocked() {
-		if f.startLocked(f.run, false) != nil {
-			return time.Second
-		}
-	}
-	return max(f.nextTry.Sub(now), time.Second)
-}
-
-func errorsIsCanceled(err error) bool { return errors.Is(err, context.Canceled) }

@@ -1,4 +1,4 @@
-package verify
+package jose
 
 import (
 	"crypto/ecdsa"
@@ -17,55 +17,59 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
-type keyKind int
+type KeyKind int
 
 const (
-	kindRSA keyKind = iota + 1
-	kindEC
-	kindEd25519
-	kindHMAC
+	KindRSA KeyKind = iota + 1
+	KindEC
+	KindEd25519
+	KindHMAC
 )
 
-func (k keyKind) String() string {
+func (k KeyKind) String() string {
 	switch k {
-	case kindRSA:
+	case KindRSA:
 		return "RSA"
-	case kindEC:
+	case KindEC:
 		return "EC"
-	case kindEd25519:
+	case KindEd25519:
 		return "OKP Ed25519"
-	case kindHMAC:
+	case KindHMAC:
 		return "oct (HMAC secret)"
 	}
 	return "unknown"
 }
 
-// algInfo says which key an algorithm needs.
-type algInfo struct {
-	alg    jwa.SignatureAlgorithm
-	kind   keyKind
-	curve  elliptic.Curve // EC only
-	minKey int            // HMAC only: RFC 7518 §3.2, a key at least as long as the hash
+// AlgInfo says which key an algorithm needs.
+type AlgInfo struct {
+	Alg    jwa.SignatureAlgorithm
+	Kind   KeyKind
+	Curve  elliptic.Curve // EC only
+	MinKey int            // HMAC only: RFC 7518 §3.2, a key at least as long as the hash
 }
 
 // algorithms is the closed set of JWS algorithms tenantgate can verify.
-var algorithms = map[string]*algInfo{
-	"RS256": {alg: jwa.RS256, kind: kindRSA},
-	"RS384": {alg: jwa.RS384, kind: kindRSA},
-	"RS512": {alg: jwa.RS512, kind: kindRSA},
-	"PS256": {alg: jwa.PS256, kind: kindRSA},
-	"PS384": {alg: jwa.PS384, kind: kindRSA},
-	"PS512": {alg: jwa.PS512, kind: kindRSA},
-	"ES256": {alg: jwa.ES256, kind: kindEC, curve: elliptic.P256()},
-	"ES384": {alg: jwa.ES384, kind: kindEC, curve: elliptic.P384()},
-	"ES512": {alg: jwa.ES512, kind: kindEC, curve: elliptic.P521()},
-	"EdDSA": {alg: jwa.EdDSA, kind: kindEd25519},
-	"HS256": {alg: jwa.HS256, kind: kindHMAC, minKey: 32},
-	"HS384": {alg: jwa.HS384, kind: kindHMAC, minKey: 48},
-	"HS512": {alg: jwa.HS512, kind: kindHMAC, minKey: 64},
+var algorithms = map[string]*AlgInfo{
+	"RS256": {Alg: jwa.RS256, Kind: KindRSA},
+	"RS384": {Alg: jwa.RS384, Kind: KindRSA},
+	"RS512": {Alg: jwa.RS512, Kind: KindRSA},
+	"PS256": {Alg: jwa.PS256, Kind: KindRSA},
+	"PS384": {Alg: jwa.PS384, Kind: KindRSA},
+	"PS512": {Alg: jwa.PS512, Kind: KindRSA},
+	"ES256": {Alg: jwa.ES256, Kind: KindEC, Curve: elliptic.P256()},
+	"ES384": {Alg: jwa.ES384, Kind: KindEC, Curve: elliptic.P384()},
+	"ES512": {Alg: jwa.ES512, Kind: KindEC, Curve: elliptic.P521()},
+	"EdDSA": {Alg: jwa.EdDSA, Kind: KindEd25519},
+	"HS256": {Alg: jwa.HS256, Kind: KindHMAC, MinKey: 32},
+	"HS384": {Alg: jwa.HS384, Kind: KindHMAC, MinKey: 48},
+	"HS512": {Alg: jwa.HS512, Kind: KindHMAC, MinKey: 64},
 }
 
-// AlgorithmNames lists the algorithm names Config.Algorithms accepts.
+// DefaultAlgorithms is the allow-list of token (and DPoP proof) algorithms
+// when none is configured.
+var DefaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
+// AlgorithmNames lists the supported algorithm names, sorted.
 func AlgorithmNames() []string {
 	names := make([]string, 0, len(algorithms))
 	for n := range algorithms {
@@ -75,99 +79,107 @@ func AlgorithmNames() []string {
 	return names
 }
 
+// MinHMACSecretBytes is the shortest HMAC secret accepted (HS256; HS384 and
+// HS512 need their hash's length, AlgInfo.MinKey).
+const MinHMACSecretBytes = 32
+
+// Algorithm describes the supported JWS algorithm name, nil for any other.
+func Algorithm(name string) *AlgInfo { return algorithms[name] }
+
 // Limits on keys we load.
 const (
 	minRSABits = 2048
 	maxRSABits = 16384 // bigger keys only make verification a DoS lever
-	maxKeyBody = 1 << 20
+	MaxKeyBody = 1 << 20
 )
 
-// verifyKey is one usable verification key, already checked.
-type verifyKey struct {
-	kid   string
-	alg   string // declared alg, "" when the key does not pin one
-	kind  keyKind
-	curve elliptic.Curve
-	pub   any // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or []byte
+// Key is one usable verification key, already checked.
+type Key struct {
+	Kid   string
+	Alg   string // declared alg, "" when the key does not pin one
+	Kind  KeyKind
+	Curve elliptic.Curve
+	Pub   any // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or []byte
 }
 
-// fits reports why k cannot verify a token with alg, or nil when it can.
-func (k *verifyKey) fits(alg string) error {
+// Fits reports why k cannot verify a token with alg, or nil when it can.
+func (k *Key) Fits(alg string) error {
 	info := algorithms[alg]
 	if info == nil {
 		return fmt.Errorf("algorithm %q is not supported", alg)
 	}
-	if k.alg != "" && k.alg != alg {
-		return fmt.Errorf("the key is for %s, the token says %s", k.alg, alg)
+	if k.Alg != "" && k.Alg != alg {
+		return fmt.Errorf("the key is for %s, the token says %s", k.Alg, alg)
 	}
-	if k.kind != info.kind {
-		return fmt.Errorf("%s needs a %s key, the key is %s", alg, info.kind, k.kind)
+	if k.Kind != info.Kind {
+		return fmt.Errorf("%s needs a %s key, the key is %s", alg, info.Kind, k.Kind)
 	}
-	if info.kind == kindEC && k.curve != info.curve {
-		return fmt.Errorf("%s needs curve %s, the key is on %s", alg, info.curve.Params().Name, k.curve.Params().Name)
+	if info.Kind == KindEC && k.Curve != info.Curve {
+		return fmt.Errorf("%s needs curve %s, the key is on %s", alg, info.Curve.Params().Name, k.Curve.Params().Name)
 	}
-	if info.kind == kindHMAC {
-		if n := len(k.pub.([]byte)); n < info.minKey {
-			return fmt.Errorf("%s needs a secret of at least %d bytes, this one has %d", alg, info.minKey, n)
+	if info.Kind == KindHMAC {
+		if n := len(k.Pub.([]byte)); n < info.MinKey {
+			return fmt.Errorf("%s needs a secret of at least %d bytes, this one has %d", alg, info.MinKey, n)
 		}
 	}
 	return nil
 }
 
-// keySet is an immutable set of usable keys of one issuer.
-type keySet struct {
-	byKid map[string]*verifyKey
-	noKid []*verifyKey
-	all   []*verifyKey
+// KeySet is an immutable set of usable keys of one issuer.
+type KeySet struct {
+	ByKid map[string]*Key
+	NoKid []*Key
+	All   []*Key
 }
 
-func newKeySet(keys []*verifyKey) (*keySet, error) {
-	s := &keySet{byKid: map[string]*verifyKey{}, all: keys}
+// NewKeySet indexes keys by kid; a kid named twice is an error.
+func NewKeySet(keys []*Key) (*KeySet, error) {
+	s := &KeySet{ByKid: map[string]*Key{}, All: keys}
 	for _, k := range keys {
-		if k.kid == "" {
-			s.noKid = append(s.noKid, k)
+		if k.Kid == "" {
+			s.NoKid = append(s.NoKid, k)
 			continue
 		}
-		if _, dup := s.byKid[k.kid]; dup {
-			return nil, fmt.Errorf("duplicate kid %q: a key set must name each key once", truncate(k.kid, 64))
+		if _, dup := s.ByKid[k.Kid]; dup {
+			return nil, fmt.Errorf("duplicate kid %q: a key set must name each key once", Truncate(k.Kid, 64))
 		}
-		s.byKid[k.kid] = k
+		s.ByKid[k.Kid] = k
 	}
 	return s, nil
 }
 
-// setPolicy says what a key set may contain.
-type setPolicy struct {
-	// remote sets are published: they must never carry a secret.
-	remote bool
+// SetPolicy says what a key set may contain.
+type SetPolicy struct {
+	// Remote sets are published: they must never carry a secret.
+	Remote bool
 }
 
-// errUnusable marks a key that is valid but not for verifying signatures
+// ErrUnusable marks a key that is valid but not for verifying signatures
 // (use "enc", key_ops without "verify", an unknown or non-JWS alg, X25519).
 // Such keys are skipped; dangerous keys fail the whole set instead.
-var errUnusable = errors.New("key not usable for signature verification")
+var ErrUnusable = errors.New("key not usable for signature verification")
 
-// convertJWK turns a parsed JWK into a verifyKey, enforcing key strength.
+// ConvertJWK turns a parsed JWK into a Key, enforcing key strength.
 // It returns an error wrapping errUnusable for keys to skip.
-func convertJWK(k jwk.Key, p setPolicy) (*verifyKey, error) {
-	vk := &verifyKey{kid: k.KeyID()}
-	if k.KeyType() == jwa.OctetSeq && p.remote {
+func ConvertJWK(k jwk.Key, p SetPolicy) (*Key, error) {
+	vk := &Key{Kid: k.KeyID()}
+	if k.KeyType() == jwa.OctetSeq && p.Remote {
 		return nil, errors.New("contains a symmetric (oct) key; a published JWKS must never contain secrets")
 	}
 	if asym, ok := k.(jwk.AsymmetricKey); ok && asym.IsPrivate() {
 		return nil, errors.New(`contains private key material ("d"); a JWKS for verification must hold public keys only`)
 	}
 	if u := k.KeyUsage(); u != "" && u != string(jwk.ForSignature) {
-		return nil, fmt.Errorf("%w: use is %q", errUnusable, u)
+		return nil, fmt.Errorf("%w: use is %q", ErrUnusable, u)
 	}
 	if ops := k.KeyOps(); len(ops) > 0 && !slices.Contains(ops, jwk.KeyOpVerify) {
-		return nil, fmt.Errorf("%w: key_ops lacks \"verify\"", errUnusable)
+		return nil, fmt.Errorf("%w: key_ops lacks \"verify\"", ErrUnusable)
 	}
 	if a := k.Algorithm().String(); a != "" {
 		if algorithms[a] == nil {
-			return nil, fmt.Errorf("%w: alg %q is not a supported JWS algorithm", errUnusable, truncate(a, 32))
+			return nil, fmt.Errorf("%w: alg %q is not a supported JWS algorithm", ErrUnusable, Truncate(a, 32))
 		}
-		vk.alg = a
+		vk.Alg = a
 	}
 	var raw any
 	if err := k.Raw(&raw); err != nil {
@@ -178,34 +190,34 @@ func convertJWK(k jwk.Key, p setPolicy) (*verifyKey, error) {
 		if err := checkRSA(pub); err != nil {
 			return nil, err
 		}
-		vk.kind, vk.pub = kindRSA, pub
+		vk.Kind, vk.Pub = KindRSA, pub
 	case *ecdsa.PublicKey:
 		if err := checkEC(pub); err != nil {
 			return nil, err
 		}
-		vk.kind, vk.curve, vk.pub = kindEC, pub.Curve, pub
+		vk.Kind, vk.Curve, vk.Pub = KindEC, pub.Curve, pub
 	case ed25519.PublicKey:
 		if len(pub) != ed25519.PublicKeySize {
 			return nil, errors.New("invalid Ed25519 key length")
 		}
-		vk.kind, vk.pub = kindEd25519, pub
+		vk.Kind, vk.Pub = KindEd25519, pub
 	case []byte:
-		if p.remote {
+		if p.Remote {
 			return nil, errors.New("contains a symmetric (oct) key; a published JWKS must never contain secrets")
 		}
 		if len(pub) < MinHMACSecretBytes {
 			return nil, fmt.Errorf("HMAC key is %d bytes, need at least %d", len(pub), MinHMACSecretBytes)
 		}
-		vk.kind, vk.pub = kindHMAC, pub
+		vk.Kind, vk.Pub = KindHMAC, pub
 	default:
-		return nil, fmt.Errorf("%w: key type %s", errUnusable, k.KeyType())
+		return nil, fmt.Errorf("%w: key type %s", ErrUnusable, k.KeyType())
 	}
-	if vk.alg != "" {
-		if err := vk.fits(vk.alg); err != nil {
-			if vk.kind == kindHMAC && algorithms[vk.alg].kind == kindHMAC {
+	if vk.Alg != "" {
+		if err := vk.Fits(vk.Alg); err != nil {
+			if vk.Kind == KindHMAC && algorithms[vk.Alg].Kind == KindHMAC {
 				return nil, err // a short secret is weak, not merely unusable
 			}
-			return nil, fmt.Errorf("%w: %v", errUnusable, err)
+			return nil, fmt.Errorf("%w: %v", ErrUnusable, err)
 		}
 	}
 	return vk, nil
@@ -271,21 +283,21 @@ func hasROCAFingerprint(n *big.Int) bool {
 	return true
 }
 
-// buildKeySet checks a parsed JWKS as a whole: dangerous content fails the
+// BuildKeySet checks a parsed JWKS as a whole: dangerous content fails the
 // set, unusable keys are skipped (and reported in skipped), and a set with no
 // usable key, duplicate kids, or secrets mixed with public keys fails.
-func buildKeySet(set jwk.Set, p setPolicy) (ks *keySet, skipped []error, err error) {
-	var keys []*verifyKey
+func BuildKeySet(set jwk.Set, p SetPolicy) (ks *KeySet, skipped []error, err error) {
+	var keys []*Key
 	var errs []error
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
-		vk, err := convertJWK(k, p)
-		if errors.Is(err, errUnusable) {
-			skipped = append(skipped, fmt.Errorf("key %d (kid %q): %w", i, truncate(k.KeyID(), 64), err))
+		vk, err := ConvertJWK(k, p)
+		if errors.Is(err, ErrUnusable) {
+			skipped = append(skipped, fmt.Errorf("key %d (kid %q): %w", i, Truncate(k.KeyID(), 64), err))
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("key %d (kid %q): %w", i, truncate(k.KeyID(), 64), err))
+			errs = append(errs, fmt.Errorf("key %d (kid %q): %w", i, Truncate(k.KeyID(), 64), err))
 			continue
 		}
 		keys = append(keys, vk)
@@ -295,7 +307,7 @@ func buildKeySet(set jwk.Set, p setPolicy) (ks *keySet, skipped []error, err err
 	}
 	var sym, asym bool
 	for _, k := range keys {
-		if k.kind == kindHMAC {
+		if k.Kind == KindHMAC {
 			sym = true
 		} else {
 			asym = true
@@ -307,25 +319,25 @@ func buildKeySet(set jwk.Set, p setPolicy) (ks *keySet, skipped []error, err err
 	if len(keys) == 0 {
 		return nil, skipped, errors.New("no usable signing key (keys need use \"sig\" or none, a supported alg or none, and a supported type)")
 	}
-	ks, err = newKeySet(keys)
+	ks, err = NewKeySet(keys)
 	return ks, skipped, err
 }
 
-// parseJWKS parses JWKS bytes with jwx after our own JSON checks.
-func parseJWKS(data []byte, p setPolicy) (*keySet, []error, error) {
-	if err := checkJSONObject(data); err != nil {
+// ParseJWKS parses JWKS bytes with jwx after our own JSON checks.
+func ParseJWKS(data []byte, p SetPolicy) (*KeySet, []error, error) {
+	if err := CheckJSONObject(data); err != nil {
 		return nil, nil, fmt.Errorf("not a valid JWKS JSON object: %w", err)
 	}
 	set, err := jwk.Parse(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse JWKS: %w", err)
 	}
-	return buildKeySet(set, p)
+	return BuildKeySet(set, p)
 }
 
-// parsePublicKeyPEM reads exactly one PEM block holding a public key (PKIX,
+// ParsePublicKeyPEM reads exactly one PEM block holding a public key (PKIX,
 // PKCS#1 RSA, or an X.509 certificate). Private keys are refused.
-func parsePublicKeyPEM(data []byte) (*verifyKey, error) {
+func ParsePublicKeyPEM(data []byte) (*Key, error) {
 	block, rest := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("no PEM block found")
@@ -357,14 +369,14 @@ func parsePublicKeyPEM(data []byte) (*verifyKey, error) {
 		if err := checkRSA(k); err != nil {
 			return nil, err
 		}
-		return &verifyKey{kind: kindRSA, pub: k}, nil
+		return &Key{Kind: KindRSA, Pub: k}, nil
 	case *ecdsa.PublicKey:
 		if err := checkEC(k); err != nil {
 			return nil, err
 		}
-		return &verifyKey{kind: kindEC, curve: k.Curve, pub: k}, nil
+		return &Key{Kind: KindEC, Curve: k.Curve, Pub: k}, nil
 	case ed25519.PublicKey:
-		return &verifyKey{kind: kindEd25519, pub: k}, nil
+		return &Key{Kind: KindEd25519, Pub: k}, nil
 	}
 	return nil, fmt.Errorf("unsupported public key type %T", pub)
 }

@@ -1,4 +1,4 @@
-package verify
+package dpop
 
 import (
 	"crypto"
@@ -15,6 +15,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/verify/jose"
+	"github.com/tenantgate/tenantgate/module/verify/verr"
 )
 
 // DPoP proof checks (RFC 9449 §4.3), in the order they run; every failure
@@ -36,110 +38,19 @@ import (
 //	RFC 7638 SHA-256 thumbprint of jwk = cnf.jkt         §4.3 (12), §6.1 (binding_mismatch)
 //	jti present and not seen in its window               §4.3 (10), §11.1
 
-// Defaults and bounds of DPoP checks.
-const (
-	DefaultDPoPMaxAge = 60 * time.Second
-	// MaxProofBytes caps a DPoP header: a proof with an RSA-16384 jwk is
-	// under 7 KB.
-	MaxProofBytes = 8192
-	maxJTIBytes   = 256
-	maxDPoPMaxAge = time.Hour
-)
-
-// privateJWKMembers are JWK members that only private or secret keys carry
-// (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
-var privateJWKMembers = [...]string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
-
-// DPoPConfig configures DPoP proof checks.
-type DPoPConfig struct {
-	// A proof's iat must be within MaxAge of now. Default: 60s.
-	MaxAge time.Duration
-	// PublicURL, when set (https://api.example.com), gives the scheme and
-	// host htu is compared with, for a gate behind a proxy that changes them.
-	PublicURL string
-	// Proof algorithms; asymmetric only. Default: the asymmetric members of
-	// Config.Algorithms, or DefaultAlgorithms when it has none.
-	Algorithms []string
-	// Proofs remembered for replay detection, per process. Default: 100000.
-	ReplayCacheSize int
-}
-
-func (c *DPoPConfig) setDefaults(tokenAlgs []string) {
-	if c.MaxAge == 0 {
-		c.MaxAge = DefaultDPoPMaxAge
-	}
-	if len(c.Algorithms) == 0 {
-		for _, a := range tokenAlgs {
-			if info := algorithms[a]; info != nil && info.kind != kindHMAC {
-				c.Algorithms = append(c.Algorithms, a)
-			}
-		}
-		if len(c.Algorithms) == 0 {
-			c.Algorithms = append([]string(nil), DefaultAlgorithms...)
-		}
-	}
-	if c.ReplayCacheSize == 0 {
-		c.ReplayCacheSize = DefaultReplayCacheSize
-	}
-}
-
-func (c DPoPConfig) validate() []error {
-	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.MaxAge < 0 || c.MaxAge > maxDPoPMaxAge {
-		add("dpop_max_age: %s is outside 1s..%s", c.MaxAge, maxDPoPMaxAge)
-	}
-	for _, a := range c.Algorithms {
-		switch info := algorithms[a]; {
-		case strings.EqualFold(a, "none"):
-			add(`dpop_algorithms: "none" is never allowed`)
-		case info == nil:
-			add("dpop_algorithms: unknown algorithm %q (allowed: %s)", a, strings.Join(AlgorithmNames(), " "))
-		case info.kind == kindHMAC:
-			add("dpop_algorithms: %s is symmetric; a DPoP proof needs an asymmetric algorithm", a)
-		}
-	}
-	if c.ReplayCacheSize < 0 || c.ReplayCacheSize > maxReplayCacheSize {
-		add("dpop_replay_cache: %d is outside 1..%d", c.ReplayCacheSize, maxReplayCacheSize)
-	}
-	if c.PublicURL != "" {
-		if _, _, err := parsePublicURL(c.PublicURL); err != nil {
-			add("dpop_public_url: %v", err)
-		}
-	}
-	return errs
-}
-
-// parsePublicURL accepts scheme://host[:port] with an empty or "/" path.
-func parsePublicURL(raw string) (scheme, host string, err error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", "", fmt.Errorf("%q is not a URL: %w", raw, err)
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", "", fmt.Errorf("%q: scheme must be https (or http)", raw)
-	case u.Host == "":
-		return "", "", fmt.Errorf("%q has no host", raw)
-	case u.User != nil, u.RawQuery != "", u.Fragment != "", u.Path != "" && u.Path != "/":
-		return "", "", fmt.Errorf("%q: give only scheme and host, e.g. https://api.example.com", raw)
-	}
-	return u.Scheme, normHost(u.Scheme, u.Host), nil
-}
-
-// dpopState is a verifier's DPoP configuration, ready for requests.
-type dpopState struct {
+// Checker checks DPoP proofs against one config (defaults set, validated).
+// It holds no state of its own: proofs already used are the ReplayStore's.
+type Checker struct {
 	maxAge                   time.Duration
 	publicScheme, publicHost string
 	allowed                  map[string]bool
 	algs                     string
-	replay                   *replayCache
-	release                  func() // gives the replay cache size back (Close)
+	replay                   ReplayStore
 }
 
-func newDPoPState(c DPoPConfig) *dpopState {
-	d := &dpopState{maxAge: c.MaxAge, allowed: map[string]bool{}, algs: strings.Join(c.Algorithms, " ")}
-	d.replay, d.release = acquireReplayCache(c.ReplayCacheSize)
+// NewChecker makes the checker of c, remembering proofs in replay.
+func NewChecker(c Config, replay ReplayStore) *Checker {
+	d := &Checker{maxAge: c.MaxAge, allowed: map[string]bool{}, algs: strings.Join(c.Algorithms, " "), replay: replay}
 	for _, a := range c.Algorithms {
 		d.allowed[a] = true
 	}
@@ -149,18 +60,27 @@ func newDPoPState(c DPoPConfig) *dpopState {
 	return d
 }
 
-// DPoPAlgorithms lists the proof algorithms accepted, space-separated, as
+// Algorithms lists the proof algorithms accepted, space-separated, as
 // the algs parameter of a DPoP challenge wants them (RFC 9449 §7.1).
-func (v *Verifier) DPoPAlgorithms() string { return v.dpop.algs }
+func (d *Checker) Algorithms() string { return d.algs }
 
-func badProof(detail string, err error) *Error {
-	return fail(audit.ReasonBadDPoPProof, detail, err)
+// Request is what a proof is checked against: the DPoP header values, the
+// request as the gate sees it, and the access token it came with.
+type Request struct {
+	Proofs []string // every DPoP header value
+	Method string
+	URL    *url.URL // absolute, without query or fragment
+	Token  string
+}
+
+func badProof(detail string, err error) *verr.Error {
+	return verr.New(audit.ReasonBadDPoPProof, detail, err)
 }
 
 // proofParts is a proof split and its header checked, before any crypto.
 type proofParts struct {
-	compactParts
-	alg string
+	jose.Parts
+	Alg string
 	jwk json.RawMessage
 }
 
@@ -169,27 +89,27 @@ type proofParts struct {
 // members, typ dpop+jwt, an asymmetric alg, a jwk header that holds no
 // private member and no key named by reference. Every failure is
 // ReasonBadDPoPProof.
-func PreCheckProof(raw string) *Error {
+func PreCheckProof(raw string) *verr.Error {
 	_, e := precheckProof(raw)
 	return e
 }
 
-func precheckProof(raw string) (proofParts, *Error) {
+func precheckProof(raw string) (proofParts, *verr.Error) {
 	var pp proofParts
-	p, e := precheck(raw, MaxProofBytes)
+	p, e := jose.Split(raw, MaxProofBytes)
 	if e != nil {
 		return pp, badProof("DPoP proof: "+e.Detail, e.Err)
 	}
-	pp.compactParts = p
-	m := p.headerMembers
+	pp.Parts = p
+	m := p.HeaderMembers
 	var typ string
 	if raw, ok := m["typ"]; !ok || json.Unmarshal(raw, &typ) != nil || !strings.EqualFold(typ, "dpop+jwt") {
 		return pp, badProof(`DPoP proof header typ must be "dpop+jwt"`, nil)
 	}
-	if raw, ok := m["alg"]; !ok || json.Unmarshal(raw, &pp.alg) != nil {
+	if raw, ok := m["alg"]; !ok || json.Unmarshal(raw, &pp.Alg) != nil {
 		return pp, badProof("DPoP proof header has no alg string", nil)
 	}
-	if info := algorithms[pp.alg]; info == nil || info.kind == kindHMAC {
+	if info := jose.Algorithm(pp.Alg); info == nil || info.Kind == jose.KindHMAC {
 		return pp, badProof("DPoP proof alg must be an asymmetric signature algorithm (never none or HS*)", nil)
 	}
 	for _, name := range [...]string{"jku", "x5u", "x5c", "crit", "b64"} {
@@ -198,10 +118,10 @@ func precheckProof(raw string) (proofParts, *Error) {
 		}
 	}
 	pp.jwk = m["jwk"]
-	if firstByte(pp.jwk) != '{' {
+	if jose.FirstByte(pp.jwk) != '{' {
 		return pp, badProof("DPoP proof header needs jwk, the public key as a JSON object", nil)
 	}
-	key, err := parseObject(pp.jwk)
+	key, err := jose.ParseObject(pp.jwk)
 	if err != nil {
 		return pp, badProof("DPoP proof jwk is not a valid JSON object", err)
 	}
@@ -213,9 +133,11 @@ func precheckProof(raw string) (proofParts, *Error) {
 	return pp, nil
 }
 
-// check verifies the request's DPoP proof for a token bound to jkt.
-func (d *dpopState) check(req *Request, jkt string, now time.Time) *Error {
-	values := req.Header.Values("DPoP")
+// Check verifies the request's DPoP proof for a token bound to jkt, at now
+// (the verifier's clock). A proof that passes is claimed in the replay
+// store, so it passes once.
+func (d *Checker) Check(req Request, jkt string, now time.Time) *verr.Error {
+	values := req.Proofs
 	switch len(values) {
 	case 0:
 		return badProof("send a DPoP header with a proof for this request (RFC 9449)", nil)
@@ -227,25 +149,25 @@ func (d *dpopState) check(req *Request, jkt string, now time.Time) *Error {
 	if e != nil {
 		return e
 	}
-	if !d.allowed[pp.alg] {
-		return badProof(fmt.Sprintf("DPoP proof is signed with %s; allowed: %s", pp.alg, d.algs), nil)
+	if !d.allowed[pp.Alg] {
+		return badProof(fmt.Sprintf("DPoP proof is signed with %s; allowed: %s", pp.Alg, d.algs), nil)
 	}
 	key, vk, e := proofKey(pp)
 	if e != nil {
 		return e
 	}
-	sig, e := decodeSignature(&pp.compactParts)
+	sig, e := jose.DecodeSignature(&pp.Parts)
 	if e != nil {
 		return badProof("DPoP proof signature is not canonical base64url", e.Err)
 	}
-	if err := verifySig(&pp.compactParts, sig, pp.alg, vk); err != nil {
+	if err := jose.VerifySig(&pp.Parts, sig, pp.Alg, vk); err != nil {
 		return badProof("DPoP proof signature does not verify with its jwk", err)
 	}
-	payload, err := strictB64.DecodeString(pp.payload)
+	payload, err := jose.StrictB64.DecodeString(pp.Payload)
 	if err != nil {
 		return badProof("DPoP proof payload is not canonical base64url", err)
 	}
-	claims, err := parseObject(payload)
+	claims, err := jose.ParseObject(payload)
 	if err != nil {
 		return badProof("DPoP proof payload is not a valid JSON object", err)
 	}
@@ -269,14 +191,19 @@ func (d *dpopState) check(req *Request, jkt string, now time.Time) *Error {
 		return badProof("DPoP proof jwk has no thumbprint", err)
 	}
 	if base64.RawURLEncoding.EncodeToString(tp) != jkt {
-		return fail(audit.ReasonBindingMismatch, "the DPoP proof is signed by another key than the one the token is bound to (cnf.jkt)", nil)
+		return verr.New(audit.ReasonBindingMismatch, "the DPoP proof is signed by another key than the one the token is bound to (cnf.jkt)", nil)
 	}
 	// Last: only a proof that passed everything else takes a cache entry.
 	var jti string
 	if json.Unmarshal(claims["jti"], &jti) != nil || jti == "" || len(jti) > maxJTIBytes {
 		return badProof(fmt.Sprintf("DPoP proof needs a jti: a unique string of at most %d bytes", maxJTIBytes), nil)
 	}
-	if !d.replay.firstUse(replayKey(jkt, jti), until, now) {
+	fresh, err := d.replay.Claim(ProofIDOf(jkt, jti), until.Sub(now))
+	if err != nil {
+		// Fail closed: a proof that cannot be recorded could be replayed.
+		return badProof("DPoP proof could not be checked for replay; retry with a fresh proof", err)
+	}
+	if !fresh {
 		return badProof("DPoP proof was used before (jti replayed); make a fresh proof for every request", nil)
 	}
 	return nil
@@ -284,26 +211,26 @@ func (d *dpopState) check(req *Request, jkt string, now time.Time) *Error {
 
 // proofKey parses the proof's jwk with jwx and checks it as the gate checks
 // issuer keys: public, a supported type, strong enough, fit for alg.
-func proofKey(pp proofParts) (jwk.Key, *verifyKey, *Error) {
+func proofKey(pp proofParts) (jwk.Key, *jose.Key, *verr.Error) {
 	key, err := jwk.ParseKey(pp.jwk)
 	if err != nil {
 		return nil, nil, badProof("DPoP proof jwk is not a valid JWK", err)
 	}
-	vk, err := convertJWK(key, setPolicy{remote: true})
+	vk, err := jose.ConvertJWK(key, jose.SetPolicy{Remote: true})
 	if err != nil {
 		return nil, nil, badProof("DPoP proof jwk cannot verify signatures", err)
 	}
-	if err := vk.fits(pp.alg); err != nil {
-		return nil, nil, badProof(fmt.Sprintf("DPoP proof jwk does not fit alg %s", pp.alg), err)
+	if err := vk.Fits(pp.Alg); err != nil {
+		return nil, nil, badProof(fmt.Sprintf("DPoP proof jwk does not fit alg %s", pp.Alg), err)
 	}
 	return key, vk, nil
 }
 
 // checkRequest compares htm and htu with the request.
-func (d *dpopState) checkRequest(claims map[string]json.RawMessage, req *Request) *Error {
+func (d *Checker) checkRequest(claims map[string]json.RawMessage, req Request) *verr.Error {
 	var htm, htu string
 	if json.Unmarshal(claims["htm"], &htm) != nil || htm != req.Method {
-		return badProof(fmt.Sprintf("DPoP proof htm must be the request method (%s)", truncate(req.Method, 16)), nil)
+		return badProof(fmt.Sprintf("DPoP proof htm must be the request method (%s)", jose.Truncate(req.Method, 16)), nil)
 	}
 	if json.Unmarshal(claims["htu"], &htu) != nil || !d.sameHTU(htu, req.URL) {
 		return badProof("DPoP proof htu must be the request URL without query and fragment ("+d.expectedHTU(req.URL)+")", nil)
@@ -313,9 +240,9 @@ func (d *dpopState) checkRequest(claims map[string]json.RawMessage, req *Request
 
 // checkTime accepts an iat within maxAge of now, and returns the end of
 // the proof's window, until which its jti is remembered.
-func (d *dpopState) checkTime(claims map[string]json.RawMessage, now time.Time) (time.Time, *Error) {
+func (d *Checker) checkTime(claims map[string]json.RawMessage, now time.Time) (time.Time, *verr.Error) {
 	raw := claims["iat"]
-	if !isJSONNumber(raw) {
+	if !jose.IsJSONNumber(raw) {
 		return time.Time{}, badProof("DPoP proof needs iat, a NumericDate", nil)
 	}
 	f, err := json.Number(raw).Float64()
@@ -336,7 +263,7 @@ func (d *dpopState) checkTime(claims map[string]json.RawMessage, now time.Time) 
 // scheme and host replaced by dpop_public_url when set), after RFC 3986
 // syntax- and scheme-based normalisation: case of scheme and host, default
 // ports, an empty path as "/", percent-encoding; query and fragment ignored.
-func (d *dpopState) sameHTU(htu string, reqURL *url.URL) bool {
+func (d *Checker) sameHTU(htu string, reqURL *url.URL) bool {
 	if reqURL == nil {
 		return false
 	}
@@ -348,7 +275,7 @@ func (d *dpopState) sameHTU(htu string, reqURL *url.URL) bool {
 	return strings.ToLower(u.Scheme) == scheme && normHost(strings.ToLower(u.Scheme), u.Host) == host && pathOrRoot(u.Path) == path
 }
 
-func (d *dpopState) requestParts(u *url.URL) (scheme, host, path string) {
+func (d *Checker) requestParts(u *url.URL) (scheme, host, path string) {
 	scheme, host = strings.ToLower(u.Scheme), normHost(strings.ToLower(u.Scheme), u.Host)
 	if d.publicScheme != "" {
 		scheme, host = d.publicScheme, d.publicHost
@@ -357,12 +284,12 @@ func (d *dpopState) requestParts(u *url.URL) (scheme, host, path string) {
 }
 
 // expectedHTU is the htu the gate wants, for error details.
-func (d *dpopState) expectedHTU(u *url.URL) string {
+func (d *Checker) expectedHTU(u *url.URL) string {
 	if u == nil {
 		return "unknown"
 	}
 	scheme, host, path := d.requestParts(u)
-	return truncate((&url.URL{Scheme: scheme, Host: host, Path: path}).String(), 256)
+	return jose.Truncate((&url.URL{Scheme: scheme, Host: host, Path: path}).String(), 256)
 }
 
 func normHost(scheme, host string) string {

@@ -1,4 +1,4 @@
-package verify
+package jose
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ func parseObjectDecoder(b []byte) (map[string]json.RawMessage, error) {
 			return nil, errors.New("object member name is not a string")
 		}
 		if _, dup := members[name]; dup {
-			return nil, fmt.Errorf("duplicate member %q", truncate(name, 64))
+			return nil, fmt.Errorf("duplicate member %q", Truncate(name, 64))
 		}
 		start := dec.InputOffset()
 		v, err := dec.Token()
@@ -100,7 +100,7 @@ func walkObject(dec *json.Decoder, depth int) error {
 			return errors.New("object member name is not a string")
 		}
 		if _, dup := seen[name]; dup {
-			return fmt.Errorf("duplicate member %q", truncate(name, 64))
+			return fmt.Errorf("duplicate member %q", Truncate(name, 64))
 		}
 		seen[name] = struct{}{}
 		v, err := dec.Token()
@@ -139,7 +139,7 @@ var parseObjectSeeds = []string{
 
 func compareParseObject(t *testing.T, b []byte) {
 	t.Helper()
-	got, gerr := parseObject(b)
+	got, gerr := ParseObject(b)
 	want, werr := parseObjectDecoder(b)
 	if (gerr == nil) != (werr == nil) {
 		t.Fatalf("%q: walker error %v, decoder error %v", b, gerr, werr)
@@ -167,13 +167,13 @@ func TestParseObjectMatchesDecoder(t *testing.T) {
 func TestJSONStringFastPaths(t *testing.T) {
 	for _, raw := range []string{`"a"`, `""`, `"a\"b"`, `"\u0061"`, `"é"`, `"\ud800"`, `null`, `1`, `["x"]`, `"a\\"`} {
 		var got, want string
-		gerr, werr := unmarshalString(json.RawMessage(raw), &got), json.Unmarshal([]byte(raw), &want)
+		gerr, werr := UnmarshalString(json.RawMessage(raw), &got), json.Unmarshal([]byte(raw), &want)
 		if (gerr == nil) != (werr == nil) || got != want {
 			t.Errorf("%s: %q %v, json %q %v", raw, got, gerr, want, werr)
 		}
 	}
 	for _, raw := range []string{`[]`, `["a","b"]`, `[ "a" , null ]`, `[null]`, `null`, `"a"`, `[1]`, `["a",["b"]]`, `{}`, `["\u0061"]`, `[`} {
-		got, gerr := stringArray(json.RawMessage(raw))
+		got, gerr := StringArray(json.RawMessage(raw))
 		var want []*string
 		werr := json.Unmarshal([]byte(raw), &want)
 		if (gerr == nil) != (werr == nil) {

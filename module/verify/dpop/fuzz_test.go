@@ -1,10 +1,12 @@
-package verify
+package dpop
 
 import (
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 // FuzzProofPreCheck: the DPoP proof pre-check never panics, and anything it
@@ -41,13 +43,13 @@ func FuzzProofPreCheck(f *testing.F) {
 			Alg string          `json:"alg"`
 			JWK json.RawMessage `json:"jwk"`
 		}
-		if err := json.Unmarshal(pp.headerJSON, &h); err != nil {
+		if err := json.Unmarshal(pp.HeaderJSON, &h); err != nil {
 			t.Fatalf("accepted a header that does not decode: %v", err)
 		}
 		if !strings.EqualFold(h.Typ, "dpop+jwt") {
 			t.Fatalf("accepted typ %q", h.Typ)
 		}
-		if info := algorithms[h.Alg]; info == nil || info.kind == kindHMAC {
+		if info := jose.Algorithm(h.Alg); info == nil || info.Kind == jose.KindHMAC {
 			t.Fatalf("accepted alg %q", h.Alg)
 		}
 		var key map[string]json.RawMessage

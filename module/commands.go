@@ -18,7 +18,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "tenant-gate",
-		Usage: "explain|coverage|revoke ...",
+		Usage: "explain|coverage|test|diff|audit verify|revoke ...",
 		Short: "Inspects the rules of the tenant_gate handlers in a config",
 		Long: `
 explain prints which rule decides a request and what it requires:
@@ -31,9 +31,17 @@ it: "public" after it marks a route that is public by intent, "roles R..." the
 roles the backend itself requires (any of). coverage exits 1 when a route is
 covered by no rule, only by a public rule without being marked public, or by a
 rule that would admit a caller the backend's roles refuse (a rule asking for no
-role, or for a role outside the route's list).`,
+role, or for a role outside the route's list).
+
+test runs decision cases through the real handler, offline; diff lists the
+access that widens or narrows between two configs (see their own --help):
+  caddy tenant-gate test --config Caddyfile CASES.yaml...
+  caddy tenant-gate diff --adapter caddyfile OLD NEW
+
+revoke revokes tokens at a running gate (its admin endpoint):
+  caddy tenant-gate revoke --jti ID | --sub S | --tenant T [--iss I] [--before T] [--address ADMIN]`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(explainCommand(), coverageCommand(), revokeCommand())
+			cmd.AddCommand(explainCommand(), coverageCommand(), auditCommand(), policyTestCommand(), policyDiffCommand(), revokeCommand())
 		},
 	})
 }

@@ -274,6 +274,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	// the new config before cleaning up the old one, so it never empties).
 	g.store = acquireStore()
 	cfg.Store = g.store
+	cfg.SharedReplay = g.sharedReplayHook()
 	// The key refreshers stop when this config is unloaded (reload or stop):
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)

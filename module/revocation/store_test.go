@@ -345,3 +345,25 @@ func TestMalformedMessagesAndFullReplicasAreCounted(t *testing.T) {
 	nop.StoreError("x")
 	nop.Propagated(0)
 }
+
+func TestClaimOnce(t *testing.T) {
+	url := redistest.Redis(t)
+	prefix := redistest.Prefix(t, url)
+	a, b := open(t, url, prefix, nil), open(t, url, prefix, nil)
+	ctx := context.Background()
+	if fresh, err := a.ClaimOnce(ctx, "dpop:p1", time.Minute); !fresh || err != nil {
+		t.Fatalf("first claim: %v %v", fresh, err)
+	}
+	if fresh, err := b.ClaimOnce(ctx, "dpop:p1", time.Minute); fresh || err != nil {
+		t.Fatalf("the claim at another replica: %v %v", fresh, err)
+	}
+	if _, err := open(t, "", "", nil).ClaimOnce(ctx, "k", time.Second); !errors.Is(err, ErrNotShared) {
+		t.Fatal(err)
+	}
+	obs := &countingObserver{}
+	down := open(t, redistest.ClosedURL(t), "p:", obs)
+	before := obs.errs()
+	if _, err := down.ClaimOnce(ctx, "k", 0); err == nil || obs.errs() != before+1 {
+		t.Fatalf("err %v, errors %d", err, obs.errs())
+	}
+}

@@ -99,7 +99,11 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.store, v.ownStore = NewStore(), true
 	}
 	v.release = append(v.release, v.store.replay.Reserve(cfg.DPoP.ReplayCacheSize))
-	v.dpop = dpop.NewChecker(cfg.DPoP, v.store.replay)
+	var replay dpop.ReplayStore = v.store.replay
+	if cfg.SharedReplay != nil {
+		replay = cfg.SharedReplay(replay)
+	}
+	v.dpop = dpop.NewChecker(cfg.DPoP, replay)
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
 	}

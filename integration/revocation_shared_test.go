@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -137,3 +138,33 @@ func readFile(path string) string {
 	raw, _ := os.ReadFile(path)
 	return string(raw)
 }
+
+var _ = Describe("DPoP proofs across two gates on a shared Redis", Ordered, func() {
+	var a, b revocationGate
+	BeforeAll(func() {
+		redisURL := redistest.Redis(GinkgoT())
+		prefix := redistest.Prefix(GinkgoT(), redisURL)
+		// Both gates judge htu against the same public URL, as replicas
+		// behind one load balancer do.
+		lines := sharedStoreLines(redisURL, prefix) + "\n\t\tdpop_public_url https://api.example.com"
+		a = startRevocationGate("dpop-shared-a", lines)
+		b = startRevocationGate("dpop-shared-b", lines)
+	})
+
+	It("refuses at one gate a proof already spent at the other", func() {
+		client := newDPoPClient(jwa.ES256)
+		tok := env.boundToken(issuerMain, map[string]any{"jkt": client.jkt})
+		proof := client.proof("GET", "https://api.example.com/rv/x", tok)
+		status, _, body := sendDPoP("GET", a.url+"/rv/x", "DPoP", tok, proof)
+		Expect(status).To(Equal(http.StatusOK), string(body))
+		status, hdr, body := sendDPoP("GET", b.url+"/rv/x", "DPoP", tok, proof)
+		Expect(status).To(Equal(http.StatusUnauthorized), string(body))
+		Expect(problemReason(body)).To(Equal("bad_dpop_proof"))
+		Expect(string(body)).To(ContainSubstring("replay"))
+		Expect(hdr.Get("WWW-Authenticate")).To(ContainSubstring(`error="invalid_dpop_proof"`))
+		// A fresh proof passes at b: the refusal was the replay alone.
+		status, _, body = sendDPoP("GET", b.url+"/rv/x", "DPoP", tok, client.proof("GET", "https://api.example.com/rv/x", tok))
+		Expect(status).To(Equal(http.StatusOK), string(body))
+		AddReportEntry("DPoP cross-replica", "a proof spent at gate a is refused at gate b (bad_dpop_proof, replayed); a fresh proof passes at b")
+	})
+})

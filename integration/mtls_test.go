@@ -179,6 +179,7 @@ http://%[8]s {
 	bind 127.0.0.1
 	tenant_gate {
 %%[1]s
+		client_cert_from 127.0.0.2/32
 		rule GET /public/** public
 		rule * /echo/** authenticated
 	}

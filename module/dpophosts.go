@@ -35,8 +35,17 @@ func serverHosts(srv *caddyhttp.Server) (hosts siteHosts, ok bool) {
 	for _, route := range srv.Routes {
 		for _, set := range route.MatcherSets {
 			for _, m := range set {
-				if h, isHost := m.(caddyhttp.MatchHost); isHost && len(h) > 0 {
-					hosts = append(hosts, h)
+				// Caddy loads matchers as pointers; a config built in Go
+				// may hold values.
+				switch h := m.(type) {
+				case *caddyhttp.MatchHost:
+					if h != nil && len(*h) > 0 {
+						hosts = append(hosts, *h)
+					}
+				case caddyhttp.MatchHost:
+					if len(h) > 0 {
+						hosts = append(hosts, h)
+					}
 				}
 			}
 		}

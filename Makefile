@@ -43,7 +43,7 @@ bench:
 	go test -run '^$$' -bench . -benchmem ./module/... ./backend/...
 
 # Load benchmark of the real binary (bare reverse_proxy vs tenant_gate),
-# about 2-3 minutes; knobs in bench/load/main.go and docs/performance.md.
+# about 3 minutes (5 with BENCH_BEFORE); knobs in docs/performance.md.
 bench-load: bin/caddy
 	GOPRIVATE=github.com/tenantgate/tenantgate go run ./bench/load
 

@@ -45,6 +45,8 @@ type gateMetrics struct {
 	rateLimited *prometheus.CounterVec
 	tenants     *tenantLabels
 	issuers     *issuerRefs
+	// counters caches the requests_total series by decision, reason and tenant.
+	counters *requestCounters
 }
 
 var processMetrics = &gateMetrics{
@@ -100,6 +102,7 @@ var processMetrics = &gateMetrics{
 
 func init() {
 	m := processMetrics
+	m.counters = newRequestCounters(m.requests, m.tenants)
 	m.cacheEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "tenantgate",
 		Name:      "token_cache_entries",
@@ -130,11 +133,10 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 }
 
 func (m *gateMetrics) observe(d audit.Decision, r audit.Reason, tenant string, gateTime time.Duration) {
-	label := m.tenants.label(tenant)
-	m.requests.WithLabelValues(string(d), string(r), label).Inc()
+	m.counters.get(counterKey{d, r, tenant}).Inc()
 	m.authTime.Observe(gateTime.Seconds())
 	if r == audit.ReasonRateLimited {
-		m.rateLimited.WithLabelValues(label).Inc()
+		m.rateLimited.WithLabelValues(m.tenants.label(tenant)).Inc()
 	}
 }
 

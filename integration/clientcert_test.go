@@ -2,14 +2,11 @@ package integration_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -31,15 +28,8 @@ var _ = Describe("client_cert_from through the real binary", Ordered, func() {
 
 	BeforeAll(func() {
 		ca = newTestCA()
-		server := ca.issue("localhost", true)
 		mine, theirs = ca.issue("client-mine", false), ca.issue("client-theirs", false)
-		dir := filepath.Join(env.dir, "certfrom-certs")
-		Expect(os.MkdirAll(dir, 0o700)).To(Succeed())
-		writePEM(filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.cert.Raw)
-		writePEM(filepath.Join(dir, "server.pem"), "CERTIFICATE", server.Certificate[0])
-		keyDER, err := x509.MarshalPKCS8PrivateKey(server.PrivateKey)
-		Expect(err).NotTo(HaveOccurred())
-		writePEM(filepath.Join(dir, "server.key"), "PRIVATE KEY", keyDER)
+		dir := ca.writeServerCerts("certfrom-certs")
 
 		var listedAddr, proxiedAddr string
 		tlsAddr, listedAddr, proxiedAddr = freeAddr(), freeAddr(), freeAddr()

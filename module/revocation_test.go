@@ -54,7 +54,7 @@ func TestRevokedTokenIsRefusedCacheHitsIncluded(t *testing.T) {
 			if w := get(); w.Code != 200 {
 				t.Fatalf("before: %d", w.Code)
 			}
-			if u.g.verifier.CachedTokens() != 1 {
+			if u.g.keys.CachedTokens() != 1 {
 				t.Fatal("token not cached")
 			}
 			time.Sleep(1100 * time.Millisecond) // iat is in whole seconds: revoke a token issued before now
@@ -85,7 +85,7 @@ func TestRevokedDPoPRequestGetsTheDPoPChallenge(t *testing.T) {
 	r := httptest.NewRequest("GET", "/api/whoami", nil)
 	r.Header.Set("Authorization", "DPoP x")
 	w := httptest.NewRecorder()
-	u.g.writeProblem(w, "token_revoked", "revoked", "id", true)
+	u.g.writeProblem(w, "token_revoked", "revoked", "id", true, 0)
 	if got := w.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, "DPoP ") || !strings.Contains(got, `error="invalid_token"`) {
 		t.Fatalf("%q", got)
 	}

@@ -306,6 +306,11 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 
 // internalError logs err and answers 500 without leaking it.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrReplayed) {
+		// The request's own transaction found its assertion spent.
+		s.refuseSpend(w, r, err)
+		return
+	}
 	id, tenant := "", ""
 	if info := requestInfoFrom(r.Context()); info != nil {
 		id, tenant = info.id, info.tenant

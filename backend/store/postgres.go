@@ -179,6 +179,9 @@ func ensureRuntimeRole(ctx context.Context, conn *pgx.Conn, role string) error {
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ` + strings.Join(tenantTables, ", ") + ` TO ` + ident,
 		`GRANT SELECT ON schema_migrations TO ` + ident,
 		`GRANT EXECUTE ON FUNCTION sweep_idempotency_keys(BIGINT, INTEGER) TO ` + ident,
+		`GRANT INSERT ON spent_assertions TO ` + ident,
+		`GRANT EXECUTE ON FUNCTION spend_assertion(TEXT, BIGINT, TEXT) TO ` + ident,
+		`GRANT EXECUTE ON FUNCTION sweep_spent_assertions(INTEGER) TO ` + ident,
 	}
 	var member bool
 	if err := conn.QueryRow(ctx, `SELECT pg_has_role(current_user, $1, 'MEMBER')`, role).Scan(&member); err != nil {
@@ -243,12 +246,16 @@ func (p *Postgres) inTenant(ctx context.Context, t TenantID, mode pgx.TxAccessMo
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{AccessMode: mode})
 	b.Queue(setTenant, t.id)
+	sp := queueSpend(ctx, b, false)
 	br := p.pool.SendBatch(ctx, b)
 	tx := br.Tx()
 	if tx != nil {
 		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	}
 	if err := br.Close(); err != nil {
+		if err = replayed(err); errors.Is(err, ErrReplayed) {
+			return err
+		}
 		return fmt.Errorf("store: %s: %w", op, err)
 	}
 	if err := fn(tx); err != nil {
@@ -256,6 +263,9 @@ func (p *Postgres) inTenant(ctx context.Context, t TenantID, mode pgx.TxAccessMo
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("store: %s: commit: %w", op, err)
+	}
+	if sp != nil {
+		sp.done.Store(true)
 	}
 	return nil
 }
@@ -265,19 +275,37 @@ func (p *Postgres) inTenant(ctx context.Context, t TenantID, mode pgx.TxAccessMo
 // it). read consumes the results of queue's statements in order. It serves
 // the calls that need no decision between their statements.
 func (p *Postgres) oneTrip(ctx context.Context, t TenantID, op string, queue func(*pgx.Batch), read func(pgx.BatchResults) error) error {
+	return p.trip(ctx, t, op, false, queue, read)
+}
+
+// readTrip is oneTrip for a call that only reads: the assertion it spends
+// is its only write (see queueSpend).
+func (p *Postgres) readTrip(ctx context.Context, t TenantID, op string, queue func(*pgx.Batch), read func(pgx.BatchResults) error) error {
+	return p.trip(ctx, t, op, true, queue, read)
+}
+
+func (p *Postgres) trip(ctx context.Context, t TenantID, op string, readOnly bool, queue func(*pgx.Batch), read func(pgx.BatchResults) error) error {
 	if err := t.check(); err != nil {
 		return err
 	}
 	b := &pgx.Batch{}
 	b.Queue(setTenant, t.id)
+	sp := queueSpend(ctx, b, readOnly)
 	queue(b)
 	br := p.pool.SendBatch(ctx, b)
 	_, err := br.Exec()
+	for i := 0; err == nil && sp != nil && i < spendStatements(readOnly); i++ {
+		_, err = br.Exec()
+		err = replayed(err)
+	}
 	if err == nil {
 		err = read(br)
 	}
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: %s: %w", op, cerr)
+	}
+	if err == nil && sp != nil {
+		sp.done.Store(true)
 	}
 	if err != nil && !strings.HasPrefix(err.Error(), "store: ") {
 		err = fmt.Errorf("store: %s: %w", op, err)

@@ -75,7 +75,7 @@ func scanPgEnsemble(row pgx.Row) (ensemble.Ensemble, error) {
 // Ensemble returns one ensemble with its agents, in one round trip.
 func (p *Postgres) Ensemble(ctx context.Context, t TenantID, ensembleID string) (ensemble.Ensemble, error) {
 	var e ensemble.Ensemble
-	err := p.oneTrip(ctx, t, "load ensemble", func(b *pgx.Batch) {
+	err := p.readTrip(ctx, t, "load ensemble", func(b *pgx.Batch) {
 		b.Queue(`SELECT `+pgEnsembleColumns+` FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID)
 		b.Queue(`SELECT agent_id, agent_type, weight, created_at FROM agents
 			WHERE tenant_id = $1 AND ensemble_id = $2 ORDER BY created_at, agent_id`, t.id, ensembleID)
@@ -136,7 +136,7 @@ func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string,
 				a.agent_id, a.agent_type, a.weight, a.created_at
 			FROM page p LEFT JOIN agents a ON a.tenant_id = $1 AND a.ensemble_id = p.ensemble_id
 			ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`
-	err := p.oneTrip(ctx, t, "list ensembles", func(b *pgx.Batch) {
+	err := p.readTrip(ctx, t, "list ensembles", func(b *pgx.Batch) {
 		b.Queue(query, t.id, after.created, after.id, limit+1)
 	}, func(br pgx.BatchResults) error {
 		rows, err := br.Query()

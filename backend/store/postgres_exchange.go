@@ -14,7 +14,7 @@ import (
 // Account returns the tenant's account (one round trip); ErrNotFound when it has none.
 func (p *Postgres) Account(ctx context.Context, t TenantID) (hedging.Account, error) {
 	var acct hedging.Account
-	err := p.oneTrip(ctx, t, "load account", func(b *pgx.Batch) { queueAccount(b, t, false) }, func(br pgx.BatchResults) error {
+	err := p.readTrip(ctx, t, "load account", func(b *pgx.Batch) { queueAccount(b, t, false) }, func(br pgx.BatchResults) error {
 		var err error
 		acct, err = readAccount(br, t)
 		return err

@@ -61,7 +61,7 @@ var (
 // Performance aggregates the ensemble's window in SQL, in one read transaction.
 func (p *Postgres) Performance(ctx context.Context, t TenantID, ensembleID string, lookback int) (Window, error) {
 	w := Window{Lookback: lookback, Agents: []AgentTally{}}
-	err := p.oneTrip(ctx, t, "performance", func(b *pgx.Batch) {
+	err := p.readTrip(ctx, t, "performance", func(b *pgx.Batch) {
 		b.Queue(`SELECT count(*) FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID)
 		b.Queue(pgEnsembleTally, t.id, ensembleID, lookback)
 		b.Queue(pgAgentTallies, t.id, ensembleID, lookback, t.id, t.id, ensembleID)
@@ -107,7 +107,7 @@ func (p *Postgres) Performance(ctx context.Context, t TenantID, ensembleID strin
 // Rankings aggregates every agent of the tenant over its own ensemble's window.
 func (p *Postgres) Rankings(ctx context.Context, t TenantID, lookback int) ([]AgentTally, error) {
 	out := []AgentTally{}
-	err := p.oneTrip(ctx, t, "rankings", func(b *pgx.Batch) {
+	err := p.readTrip(ctx, t, "rankings", func(b *pgx.Batch) {
 		b.Queue(pgRankings, t.id, lookback, t.id, t.id)
 	}, func(br pgx.BatchResults) error {
 		rows, err := br.Query()

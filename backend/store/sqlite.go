@@ -21,8 +21,9 @@ var migrations embed.FS
 // so write transactions queue in process instead of failing with SQLITE_BUSY;
 // reads use their own pool and run concurrently thanks to WAL.
 type SQLite struct {
-	w *sql.DB
-	r *sql.DB
+	w      *sql.DB
+	r      *sql.DB
+	ledger *MemoryLedger // spent assertions: per process, as SQLite is one machine's
 }
 
 var _ Store = (*SQLite)(nil)
@@ -67,7 +68,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &SQLite{w: w, r: r}, nil
+	return &SQLite{w: w, r: r, ledger: NewMemoryLedger(0)}, nil
 }
 
 // Close closes both pools.

@@ -115,6 +115,14 @@ type Store interface {
 	// backend runs it on a timer with the retention (24 h by default).
 	SweepIdempotencyKeys(ctx context.Context, olderThan time.Time, limit int) (int, error)
 
+	// --- Assertions ---
+
+	// SpendAssertion records sp.JTI until sp.Until, or fails with
+	// ErrReplayed when a request already spent it (every replica of a
+	// shared store sees the same set). The API calls it for a request whose
+	// spend no transaction recorded (see SpendsInTransaction).
+	SpendAssertion(ctx context.Context, sp *Spend) error
+
 	Close() error
 }
 

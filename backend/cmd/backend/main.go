@@ -241,6 +241,7 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 		return err
 	}
 	go sweepIdempotencyKeys(ctx, st, o.idempotencyTTL, log)
+	go sweepSpentAssertions(ctx, st, log)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", o.listen)
 	if err != nil {

@@ -845,7 +845,7 @@ func TestConformanceClosedStore(t *testing.T) {
 				t.Errorf("%s on a closed store: %v", name, err)
 			}
 		}
-		if h := s.Store.(HealthChecker).Health(context.Background()); h.Status != "unavailable" || h.Driver != s.name || h.Error == "" {
+		if h := s.Health(context.Background()); h.Status != "unavailable" || h.Driver != s.name || h.Error == "" {
 			t.Errorf("health of a closed store: %+v", h)
 		}
 	})
@@ -853,7 +853,7 @@ func TestConformanceClosedStore(t *testing.T) {
 
 func TestConformanceHealth(t *testing.T) {
 	eachStore(t, func(t *testing.T, s subject) {
-		h := s.Store.(HealthChecker).Health(context.Background())
+		h := s.Health(context.Background())
 		if h.Status != "ok" || h.Driver != s.name || h.Error != "" {
 			t.Errorf("health = %+v", h)
 		}

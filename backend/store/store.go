@@ -123,6 +123,9 @@ type Store interface {
 	// spend no transaction recorded (see SpendsInTransaction).
 	SpendAssertion(ctx context.Context, sp *Spend) error
 
+	// Health says whether the database answers, within ctx.
+	Health(ctx context.Context) Health
+
 	Close() error
 }
 

@@ -91,13 +91,10 @@ func TestServePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var health struct {
-		Status string
-		Store  store.Health
-	}
+	var health map[string]any
 	err = decodeJSONBody(res, &health)
-	if err != nil || res.StatusCode != http.StatusOK || health.Status != "ok" || health.Store.Driver != "postgres" || health.Store.Pool == nil || health.Store.Pool.MaxConns != 3 {
-		t.Errorf("healthz: %d %+v %v", res.StatusCode, health, err)
+	if err != nil || res.StatusCode != http.StatusOK || len(health) != 2 || health["status"] != "ok" || health["store"] != "postgres" {
+		t.Errorf("healthz: %d %v %v", res.StatusCode, health, err)
 	}
 	if got := demoSeeds(t, in.logs.String()); len(got) != 2 || !got["acme"] || !got["globex"] {
 		t.Errorf("seeded %v", got)

@@ -81,6 +81,10 @@ func writeRaw(w http.ResponseWriter, status int, contentType string, body []byte
 // readBody reads the capped body; on failure it writes the problem and
 // returns ok=false.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if !checkContentEncoding(w, r) {
+		drain(w, r.Body)
+		return nil, false
+	}
 	if r.ContentLength > s.maxBody {
 		// Known too big before reading: answer at once, without a 100 Continue.
 		w.Header().Set("Connection", "close")
@@ -117,10 +121,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, body []byte, dst any, al
 		writeProblem(w, r, http.StatusBadRequest, "invalid-json", "the request body is empty; send a JSON object (Content-Type: application/json)")
 		return false
 	}
-	if ct := r.Header.Get("Content-Type"); !isJSONMediaType(ct) {
+	if err := jsonMediaType(r.Header.Get("Content-Type")); err != nil {
 		w.Header().Set("Accept-Post", "application/json")
-		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type",
-			fmt.Sprintf("the request body must be JSON sent with Content-Type: application/json (or another +json type), got %q", ct))
+		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", err.Error())
 		return false
 	}
 	if err := checkJSONText(body); err != nil {

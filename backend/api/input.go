@@ -6,22 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
-
-// isJSONMediaType accepts application/json and any application/*+json
-// (RFC 6839), with or without parameters such as charset=utf-8.
-func isJSONMediaType(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
-}
 
 // checkJSONText refuses what encoding/json would accept silently but the
 // backend must not store: invalid UTF-8 (json replaces it with U+FFFD), a
@@ -107,6 +95,7 @@ func checkDuplicateKeys(body []byte) error {
 		expectKey bool
 		keys      map[string]bool
 		path      string
+		key       string // the key last read in an object
 	}
 	var stack []*frame
 	for {
@@ -128,11 +117,21 @@ func checkDuplicateKeys(body []byte) error {
 				return fmt.Errorf("the request body names %q twice in %s; send each field once", key, top.path)
 			}
 			top.keys[key] = true
+			top.key = key
 			top.expectKey = false
 			continue
 		}
 		if top != nil && top.object {
 			top.expectKey = true
+		}
+		if n, ok := tok.(json.Number); ok {
+			if _, err := parseDecimal(n.String()); err != nil {
+				field := ""
+				for i := len(stack) - 1; i >= 0 && field == ""; i-- {
+					field = stack[i].key
+				}
+				return fmt.Errorf("field %q holds a number out of range: %w", field, err)
+			}
 		}
 		switch tok {
 		case json.Delim('{'):

@@ -90,7 +90,9 @@ func (s *Server) Handler() http.Handler {
 		handle := rt.handle
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
 		if !rt.Public {
-			h = requireAssertion(s.spendOnce(requireRoles(rt.Roles, h)))
+			h = requireAssertion(s.spendOnce(requireRoles(rt.Roles, strictQuery(h))))
+		} else {
+			h = strictQuery(h)
 		}
 		mux.Handle(rt.Method+" "+rt.Pattern, h)
 	}

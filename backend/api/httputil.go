@@ -82,29 +82,21 @@ func writeRaw(w http.ResponseWriter, status int, contentType string, body []byte
 // returns ok=false.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if !checkContentEncoding(w, r) {
-		drain(w, r.Body)
 		return nil, false
 	}
 	if r.ContentLength > s.maxBody {
-		// Known too big before reading: answer at once, without a 100 Continue.
-		w.Header().Set("Connection", "close")
-		writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large",
-			fmt.Sprintf("the request body has %d bytes, more than the %d this endpoint takes; send a smaller JSON document", r.ContentLength, s.maxBody))
-		// Drain even with Expect: 100-continue: a proxy in front (Caddy's
-		// transport) may send the body without waiting for the 100.
-		drain(w, r.Body)
+		s.bodyTooLarge(w, r, fmt.Sprintf("the request body has %d bytes, more than the %d this endpoint takes; send a smaller JSON document", r.ContentLength, s.maxBody))
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	// A LimitReader rather than http.MaxBytesReader: the latter marks the
+	// connection to be closed, which bodyTooLarge avoids when it can.
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody+1))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large",
-				fmt.Sprintf("the request body exceeds %d bytes; send a smaller JSON document", tooBig.Limit))
-			drain(w, r.Body)
-			return nil, false
-		}
 		writeProblem(w, r, http.StatusBadRequest, "unreadable-body", "the request body could not be read: "+err.Error())
+		return nil, false
+	}
+	if int64(len(body)) > s.maxBody {
+		s.bodyTooLarge(w, r, fmt.Sprintf("the request body exceeds %d bytes; send a smaller JSON document", s.maxBody))
 		return nil, false
 	}
 	return body, true

@@ -49,8 +49,8 @@ var _ = Describe("a PostgreSQL-backed backend behind the gate", Ordered, func() 
 		backendAddr, gateAddr := freeAddr(), freeAddr()
 		directURL, gateURL = "http://"+backendAddr, "http://"+gateAddr
 		backend = env.spawn(filepath.Join(env.dir, "backend-postgres.log"), filepath.Join(env.binDir, "backend"),
-			"--listen", backendAddr, "--db", db.URL, "--db-role", db.Role, "--db-pool-size", "8",
-			"--assertion-key", filepath.Join(env.dir, "assertion.pub.pem"), "--seed-demo")
+			postgresBackendArgs(db, "--listen", backendAddr, "--db-pool-size", "8",
+				"--assertion-key", filepath.Join(env.dir, "assertion.pub.pem"), "--seed-demo")...)
 		DeferCleanup(func() {
 			_ = backend.Process.Signal(syscall.SIGTERM)
 			done := make(chan struct{})

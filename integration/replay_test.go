@@ -112,8 +112,8 @@ var _ = Describe("an assertion works once", Ordered, func() {
 	}
 })
 
-// postgresBackendArgs is bin/backend's command line on db: --db and the
-// role flags, then extra.
+// postgresBackendArgs is bin/backend's command line on db: --db logging in
+// as the runtime role, --db-migrate-url as the owner, then extra.
 func postgresBackendArgs(db *pgtest.DB, extra ...string) []string {
-	return append([]string{"--db", db.URL, "--db-role", db.Role}, extra...)
+	return append([]string{"--db", db.RuntimeURL(GinkgoT()), "--db-migrate-url", db.URL}, extra...)
 }

@@ -124,7 +124,7 @@ func storeHarness(b testing.TB, kind string) *harness {
 		return nil
 	}
 	ctx := context.Background()
-	pg, err := store.OpenPostgres(ctx, db.URL, store.PostgresOptions{Role: db.Role, MaxConns: 10, StatementTimeout: 10 * time.Second})
+	pg, err := store.OpenPostgres(ctx, db.RuntimeURL(b), store.PostgresOptions{MigrateURL: db.URL, MaxConns: 10, StatementTimeout: 10 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func openSQLiteSubject(t *testing.T) subject {
 func openPostgres(t *testing.T) (*Postgres, *pgtest.DB) {
 	t.Helper()
 	db := pgtest.New(t)
-	p, err := OpenPostgres(context.Background(), db.URL, PostgresOptions{Role: db.Role})
+	p, err := OpenPostgres(context.Background(), db.RuntimeURL(t), PostgresOptions{MigrateURL: db.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -891,4 +891,27 @@ func interfaceCalls(ctx context.Context, s Store, t TenantID, plan TradePlan) ma
 		calls["SweepIdempotencyKeys"] = func() error { _, err := s.SweepIdempotencyKeys(ctx, t0, 10); return err }
 	}
 	return calls
+}
+
+// The sweep never deletes a record younger than 24 h, whatever it is
+// asked: on PostgreSQL the runtime role may call it.
+func TestConformanceSweepClamps(t *testing.T) {
+	eachStore(t, func(t *testing.T, s subject) {
+		ctx := context.Background()
+		now := time.Now()
+		if _, err := s.SeedAccount(ctx, acme, hedging.DemoAccounts()["acme"], now); err != nil {
+			t.Fatal(err)
+		}
+		for i, at := range []time.Time{now.Add(-time.Hour), now.Add(-23 * time.Hour), now.Add(-25 * time.Hour)} {
+			if _, _, err := s.ExecuteOnce(ctx, acme, fmt.Sprintf("k%d", i), "h", at, at.Add(-time.Hour), sellBTC, okRender); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.SweepIdempotencyKeys(ctx, now.Add(1000*time.Hour), 100); err != nil || n != 1 {
+			t.Errorf("sweep asked for everything: %d %v, want only the 25 h old record", n, err)
+		}
+		if left := s.count(t, `SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1`, "acme"); left != 2 {
+			t.Errorf("%d records left, want 2", left)
+		}
+	})
 }

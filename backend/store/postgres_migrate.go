@@ -116,10 +116,10 @@ func checkMigrated(ctx context.Context, conn *pgx.Conn, fsys fs.FS) error {
 	}
 	var latest int
 	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&latest); err != nil {
-		return fmt.Errorf("store: read schema_migrations as the runtime role (start once with the owner's URL to migrate): %w", err)
+		return fmt.Errorf("store: read schema_migrations as the runtime role (start once with --db-migrate-url, the owner's URL, to migrate): %w", err)
 	}
 	if want := list[len(list)-1].version; latest < want {
-		return fmt.Errorf("store: the schema is at migration %d, this backend needs %d: start it once with the owner's URL to migrate", latest, want)
+		return fmt.Errorf("store: the schema is at migration %d, this backend needs %d: start it once with --db-migrate-url, the owner's URL, to migrate", latest, want)
 	}
 	return nil
 }

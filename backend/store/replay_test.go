@@ -165,7 +165,7 @@ func BenchmarkSpend(b *testing.B) {
 	})
 	b.Run("postgres", func(b *testing.B) {
 		db := pgtest.New(b)
-		p, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role})
+		p, err := OpenPostgres(ctx, db.RuntimeURL(b), PostgresOptions{MigrateURL: db.URL})
 		if err != nil {
 			b.Fatal(err)
 		}

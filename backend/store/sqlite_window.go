@@ -124,6 +124,7 @@ func (s *SQLite) Rankings(ctx context.Context, t TenantID, lookback int) ([]Agen
 
 // SweepIdempotencyKeys deletes up to limit records created before olderThan.
 func (s *SQLite) SweepIdempotencyKeys(ctx context.Context, olderThan time.Time, limit int) (int, error) {
+	olderThan = clampSweep(olderThan, time.Now())
 	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE rowid IN (
 		SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`, nanos(olderThan), limit)
 	if err != nil {

@@ -113,6 +113,9 @@ type Store interface {
 	// tenant) created before olderThan and returns how many it deleted. It
 	// is the one maintenance call that is not scoped to a tenant: the
 	// backend runs it on a timer with the retention (24 h by default).
+	// It never deletes a record younger than MinSweepAge, whatever
+	// olderThan says (on PostgreSQL the database function clamps it, as
+	// the runtime role may call it).
 	SweepIdempotencyKeys(ctx context.Context, olderThan time.Time, limit int) (int, error)
 
 	// --- Assertions ---
@@ -174,6 +177,18 @@ type Response struct {
 	Status      int
 	ContentType string
 	Body        []byte
+}
+
+// MinSweepAge is the youngest an idempotency record may be and still be
+// swept.
+const MinSweepAge = 24 * time.Hour
+
+// clampSweep moves olderThan back to now - MinSweepAge if it is later.
+func clampSweep(olderThan, now time.Time) time.Time {
+	if limit := now.Add(-MinSweepAge); olderThan.After(limit) {
+		return limit
+	}
+	return olderThan
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

@@ -221,6 +221,7 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 		return fmt.Errorf("--db: %w", err)
 	}
 	defer func() { _ = st.Close() }()
+	warnStore(st, log)
 
 	if o.seedDemo {
 		for name, acct := range hedging.DemoAccounts() {

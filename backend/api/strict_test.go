@@ -20,7 +20,9 @@ func TestLenientInputRefused(t *testing.T) {
 		}
 		return h.raw(method, target, []byte(body), all)
 	}
-	with := func(k, v string) map[string]string { return map[string]string{"Content-Type": "application/json", k: v} }
+	with := func(k, v string) map[string]string {
+		return map[string]string{"Content-Type": "application/json", k: v}
+	}
 
 	r := send("POST", "/api/v1/ensemble/create", create, with("Content-Encoding", "gzip"))
 	expectProblem(t, r, http.StatusUnsupportedMediaType, "Content-Encoding", "gzip", "identity")

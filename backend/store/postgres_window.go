@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/tenantgate/tenantgate/backend/hedging"
 )
 
 // dollarParams turns the ? placeholders of SQL shared with SQLite into
@@ -134,51 +131,4 @@ func (p *Postgres) Rankings(ctx context.Context, t TenantID, lookback int) ([]Ag
 		return nil, err
 	}
 	return out, nil
-}
-
-// SetAccount provisions or changes a tenant's account (operator command).
-func (p *Postgres) SetAccount(ctx context.Context, t TenantID, set AccountSet, at time.Time) (hedging.Account, error) {
-	var acct hedging.Account
-	err := p.write(ctx, t, "set account", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO accounts (tenant_id, cash_usd, fees_paid_usd, created_at) VALUES ($1, 0, 0, $2)
-			ON CONFLICT (tenant_id) DO NOTHING`, t.id, nanos(at)); err != nil {
-			return fmt.Errorf("store: set account: %w", err)
-		}
-		if set.CashUSD != nil {
-			if _, err := tx.Exec(ctx, `UPDATE accounts SET cash_usd = $1 WHERE tenant_id = $2`, *set.CashUSD, t.id); err != nil {
-				return fmt.Errorf("store: set account: cash: %w", err)
-			}
-		}
-		for asset, q := range set.Spot {
-			var err error
-			if q == 0 {
-				_, err = tx.Exec(ctx, `DELETE FROM spot_balances WHERE tenant_id = $1 AND asset = $2`, t.id, asset)
-			} else {
-				_, err = tx.Exec(ctx, `INSERT INTO spot_balances (tenant_id, asset, quantity) VALUES ($1, $2, $3)
-					ON CONFLICT (tenant_id, asset) DO UPDATE SET quantity = excluded.quantity`, t.id, asset, q)
-			}
-			if err != nil {
-				return fmt.Errorf("store: set account: spot %s: %w", asset, err)
-			}
-		}
-		var err error
-		acct, err = pgLoadAccount(ctx, tx, t, false)
-		return err
-	})
-	if err != nil {
-		return hedging.Account{}, err
-	}
-	return acct, nil
-}
-
-// SweepIdempotencyKeys deletes up to limit records of any tenant created
-// before olderThan. The runtime role cannot see other tenants' rows, so it
-// calls sweep_idempotency_keys (migration 0002), a SECURITY DEFINER function
-// of the tables' owner that may delete expired records and nothing else.
-func (p *Postgres) SweepIdempotencyKeys(ctx context.Context, olderThan time.Time, limit int) (int, error) {
-	var n int
-	if err := p.pool.QueryRow(ctx, `SELECT sweep_idempotency_keys($1, $2)`, nanos(olderThan), limit).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: sweep idempotency keys: %w", err)
-	}
-	return n, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 )
 
 // The tally columns of a window joined with contributions (wc: agent_id,
@@ -120,19 +119,4 @@ func (s *SQLite) Rankings(ctx context.Context, t TenantID, lookback int) ([]Agen
 		return nil, fmt.Errorf("store: rankings: %w", err)
 	}
 	return out, nil
-}
-
-// SweepIdempotencyKeys deletes up to limit records created before olderThan.
-func (s *SQLite) SweepIdempotencyKeys(ctx context.Context, olderThan time.Time, limit int) (int, error) {
-	olderThan = clampSweep(olderThan, time.Now())
-	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE rowid IN (
-		SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)`, nanos(olderThan), limit)
-	if err != nil {
-		return 0, fmt.Errorf("store: sweep idempotency keys: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("store: sweep idempotency keys: %w", err)
-	}
-	return int(n), nil
 }

@@ -240,7 +240,7 @@ func TestPostgresConcurrentStartMigratesOnce(t *testing.T) {
 		t.Errorf("another replica does not see the write: %v", err)
 	}
 	admin := connectAs(t, db, "")
-	want, _ := listPostgresMigrations(postgresMigrations)
+	want, _ := listMigrations(postgresMigrations, "postgres")
 	if n := countRows(t, admin, `SELECT count(*) FROM schema_migrations`); n != len(want) {
 		t.Errorf("schema_migrations has %d rows, want %d", n, len(want))
 	}
@@ -373,7 +373,7 @@ func TestPostgresStartAsRuntimeRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = owner.Close()
-	list, _ := listPostgresMigrations(postgresMigrations)
+	list, _ := listMigrations(postgresMigrations, "postgres")
 	latest := list[len(list)-1].version
 	adminExec(t, db, `UPDATE schema_migrations SET version = -version WHERE version = $1`, latest)
 	if _, err := OpenPostgres(ctx, urlAs(t, db, db.Role), PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema is at migration %d, this backend needs %d", latest-1, latest)) {

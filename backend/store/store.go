@@ -1,11 +1,15 @@
-// Package store persists ensembles, predictions, paper exchange accounts and
-// idempotency records. Every method takes the tenant as a required TenantID,
-// so a query that is not scoped to one tenant cannot be written through it;
-// another tenant's row is simply not found (ErrNotFound, never "forbidden").
+// Package store persists ensembles, predictions, paper exchange accounts,
+// idempotency records and spent assertions. Every method takes the tenant as
+// a required TenantID, so a query that is not scoped to one tenant cannot be
+// written through it; another tenant's row is simply not found (ErrNotFound,
+// never "forbidden").
 //
-// Store is the interface the API uses; SQLite (pure Go, modernc.org/sqlite)
-// implements it. A PostgreSQL implementation keeps the same schema shape:
-// tenant_id leads every key and index.
+// Store is the interface the API uses, with two implementations that pass
+// one conformance suite: SQLite (pure Go, modernc.org/sqlite; one machine)
+// and PostgreSQL (pgx; replicas, with forced row-level security under a
+// runtime role). The exchange flows are written once (flows.go) over a small
+// transaction interface; each engine adds only its SQL dialect and driver
+// glue. Migrations live in migrations/{sqlite,postgres} with one lister.
 package store
 
 import (

@@ -683,10 +683,10 @@ func TestMigrate(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
 	fsys := fstest.MapFS{
-		"migrations/0010_late.sql":  {Data: []byte(`CREATE TABLE late (tenant_id TEXT NOT NULL, ref TEXT REFERENCES extra2 (x))`)},
-		"migrations/0003_extra.sql": {Data: []byte(`CREATE TABLE extra2 (tenant_id TEXT NOT NULL, x TEXT PRIMARY KEY)`)},
-		"migrations/0001_init.sql":  {Data: []byte(`this is not applied again`)},
-		"migrations/README.md":      {Data: []byte(`not a migration`)},
+		"migrations/sqlite/0010_late.sql":  {Data: []byte(`CREATE TABLE late (tenant_id TEXT NOT NULL, ref TEXT REFERENCES extra2 (x))`)},
+		"migrations/sqlite/0003_extra.sql": {Data: []byte(`CREATE TABLE extra2 (tenant_id TEXT NOT NULL, x TEXT PRIMARY KEY)`)},
+		"migrations/sqlite/0001_init.sql":  {Data: []byte(`this is not applied again`)},
+		"migrations/sqlite/README.md":      {Data: []byte(`not a migration`)},
 	}
 	if err := migrate(ctx, s.w, fsys); err != nil {
 		t.Fatal(err)
@@ -715,8 +715,8 @@ func TestMigrate(t *testing.T) {
 
 	// A failing migration is rolled back and not recorded; later ones do not run.
 	bad := fstest.MapFS{
-		"migrations/0020_half.sql": {Data: []byte(`CREATE TABLE half (tenant_id TEXT); INSERT INTO nowhere VALUES (1);`)},
-		"migrations/0021_next.sql": {Data: []byte(`CREATE TABLE next (tenant_id TEXT)`)},
+		"migrations/sqlite/0020_half.sql": {Data: []byte(`CREATE TABLE half (tenant_id TEXT); INSERT INTO nowhere VALUES (1);`)},
+		"migrations/sqlite/0021_next.sql": {Data: []byte(`CREATE TABLE next (tenant_id TEXT)`)},
 	}
 	err = migrate(ctx, s.w, bad)
 	if err == nil || !strings.Contains(err.Error(), "0020_half.sql") || !strings.Contains(err.Error(), "nowhere") {
@@ -730,9 +730,9 @@ func TestMigrate(t *testing.T) {
 	}
 
 	for name, fsys := range map[string]fstest.MapFS{
-		"must start with a positive number": {"migrations/init.sql": {Data: []byte(`SELECT 1`)}},
-		"same version 30":                   {"migrations/0030_a.sql": {Data: []byte(`SELECT 1`)}, "migrations/30_b.sql": {Data: []byte(`SELECT 1`)}},
-		"read migration 0040_dir.sql":       {"migrations/0040_dir.sql/inner": {Data: []byte(`SELECT 1`)}},
+		"must start with a positive number": {"migrations/sqlite/init.sql": {Data: []byte(`SELECT 1`)}},
+		"same version 30":                   {"migrations/sqlite/0030_a.sql": {Data: []byte(`SELECT 1`)}, "migrations/sqlite/30_b.sql": {Data: []byte(`SELECT 1`)}},
+		"read migration 0040_dir.sql":       {"migrations/sqlite/0040_dir.sql/inner": {Data: []byte(`SELECT 1`)}},
 	} {
 		if err := migrate(ctx, s.w, fsys); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("want error %q, got %v", name, err)

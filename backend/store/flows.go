@@ -27,6 +27,11 @@ type txn interface {
 	// account reads the tenant's account; forUpdate locks it until the
 	// transaction ends where the engine has row locks.
 	account(ctx context.Context, t TenantID, forUpdate bool) (hedging.Account, error)
+	// forUpdate is the row-lock clause of a SELECT (" FOR UPDATE"), or ""
+	// where the engine serializes writers otherwise.
+	forUpdate() string
+	// uniqueViolation reports whether err is a unique or primary key violation.
+	uniqueViolation(err error) bool
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -197,6 +202,10 @@ func (s *sqliteTx) flush(ctx context.Context) error {
 	s.pending = nil
 	return nil
 }
+
+func (s *sqliteTx) forUpdate() string { return "" }
+
+func (s *sqliteTx) uniqueViolation(err error) bool { return isUniqueViolation(err) }
 
 func (s *sqliteTx) account(ctx context.Context, t TenantID, _ bool) (hedging.Account, error) {
 	// The one write connection already serializes writers: no row lock.

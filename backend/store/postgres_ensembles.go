@@ -50,13 +50,6 @@ func agentInsertError(err error, a ensemble.Agent, ensembleID string) error {
 	return fmt.Errorf("store: add agent: %w", err)
 }
 
-func pgInsertAgent(ctx context.Context, tx pgx.Tx, t TenantID, ensembleID string, a ensemble.Agent) error {
-	if _, err := tx.Exec(ctx, pgInsertAgentSQL, t.id, ensembleID, a.ID, a.Type, a.Weight, nanos(a.CreatedAt)); err != nil {
-		return agentInsertError(err, a, ensembleID)
-	}
-	return nil
-}
-
 const pgEnsembleColumns = `ensemble_id, name, method, threshold, min_agents, created_at`
 
 func scanPgEnsemble(row pgx.Row) (ensemble.Ensemble, error) {
@@ -184,59 +177,14 @@ func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string,
 }
 
 // AddAgent registers a in an existing ensemble that has fewer than
-// maxAgents agents. The ensemble row is locked first, so concurrent calls
-// count one after another and cannot pass the cap together.
+// maxAgents agents (see addAgent).
 func (p *Postgres) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent, maxAgents int) error {
-	return p.write(ctx, t, "add agent", func(tx pgx.Tx) error {
-		if err := pgEnsembleExists(ctx, tx, t, ensembleID, true); err != nil {
-			return err
-		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM agents WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID).Scan(&n); err != nil {
-			return fmt.Errorf("store: add agent: %w", err)
-		}
-		if n >= maxAgents {
-			return fmt.Errorf("%w: ensemble %s already has %d agents (at most %d)", ErrLimit, ensembleID, n, maxAgents)
-		}
-		return pgInsertAgent(ctx, tx, t, ensembleID, a)
-	})
-}
-
-// pgEnsembleExists is ErrNotFound unless t has the ensemble; lock holds its
-// row until the transaction ends.
-func pgEnsembleExists(ctx context.Context, tx pgx.Tx, t TenantID, ensembleID string, lock bool) error {
-	q := `SELECT 1 FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`
-	if lock {
-		q += ` FOR UPDATE`
-	}
-	var one int
-	err := tx.QueryRow(ctx, q, t.id, ensembleID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: ensemble %s", ErrNotFound, ensembleID)
-	}
-	if err != nil {
-		return fmt.Errorf("store: find ensemble: %w", err)
-	}
-	return nil
+	return p.flow(ctx, t, "add agent", func(tx txn) error { return addAgent(ctx, tx, t, ensembleID, a, maxAgents) })
 }
 
 // SetWeights replaces the weights of the named agents, all or none.
 func (p *Postgres) SetWeights(ctx context.Context, t TenantID, ensembleID string, weights map[string]float64) error {
-	return p.write(ctx, t, "set weights", func(tx pgx.Tx) error {
-		if err := pgEnsembleExists(ctx, tx, t, ensembleID, false); err != nil {
-			return err
-		}
-		for id, w := range weights {
-			tag, err := tx.Exec(ctx, `UPDATE agents SET weight = $1 WHERE tenant_id = $2 AND ensemble_id = $3 AND agent_id = $4`, w, t.id, ensembleID, id)
-			if err != nil {
-				return fmt.Errorf("store: set weights: %w", err)
-			}
-			if tag.RowsAffected() == 0 {
-				return fmt.Errorf("%w: agent %q in ensemble %s", ErrNotFound, id, ensembleID)
-			}
-		}
-		return nil
-	})
+	return p.flow(ctx, t, "set weights", func(tx txn) error { return setWeights(ctx, tx, t, ensembleID, weights) })
 }
 
 // AddPrediction stores pr and one contributions row per agent signal: one
@@ -270,59 +218,15 @@ func (p *Postgres) AddPrediction(ctx context.Context, t TenantID, pr ensemble.Pr
 	})
 }
 
-const pgPredictionColumns = `prediction_id, ensemble_id, symbol, signal, action, confidence, contributions, created_at, realized_return, outcome_at`
-
-func scanPgPrediction(row pgx.Row) (ensemble.Prediction, error) {
-	var pr ensemble.Prediction
-	var action string
-	var contrib []byte
-	var created int64
-	var outcomeAt *int64
-	if err := row.Scan(&pr.ID, &pr.EnsembleID, &pr.Symbol, &pr.Signal, &action, &pr.Confidence, &contrib, &created, &pr.RealizedReturn, &outcomeAt); err != nil {
-		return pr, err
-	}
-	pr.Action = ensemble.Action(action)
-	pr.CreatedAt = fromNanos(created)
-	if err := json.Unmarshal(contrib, &pr.Contributions); err != nil {
-		return pr, fmt.Errorf("decode contributions of %s: %w", pr.ID, err)
-	}
-	if outcomeAt != nil {
-		at := fromNanos(*outcomeAt)
-		pr.OutcomeAt = &at
-	}
-	return pr, nil
-}
-
-// RecordOutcome sets a prediction's realized return, once. The row is
-// locked, so of two concurrent calls exactly one records.
-func (p *Postgres) RecordOutcome(ctx context.Context, t TenantID, ensembleID, predictionID string, realized float64, at time.Time) (ensemble.Prediction, error) {
-	var pr ensemble.Prediction
-	err := p.write(ctx, t, "record outcome", func(tx pgx.Tx) error {
-		var err error
-		pr, err = scanPgPrediction(tx.QueryRow(ctx, `SELECT `+pgPredictionColumns+` FROM predictions
-			WHERE tenant_id = $1 AND ensemble_id = $2 AND prediction_id = $3 FOR UPDATE`, t.id, ensembleID, predictionID))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: prediction %s in ensemble %s", ErrNotFound, predictionID, ensembleID)
-		}
-		if err != nil {
-			return fmt.Errorf("store: record outcome: %w", err)
-		}
-		if pr.RealizedReturn != nil {
-			return fmt.Errorf("%w: prediction %s already has an outcome", ErrConflict, predictionID)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE predictions SET realized_return = $1, outcome_at = $2
-			WHERE tenant_id = $3 AND prediction_id = $4`, realized, nanos(at), t.id, predictionID); err != nil {
-			return fmt.Errorf("store: record outcome: %w", err)
-		}
-		return nil
+// RecordOutcome sets a prediction's realized return, once (see
+// recordOutcome).
+func (p *Postgres) RecordOutcome(ctx context.Context, t TenantID, ensembleID, predictionID string, realized float64, at time.Time) (pr ensemble.Prediction, err error) {
+	err = p.flow(ctx, t, "record outcome", func(tx txn) error {
+		pr, err = recordOutcome(ctx, tx, t, ensembleID, predictionID, realized, at)
+		return err
 	})
-	if errors.Is(err, ErrConflict) {
-		return pr, err
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrConflict) {
 		return ensemble.Prediction{}, err
 	}
-	at = fromNanos(nanos(at))
-	pr.RealizedReturn, pr.OutcomeAt = &realized, &at
-	return pr, nil
+	return pr, err
 }

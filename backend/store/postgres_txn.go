@@ -54,6 +54,10 @@ func (p *pgTx) account(ctx context.Context, t TenantID, forUpdate bool) (hedging
 	return pgLoadAccount(ctx, p.tx, t, forUpdate)
 }
 
+func (p *pgTx) forUpdate() string { return " FOR UPDATE" }
+
+func (p *pgTx) uniqueViolation(err error) bool { return pgCode(err) == pgUniqueViolation }
+
 // pgRow reports pgx's no-row error as database/sql's, which the flows test.
 type pgRow struct{ pgx.Row }
 

@@ -14,43 +14,23 @@ import (
 	"github.com/tenantgate/tenantgate/backend/ensemble"
 )
 
-// CreateEnsemble stores e and its initial agents.
+// CreateEnsemble stores e and its initial agents in one transaction.
 func (s *SQLite) CreateEnsemble(ctx context.Context, t TenantID, e ensemble.Ensemble) error {
-	if err := t.check(); err != nil {
-		return err
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: create ensemble: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO ensembles (tenant_id, ensemble_id, name, method, threshold, min_agents, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.id, e.ID, e.Name, string(e.Method), e.Config.Threshold, e.Config.MinAgents, nanos(e.CreatedAt)); err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("%w: ensemble %s", ErrConflict, e.ID)
+	return s.flow(ctx, t, "create ensemble", func(tx txn) error {
+		if _, err := tx.exec(ctx, `INSERT INTO ensembles (tenant_id, ensemble_id, name, method, threshold, min_agents, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, t.id, e.ID, e.Name, string(e.Method), e.Config.Threshold, e.Config.MinAgents, nanos(e.CreatedAt)); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("%w: ensemble %s", ErrConflict, e.ID)
+			}
+			return fmt.Errorf("store: create ensemble: %w", err)
 		}
-		return fmt.Errorf("store: create ensemble: %w", err)
-	}
-	for _, a := range e.Agents {
-		if err := insertAgent(ctx, tx, t, e.ID, a); err != nil {
-			return err
+		for _, a := range e.Agents {
+			if err := insertAgent(ctx, tx, t, e.ID, a); err != nil {
+				return err
+			}
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: create ensemble: commit: %w", err)
-	}
-	return nil
-}
-
-func insertAgent(ctx context.Context, tx *sql.Tx, t TenantID, ensembleID string, a ensemble.Agent) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO agents (tenant_id, ensemble_id, agent_id, agent_type, weight, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, t.id, ensembleID, a.ID, a.Type, a.Weight, nanos(a.CreatedAt)); err != nil {
-		if isUniqueViolation(err) {
-			return fmt.Errorf("%w: agent %q in ensemble %s", ErrConflict, a.ID, ensembleID)
-		}
-		return fmt.Errorf("store: add agent: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 func isUniqueViolation(err error) bool {
@@ -204,72 +184,15 @@ func (s *SQLite) ListEnsembles(ctx context.Context, t TenantID, cursor string, l
 	return out, next, nil
 }
 
-// AddAgent registers a in an existing ensemble that has fewer than maxAgents.
+// AddAgent registers a in an existing ensemble that has fewer than
+// maxAgents (see addAgent).
 func (s *SQLite) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent, maxAgents int) error {
-	if err := t.check(); err != nil {
-		return err
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: add agent: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := ensembleExists(ctx, tx, t, ensembleID); err != nil {
-		return err
-	}
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agents WHERE tenant_id = ? AND ensemble_id = ?`, t.id, ensembleID).Scan(&n); err != nil {
-		return fmt.Errorf("store: add agent: %w", err)
-	}
-	if n >= maxAgents {
-		return fmt.Errorf("%w: ensemble %s already has %d agents (at most %d)", ErrLimit, ensembleID, n, maxAgents)
-	}
-	if err := insertAgent(ctx, tx, t, ensembleID, a); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: add agent: commit: %w", err)
-	}
-	return nil
+	return s.flow(ctx, t, "add agent", func(tx txn) error { return addAgent(ctx, tx, t, ensembleID, a, maxAgents) })
 }
 
-func ensembleExists(ctx context.Context, q querier, t TenantID, ensembleID string) error {
-	var n int
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM ensembles WHERE tenant_id = ? AND ensemble_id = ?`, t.id, ensembleID).Scan(&n); err != nil {
-		return fmt.Errorf("store: find ensemble: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%w: ensemble %s", ErrNotFound, ensembleID)
-	}
-	return nil
-}
-
-// SetWeights replaces the weights of the named agents.
+// SetWeights replaces the weights of the named agents, all or none.
 func (s *SQLite) SetWeights(ctx context.Context, t TenantID, ensembleID string, weights map[string]float64) error {
-	if err := t.check(); err != nil {
-		return err
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: set weights: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := ensembleExists(ctx, tx, t, ensembleID); err != nil {
-		return err
-	}
-	for id, w := range weights {
-		res, err := tx.ExecContext(ctx, `UPDATE agents SET weight = ? WHERE tenant_id = ? AND ensemble_id = ? AND agent_id = ?`, w, t.id, ensembleID, id)
-		if err != nil {
-			return fmt.Errorf("store: set weights: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: agent %q in ensemble %s", ErrNotFound, id, ensembleID)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: set weights: commit: %w", err)
-	}
-	return nil
+	return s.flow(ctx, t, "set weights", func(tx txn) error { return setWeights(ctx, tx, t, ensembleID, weights) })
 }
 
 // --- predictions ---
@@ -308,64 +231,17 @@ func (s *SQLite) AddPrediction(ctx context.Context, t TenantID, p ensemble.Predi
 	return nil
 }
 
-const predictionColumns = `prediction_id, ensemble_id, symbol, signal, action, confidence, contributions, created_at, realized_return, outcome_at`
-
-func scanPrediction(sc interface{ Scan(...any) error }) (ensemble.Prediction, error) {
-	var p ensemble.Prediction
-	var action, contrib string
-	var created int64
-	var realized sql.NullFloat64
-	var outcomeAt sql.NullInt64
-	if err := sc.Scan(&p.ID, &p.EnsembleID, &p.Symbol, &p.Signal, &action, &p.Confidence, &contrib, &created, &realized, &outcomeAt); err != nil {
-		return p, err
-	}
-	p.Action = ensemble.Action(action)
-	p.CreatedAt = fromNanos(created)
-	if err := json.Unmarshal([]byte(contrib), &p.Contributions); err != nil {
-		return p, fmt.Errorf("decode contributions of %s: %w", p.ID, err)
-	}
-	if realized.Valid {
-		r := realized.Float64
-		p.RealizedReturn = &r
-	}
-	if outcomeAt.Valid {
-		at := fromNanos(outcomeAt.Int64)
-		p.OutcomeAt = &at
-	}
-	return p, nil
-}
-
-// RecordOutcome sets a prediction's realized return, once.
-func (s *SQLite) RecordOutcome(ctx context.Context, t TenantID, ensembleID, predictionID string, realized float64, at time.Time) (ensemble.Prediction, error) {
-	if err := t.check(); err != nil {
+// RecordOutcome sets a prediction's realized return, once (see
+// recordOutcome).
+func (s *SQLite) RecordOutcome(ctx context.Context, t TenantID, ensembleID, predictionID string, realized float64, at time.Time) (pr ensemble.Prediction, err error) {
+	err = s.flow(ctx, t, "record outcome", func(tx txn) error {
+		pr, err = recordOutcome(ctx, tx, t, ensembleID, predictionID, realized, at)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrConflict) {
 		return ensemble.Prediction{}, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return ensemble.Prediction{}, fmt.Errorf("store: record outcome: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	p, err := scanPrediction(tx.QueryRowContext(ctx, `SELECT `+predictionColumns+` FROM predictions
-		WHERE tenant_id = ? AND ensemble_id = ? AND prediction_id = ?`, t.id, ensembleID, predictionID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return ensemble.Prediction{}, fmt.Errorf("%w: prediction %s in ensemble %s", ErrNotFound, predictionID, ensembleID)
-	}
-	if err != nil {
-		return ensemble.Prediction{}, fmt.Errorf("store: record outcome: %w", err)
-	}
-	if p.RealizedReturn != nil {
-		return p, fmt.Errorf("%w: prediction %s already has an outcome", ErrConflict, predictionID)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE predictions SET realized_return = ?, outcome_at = ?
-		WHERE tenant_id = ? AND prediction_id = ?`, realized, nanos(at), t.id, predictionID); err != nil {
-		return ensemble.Prediction{}, fmt.Errorf("store: record outcome: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return ensemble.Prediction{}, fmt.Errorf("store: record outcome: commit: %w", err)
-	}
-	at = fromNanos(nanos(at))
-	p.RealizedReturn, p.OutcomeAt = &realized, &at
-	return p, nil
+	return pr, err
 }
 
 // --- paper exchange ---

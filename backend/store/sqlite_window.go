@@ -33,7 +33,7 @@ func (s *SQLite) Performance(ctx context.Context, t TenantID, ensembleID string,
 		return Window{}, fmt.Errorf("store: performance: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if err := ensembleExists(ctx, tx, t, ensembleID); err != nil {
+	if err := ensembleExists(ctx, &sqliteTx{tx: tx}, t, ensembleID, false); err != nil {
 		return Window{}, err
 	}
 	w := Window{Lookback: lookback, Agents: []AgentTally{}}

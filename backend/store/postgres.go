@@ -52,6 +52,7 @@ type PostgresOptions struct {
 // migrations/postgres) is a second wall under the API, so a query that
 // forgot its tenant sees no rows.
 type Postgres struct {
+	flows
 	pool    *pgxpool.Pool
 	role    string
 	warning string
@@ -101,6 +102,7 @@ func OpenPostgres(ctx context.Context, url string, o PostgresOptions) (*Postgres
 		runtimeRole = o.Role
 	}
 	p := &Postgres{role: runtimeRole}
+	p.flows = flows{run: p.flow}
 	if o.MigrateURL != "" {
 		mcfg, err := pgx.ParseConfig(o.MigrateURL)
 		if err != nil {

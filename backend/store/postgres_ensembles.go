@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -176,17 +175,6 @@ func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string,
 	return out, next, nil
 }
 
-// AddAgent registers a in an existing ensemble that has fewer than
-// maxAgents agents (see addAgent).
-func (p *Postgres) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent, maxAgents int) error {
-	return p.flow(ctx, t, "add agent", func(tx txn) error { return addAgent(ctx, tx, t, ensembleID, a, maxAgents) })
-}
-
-// SetWeights replaces the weights of the named agents, all or none.
-func (p *Postgres) SetWeights(ctx context.Context, t TenantID, ensembleID string, weights map[string]float64) error {
-	return p.flow(ctx, t, "set weights", func(tx txn) error { return setWeights(ctx, tx, t, ensembleID, weights) })
-}
-
 // AddPrediction stores pr and one contributions row per agent signal: one
 // round trip, one (implicit) transaction.
 func (p *Postgres) AddPrediction(ctx context.Context, t TenantID, pr ensemble.Prediction) error {
@@ -216,17 +204,4 @@ func (p *Postgres) AddPrediction(ctx context.Context, t TenantID, pr ensemble.Pr
 		}
 		return nil
 	})
-}
-
-// RecordOutcome sets a prediction's realized return, once (see
-// recordOutcome).
-func (p *Postgres) RecordOutcome(ctx context.Context, t TenantID, ensembleID, predictionID string, realized float64, at time.Time) (pr ensemble.Prediction, err error) {
-	err = p.flow(ctx, t, "record outcome", func(tx txn) error {
-		pr, err = recordOutcome(ctx, tx, t, ensembleID, predictionID, realized, at)
-		return err
-	})
-	if err != nil && !errors.Is(err, ErrConflict) {
-		return ensemble.Prediction{}, err
-	}
-	return pr, err
 }

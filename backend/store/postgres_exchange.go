@@ -82,53 +82,6 @@ func pgLoadAccount(ctx context.Context, tx pgx.Tx, t TenantID, forUpdate bool) (
 	return acct, err
 }
 
-// SeedAccount creates the tenant's account unless it already exists.
-func (p *Postgres) SeedAccount(ctx context.Context, t TenantID, acct hedging.Account, at time.Time) (created bool, err error) {
-	err = p.flow(ctx, t, "seed account", func(tx txn) error {
-		created, err = seedAccount(ctx, tx, t, acct, at)
-		return err
-	})
-	return created && err == nil, err
-}
-
-// SetAccount provisions or changes a tenant's account (operator command).
-func (p *Postgres) SetAccount(ctx context.Context, t TenantID, set AccountSet, at time.Time) (acct hedging.Account, err error) {
-	err = p.flow(ctx, t, "set account", func(tx txn) error {
-		acct, err = setAccount(ctx, tx, t, set, at)
-		return err
-	})
-	if err != nil {
-		return hedging.Account{}, err
-	}
-	return acct, nil
-}
-
-// Trade runs plan and persists its fills in one transaction; trades of one
-// tenant serialize on its locked accounts row.
-func (p *Postgres) Trade(ctx context.Context, t TenantID, kind string, at time.Time, plan TradePlan) (ex Execution, err error) {
-	err = p.flow(ctx, t, "trade", func(tx txn) error {
-		ex, err = trade(ctx, tx, t, kind, at, plan, nil)
-		return err
-	})
-	if err != nil {
-		return Execution{}, err
-	}
-	return ex, nil
-}
-
-// ExecuteOnce claims (t, key) and trades in the same transaction (see
-// executeOnce).
-func (p *Postgres) ExecuteOnce(ctx context.Context, t TenantID, key, requestHash string, at, expiredBefore time.Time, plan TradePlan, render func(Execution) (Response, error)) (resp Response, replayed bool, err error) {
-	err = p.flow(ctx, t, "execute", func(tx txn) error {
-		resp, replayed, err = executeOnce(ctx, tx, t, key, requestHash, at, expiredBefore, plan, render)
-		return err
-	})
-	if err != nil {
-		return Response{}, false, err
-	}
-	return resp, replayed, nil
-}
-
 // SweepIdempotencyKeys deletes up to limit records of any tenant created
 // before olderThan. The runtime role cannot see other tenants' rows, so it
 // calls sweep_idempotency_keys (migrations 0002 and 0004), a SECURITY

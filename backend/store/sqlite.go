@@ -21,6 +21,7 @@ var migrations embed.FS
 // so write transactions queue in process instead of failing with SQLITE_BUSY;
 // reads use their own pool and run concurrently thanks to WAL.
 type SQLite struct {
+	flows
 	w      *sql.DB
 	r      *sql.DB
 	ledger *MemoryLedger // spent assertions: per process, as SQLite is one machine's
@@ -68,7 +69,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &SQLite{w: w, r: r, ledger: NewMemoryLedger(0)}, nil
+	s := &SQLite{w: w, r: r, ledger: NewMemoryLedger(0)}
+	s.flows = flows{run: s.flow}
+	return s, nil
 }
 
 // Close closes both pools.

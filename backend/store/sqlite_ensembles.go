@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tenantgate/tenantgate/backend/ensemble"
 )
@@ -184,17 +183,6 @@ func (s *SQLite) ListEnsembles(ctx context.Context, t TenantID, cursor string, l
 	return out, next, nil
 }
 
-// AddAgent registers a in an existing ensemble that has fewer than
-// maxAgents (see addAgent).
-func (s *SQLite) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent, maxAgents int) error {
-	return s.flow(ctx, t, "add agent", func(tx txn) error { return addAgent(ctx, tx, t, ensembleID, a, maxAgents) })
-}
-
-// SetWeights replaces the weights of the named agents, all or none.
-func (s *SQLite) SetWeights(ctx context.Context, t TenantID, ensembleID string, weights map[string]float64) error {
-	return s.flow(ctx, t, "set weights", func(tx txn) error { return setWeights(ctx, tx, t, ensembleID, weights) })
-}
-
 // --- predictions ---
 
 // AddPrediction stores p and its contributions in one transaction.
@@ -229,19 +217,6 @@ func (s *SQLite) AddPrediction(ctx context.Context, t TenantID, p ensemble.Predi
 		return fmt.Errorf("store: add prediction: commit: %w", err)
 	}
 	return nil
-}
-
-// RecordOutcome sets a prediction's realized return, once (see
-// recordOutcome).
-func (s *SQLite) RecordOutcome(ctx context.Context, t TenantID, ensembleID, predictionID string, realized float64, at time.Time) (pr ensemble.Prediction, err error) {
-	err = s.flow(ctx, t, "record outcome", func(tx txn) error {
-		pr, err = recordOutcome(ctx, tx, t, ensembleID, predictionID, realized, at)
-		return err
-	})
-	if err != nil && !errors.Is(err, ErrConflict) {
-		return ensemble.Prediction{}, err
-	}
-	return pr, err
 }
 
 // --- paper exchange ---

@@ -75,53 +75,6 @@ func (s *SQLite) flow(ctx context.Context, t TenantID, op string, fn func(txn) e
 	return nil
 }
 
-// SeedAccount creates the tenant's account unless it already exists.
-func (s *SQLite) SeedAccount(ctx context.Context, t TenantID, acct hedging.Account, at time.Time) (created bool, err error) {
-	err = s.flow(ctx, t, "seed account", func(tx txn) error {
-		created, err = seedAccount(ctx, tx, t, acct, at)
-		return err
-	})
-	return created && err == nil, err
-}
-
-// SetAccount provisions or changes a tenant's account (operator command).
-func (s *SQLite) SetAccount(ctx context.Context, t TenantID, set AccountSet, at time.Time) (acct hedging.Account, err error) {
-	err = s.flow(ctx, t, "set account", func(tx txn) error {
-		acct, err = setAccount(ctx, tx, t, set, at)
-		return err
-	})
-	if err != nil {
-		return hedging.Account{}, err
-	}
-	return acct, nil
-}
-
-// Trade runs plan and persists its fills in one transaction.
-func (s *SQLite) Trade(ctx context.Context, t TenantID, kind string, at time.Time, plan TradePlan) (ex Execution, err error) {
-	err = s.flow(ctx, t, "trade", func(tx txn) error {
-		ex, err = trade(ctx, tx, t, kind, at, plan, nil)
-		return err
-	})
-	if err != nil {
-		return Execution{}, err
-	}
-	return ex, nil
-}
-
-// ExecuteOnce claims (t, key) and trades in the same transaction (see
-// executeOnce). Concurrent calls with one key queue on the single write
-// connection (and, across processes, on SQLite's write lock).
-func (s *SQLite) ExecuteOnce(ctx context.Context, t TenantID, key, requestHash string, at, expiredBefore time.Time, plan TradePlan, render func(Execution) (Response, error)) (resp Response, replayed bool, err error) {
-	err = s.flow(ctx, t, "execute", func(tx txn) error {
-		resp, replayed, err = executeOnce(ctx, tx, t, key, requestHash, at, expiredBefore, plan, render)
-		return err
-	})
-	if err != nil {
-		return Response{}, false, err
-	}
-	return resp, replayed, nil
-}
-
 // SweepIdempotencyKeys deletes up to limit records created before olderThan.
 func (s *SQLite) SweepIdempotencyKeys(ctx context.Context, olderThan time.Time, limit int) (int, error) {
 	olderThan = clampSweep(olderThan, time.Now())

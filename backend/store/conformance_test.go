@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,9 @@ func eachStore(t *testing.T, fn func(t *testing.T, s subject)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, openPostgresSubject(t)) })
 }
 
+// dollarParam is a PostgreSQL placeholder; SQLite's count takes ?.
+var dollarParam = regexp.MustCompile(`\$[0-9]+`)
+
 func openSQLiteSubject(t *testing.T) subject {
 	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "backend.db"))
 	if err != nil {
@@ -55,7 +59,7 @@ func openSQLiteSubject(t *testing.T) subject {
 		exec(t, s, fmt.Sprintf(`CREATE TRIGGER fail BEFORE %s ON %s BEGIN SELECT RAISE(ABORT, '%s'); END`, event, table, msg))
 		return func() { exec(t, s, `DROP TRIGGER fail`) }
 	}, count: func(t *testing.T, q string, args ...any) int {
-		return count(t, s, strings.ReplaceAll(q, "$1", "?"), args...)
+		return count(t, s, dollarParam.ReplaceAllString(q, "?"), args...)
 	}}
 }
 

@@ -105,6 +105,16 @@ func (p *Postgres) Ensemble(ctx context.Context, t TenantID, ensembleID string) 
 	return e, nil
 }
 
+// pgListEnsembles is one page of ensembles with their agents, one query.
+const pgListEnsembles = `WITH page AS (
+			SELECT ` + pgEnsembleColumns + ` FROM ensembles
+			WHERE tenant_id = $1 AND (created_at, ensemble_id) > ($2, $3)
+			ORDER BY created_at, ensemble_id LIMIT $4)
+		SELECT p.ensemble_id, p.name, p.method, p.threshold, p.min_agents, p.created_at,
+			a.agent_id, a.agent_type, a.weight, a.created_at
+		FROM page p LEFT JOIN agents a ON a.tenant_id = $1 AND a.ensemble_id = p.ensemble_id
+		ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`
+
 // ListEnsembles pages through the tenant's ensembles by (created_at, id):
 // one query joins the page of ensembles with their agents.
 func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string, limit int) ([]ensemble.Ensemble, string, error) {
@@ -120,16 +130,8 @@ func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string,
 		after = c
 	}
 	out := []ensemble.Ensemble{}
-	const query = `WITH page AS (
-				SELECT ` + pgEnsembleColumns + ` FROM ensembles
-				WHERE tenant_id = $1 AND (created_at, ensemble_id) > ($2, $3)
-				ORDER BY created_at, ensemble_id LIMIT $4)
-			SELECT p.ensemble_id, p.name, p.method, p.threshold, p.min_agents, p.created_at,
-				a.agent_id, a.agent_type, a.weight, a.created_at
-			FROM page p LEFT JOIN agents a ON a.tenant_id = $1 AND a.ensemble_id = p.ensemble_id
-			ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`
 	err := p.readTrip(ctx, t, "list ensembles", func(b *pgx.Batch) {
-		b.Queue(query, t.id, after.created, after.id, limit+1)
+		b.Queue(pgListEnsembles, t.id, after.created, after.id, limit+1)
 	}, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
 		if err != nil {

@@ -2,7 +2,7 @@
 # Seeds a migrated tenantgate PostgreSQL database for the scale figure:
 # 100 tenants (t000..t099), each with 10 ensembles of 3 agents, an exchange
 # account, and 10,000 predictions (1,000,000 in all, with 3,000,000
-# contribution rows), 80 % of them with an outcome. Generated in SQL with
+# contribution rows), 80 % of them with an outcome, and 1,000 Idempotency-Keys. Generated in SQL with
 # generate_series: nothing is committed to the repository.
 #
 #   scripts/seed-scale.sh ADMIN_URL
@@ -53,6 +53,12 @@ FROM generate_series(0, $tenants - 1) t, generate_series(0, $per - 1) i,
 INSERT INTO contributions (tenant_id, prediction_id, agent_id, signal)
 SELECT p.tenant_id, p.prediction_id, c->>'agent_id', (c->>'signal')::double precision
 FROM predictions p, jsonb_array_elements(p.contributions) c;
+
+-- 1,000 answered Idempotency-Keys a tenant (100,000 in all).
+INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash, status, content_type, body, created_at)
+SELECT format('t%s', lpad(t::text, 3, '0')), format('seed-%s', k), 'h', 200, 'application/json', '\x7b7d'::bytea,
+       (extract(epoch FROM now()) * 1e9)::bigint - k::bigint * 1000000000
+FROM generate_series(0, $tenants - 1) t, generate_series(0, 999) k;
 COMMIT;
 ANALYZE;
 SELECT count(*) AS predictions, count(DISTINCT tenant_id) AS tenants FROM predictions;

@@ -105,75 +105,29 @@ func (p *Postgres) Ensemble(ctx context.Context, t TenantID, ensembleID string) 
 	return e, nil
 }
 
-// pgListEnsembles is one page of ensembles with their agents, one query.
-const pgListEnsembles = `WITH page AS (
-			SELECT ` + pgEnsembleColumns + ` FROM ensembles
-			WHERE tenant_id = $1 AND (created_at, ensemble_id) > ($2, $3)
-			ORDER BY created_at, ensemble_id LIMIT $4)
-		SELECT p.ensemble_id, p.name, p.method, p.threshold, p.min_agents, p.created_at,
-			a.agent_id, a.agent_type, a.weight, a.created_at
-		FROM page p LEFT JOIN agents a ON a.tenant_id = $1 AND a.ensemble_id = p.ensemble_id
-		ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`
-
 // ListEnsembles pages through the tenant's ensembles by (created_at, id):
 // one query joins the page of ensembles with their agents.
-func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string, limit int) ([]ensemble.Ensemble, string, error) {
+func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string, limit int) (out []ensemble.Ensemble, next string, err error) {
 	if err := t.check(); err != nil {
 		return nil, "", err
 	}
-	after := listCursor{created: -1 << 63}
-	if cursor != "" {
-		c, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		after = c
+	args, err := listArgs(t, cursor, limit)
+	if err != nil {
+		return nil, "", err
 	}
-	out := []ensemble.Ensemble{}
-	err := p.readTrip(ctx, t, "list ensembles", func(b *pgx.Batch) {
-		b.Queue(pgListEnsembles, t.id, after.created, after.id, limit+1)
-	}, func(br pgx.BatchResults) error {
+	err = p.readTrip(ctx, t, "list ensembles", func(b *pgx.Batch) { b.Queue(pgSQL(listEnsemblesSQL), args...) }, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("store: list ensembles: %w", err)
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var e ensemble.Ensemble
-			var method string
-			var created int64
-			var agentID, agentType *string
-			var weight *float64
-			var agentCreated *int64
-			if err := rows.Scan(&e.ID, &e.Name, &method, &e.Config.Threshold, &e.Config.MinAgents, &created,
-				&agentID, &agentType, &weight, &agentCreated); err != nil {
-				return fmt.Errorf("store: list ensembles: %w", err)
-			}
-			if n := len(out); n == 0 || out[n-1].ID != e.ID {
-				e.Method = ensemble.Method(method)
-				e.CreatedAt = fromNanos(created)
-				e.Agents = []ensemble.Agent{}
-				out = append(out, e)
-			}
-			if agentID != nil && agentType != nil && weight != nil && agentCreated != nil {
-				last := &out[len(out)-1]
-				last.Agents = append(last.Agents, ensemble.Agent{ID: *agentID, Type: *agentType, Weight: *weight, CreatedAt: fromNanos(*agentCreated)})
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("store: list ensembles: %w", err)
-		}
-		return nil
+		out, err = foldEnsembles(rows)
+		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		next = encodeCursor(listCursor{created: nanos(last.CreatedAt), id: last.ID})
-	}
+	out, next = page(out, limit)
 	return out, next, nil
 }
 

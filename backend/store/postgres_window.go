@@ -25,34 +25,11 @@ func dollarParams(q string) string {
 	return b.String()
 }
 
-// The window SQL is SQLite's (sqlite_window.go), written for both.
+// The window SQL of window_sql.go, with $n placeholders.
 var (
-	pgEnsembleTally = dollarParams(`WITH ` + ensembleWindow + `
-		SELECT count(*),
-			coalesce(sum(CASE WHEN action IN ('buy', 'sell') THEN 1 ELSE 0 END), 0),
-			coalesce(sum(CASE WHEN (action = 'buy' AND r > 0) OR (action = 'sell' AND r < 0) THEN 1 ELSE 0 END), 0),
-			coalesce(sum(CASE action WHEN 'buy' THEN r WHEN 'sell' THEN -r ELSE 0 END), 0),
-			coalesce(sum(CASE WHEN action IN ('buy', 'sell') THEN r * r ELSE 0 END), 0)
-		FROM win`)
-	pgAgentTallies = dollarParams(`WITH ` + ensembleWindow + `,
-		wc AS (SELECT c.agent_id, c.signal, win.r FROM win JOIN contributions c ON c.tenant_id = ? AND c.prediction_id = win.prediction_id)
-		SELECT a.agent_id, a.agent_type, a.weight, a.created_at, ` + agentTallyColumns + `
-		FROM agents a LEFT JOIN wc ON wc.agent_id = a.agent_id
-		WHERE a.tenant_id = ? AND a.ensemble_id = ?
-		GROUP BY a.agent_id, a.agent_type, a.weight, a.created_at
-		ORDER BY a.created_at, a.agent_id`)
-	pgRankings = dollarParams(`WITH win AS (
-			SELECT ensemble_id, prediction_id, r FROM (
-				SELECT ensemble_id, prediction_id, realized_return AS r,
-					row_number() OVER (PARTITION BY ensemble_id ORDER BY created_at DESC, prediction_id DESC) AS rn
-				FROM predictions WHERE tenant_id = ? AND realized_return IS NOT NULL) ranked
-			WHERE rn <= ?),
-		wc AS (SELECT win.ensemble_id, c.agent_id, c.signal, win.r FROM win JOIN contributions c ON c.tenant_id = ? AND c.prediction_id = win.prediction_id)
-		SELECT a.ensemble_id, a.agent_id, a.agent_type, a.weight, a.created_at, ` + agentTallyColumns + `
-		FROM agents a LEFT JOIN wc ON wc.ensemble_id = a.ensemble_id AND wc.agent_id = a.agent_id
-		WHERE a.tenant_id = ?
-		GROUP BY a.ensemble_id, a.agent_id, a.agent_type, a.weight, a.created_at
-		ORDER BY a.ensemble_id, a.agent_id`)
+	pgEnsembleTally = dollarParams(ensembleTallySQL)
+	pgAgentTallies  = dollarParams(agentTalliesSQL)
+	pgRankings      = dollarParams(rankingsSQL)
 )
 
 // Performance aggregates the ensemble's window in SQL, in one read transaction.

@@ -48,7 +48,7 @@ func TestScaleExplain(t *testing.T) {
 		"performance (ensemble)": {pgEnsembleTally, []any{"t050", "ens_3", 50}},
 		"performance (agents)":   {pgAgentTallies, []any{"t050", "ens_3", 50, "t050", "t050", "ens_3"}},
 		"rankings":               {pgRankings, []any{"t050", 50, "t050", "t050"}},
-		"list ensembles":         {pgListEnsembles, []any{"t050", int64(0), "", 21}},
+		"list ensembles":         {pgSQL(listEnsemblesSQL), []any{"t050", int64(0), "", 21, "t050"}},
 		"account":                {`SELECT cash_usd, fees_paid_usd FROM accounts WHERE tenant_id = $1 FOR UPDATE`, []any{"t050"}},
 		"ensemble exists":        {pgSQL(`SELECT 1 FROM ensembles WHERE tenant_id = ? AND ensemble_id = ? FOR UPDATE`), []any{"t050", "ens_3"}},
 		"outcome":                {pgSQL(`SELECT ` + predictionColumns + ` FROM predictions WHERE tenant_id = ? AND ensemble_id = ? AND prediction_id = ? FOR UPDATE`), []any{"t050", "ens_3", "p_42"}},

@@ -128,58 +128,20 @@ func (s *SQLite) ListEnsembles(ctx context.Context, t TenantID, cursor string, l
 	if err := t.check(); err != nil {
 		return nil, "", err
 	}
-	after := listCursor{created: -1 << 63}
-	if cursor != "" {
-		c, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		after = c
+	args, err := listArgs(t, cursor, limit)
+	if err != nil {
+		return nil, "", err
 	}
-	rows, err := s.r.QueryContext(ctx, `WITH page AS (
-			SELECT ensemble_id, name, method, threshold, min_agents, created_at FROM ensembles
-			WHERE tenant_id = ? AND (created_at, ensemble_id) > (?, ?)
-			ORDER BY created_at, ensemble_id LIMIT ?)
-		SELECT p.ensemble_id, p.name, p.method, p.threshold, p.min_agents, p.created_at,
-			a.agent_id, a.agent_type, a.weight, a.created_at
-		FROM page p LEFT JOIN agents a ON a.tenant_id = ? AND a.ensemble_id = p.ensemble_id
-		ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`, t.id, after.created, after.id, limit+1, t.id)
+	rows, err := s.r.QueryContext(ctx, listEnsemblesSQL, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list ensembles: %w", err)
 	}
 	defer func() { _ = rows.Close() }()
-	out := []ensemble.Ensemble{}
-	for rows.Next() {
-		var e ensemble.Ensemble
-		var method string
-		var created int64
-		var agentID, agentType sql.NullString
-		var weight sql.NullFloat64
-		var agentCreated sql.NullInt64
-		if err := rows.Scan(&e.ID, &e.Name, &method, &e.Config.Threshold, &e.Config.MinAgents, &created,
-			&agentID, &agentType, &weight, &agentCreated); err != nil {
-			return nil, "", fmt.Errorf("store: list ensembles: %w", err)
-		}
-		if n := len(out); n == 0 || out[n-1].ID != e.ID {
-			e.Method = ensemble.Method(method)
-			e.CreatedAt = fromNanos(created)
-			e.Agents = []ensemble.Agent{}
-			out = append(out, e)
-		}
-		if agentID.Valid {
-			last := &out[len(out)-1]
-			last.Agents = append(last.Agents, ensemble.Agent{ID: agentID.String, Type: agentType.String, Weight: weight.Float64, CreatedAt: fromNanos(agentCreated.Int64)})
-		}
+	out, err := foldEnsembles(rows)
+	if err != nil {
+		return nil, "", err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("store: list ensembles: %w", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		next = encodeCursor(listCursor{created: nanos(last.CreatedAt), id: last.ID})
-	}
+	out, next := page(out, limit)
 	return out, next, nil
 }
 

@@ -53,17 +53,9 @@ func readAccount(br pgx.BatchResults, t TenantID) (hedging.Account, error) {
 		if err != nil {
 			return acct, fmt.Errorf("store: load account: %w", err)
 		}
-		for rows.Next() {
-			var asset string
-			var qty float64
-			if err := rows.Scan(&asset, &qty); err != nil {
-				rows.Close()
-				return acct, fmt.Errorf("store: load account: %w", err)
-			}
-			into[asset] = qty
-		}
+		err = readBalances(rows, into)
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err != nil {
 			return acct, fmt.Errorf("store: load account: %w", err)
 		}
 	}

@@ -38,16 +38,7 @@ func loadAccount(ctx context.Context, q querier, t TenantID) (hedging.Account, e
 		if err != nil {
 			return acct, fmt.Errorf("store: load account: %w", err)
 		}
-		for rows.Next() {
-			var asset string
-			var qty float64
-			if err := rows.Scan(&asset, &qty); err != nil {
-				_ = rows.Close()
-				return acct, fmt.Errorf("store: load account: %w", err)
-			}
-			tbl.into[asset] = qty
-		}
-		err = rows.Err()
+		err = readBalances(rows, tbl.into)
 		_ = rows.Close()
 		if err != nil {
 			return acct, fmt.Errorf("store: load account: %w", err)

@@ -6,9 +6,9 @@ import (
 	"github.com/tenantgate/tenantgate/backend/ensemble"
 )
 
-// The list read, shared by both engines: one query joins a page of
+// Reads shared by both engines. The list: one query joins a page of
 // ensembles with their agents (each engine runs it its own way), and the
-// rows fold into ensembles here.
+// rows fold into ensembles here; and the account balances.
 
 // listEnsemblesSQL takes (tenant, after.created, after.id, limit+1, tenant).
 const listEnsemblesSQL = `WITH page AS (
@@ -80,4 +80,17 @@ func page(out []ensemble.Ensemble, limit int) ([]ensemble.Ensemble, string) {
 	out = out[:limit]
 	last := out[len(out)-1]
 	return out, encodeCursor(listCursor{created: nanos(last.CreatedAt), id: last.ID})
+}
+
+// readBalances reads (asset, quantity) rows of an account into into.
+func readBalances(rows rowIter, into map[string]float64) error {
+	for rows.Next() {
+		var asset string
+		var qty float64
+		if err := rows.Scan(&asset, &qty); err != nil {
+			return err
+		}
+		into[asset] = qty
+	}
+	return rows.Err()
 }

@@ -40,3 +40,23 @@ func listMigrations(fsys fs.FS, engine string) ([]migration, error) {
 	sort.Slice(list, func(i, j int) bool { return list[i].version < list[j].version })
 	return list, nil
 }
+
+// applyAll lists migrations/<engine> of fsys and hands each, in order, to
+// apply (which skips one already recorded).
+func applyAll(fsys fs.FS, engine string, apply func(version int, name, body string) error) error {
+	list, err := listMigrations(fsys, engine)
+	if err != nil {
+		return err
+	}
+	for _, m := range list {
+		base := path.Base(m.file)
+		body, err := fs.ReadFile(fsys, m.file)
+		if err != nil {
+			return fmt.Errorf("store: read migration %s: %w", base, err)
+		}
+		if err := apply(m.version, base, string(body)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

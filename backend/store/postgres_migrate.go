@@ -5,7 +5,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"path"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,27 +21,15 @@ const migrationLockKey int64 = 0x74676d696772
 // list, in order, each in its own transaction. The caller holds the
 // migration lock.
 func migratePostgres(ctx context.Context, conn *pgx.Conn, fsys fs.FS) error {
-	list, err := listMigrations(fsys, "postgres")
-	if err != nil {
-		return err
-	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER NOT NULL PRIMARY KEY,
 		name       TEXT    NOT NULL,
 		applied_at BIGINT  NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	for _, m := range list {
-		base := path.Base(m.file)
-		body, err := fs.ReadFile(fsys, m.file)
-		if err != nil {
-			return fmt.Errorf("store: read migration %s: %w", base, err)
-		}
-		if err := applyPostgresMigration(ctx, conn, m.version, base, string(body)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return applyAll(fsys, "postgres", func(version int, name, body string) error {
+		return applyPostgresMigration(ctx, conn, version, name, body)
+	})
 }
 
 func applyPostgresMigration(ctx context.Context, conn *pgx.Conn, version int, name, body string) error {

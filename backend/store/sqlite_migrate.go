@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
-	"path"
 	"time"
 )
 
@@ -18,21 +17,9 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 		applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	list, err := listMigrations(fsys, "sqlite")
-	if err != nil {
-		return err
-	}
-	for _, m := range list {
-		base := path.Base(m.file)
-		body, err := fs.ReadFile(fsys, m.file)
-		if err != nil {
-			return fmt.Errorf("store: read migration %s: %w", base, err)
-		}
-		if err := applyMigration(ctx, db, m.version, base, string(body)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return applyAll(fsys, "sqlite", func(version int, name, body string) error {
+		return applyMigration(ctx, db, version, name, body)
+	})
 }
 
 func applyMigration(ctx context.Context, db *sql.DB, version int, name, body string) error {

@@ -94,7 +94,7 @@ func (g *Gate) finishUpstream(rec *audit.Record, rw caddyhttp.ResponseRecorder, 
 
 func (g *Gate) finish(rec *audit.Record, start time.Time, gateTime time.Duration) {
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-	audit.Write(g.auditLog, rec)
+	g.writeAudit(rec)
 	// metrics is nil only where a test measures the gate without them.
 	if g.metrics != nil {
 		g.metrics.observe(rec.Decision, rec.Reason, rec.TenantID, gateTime)

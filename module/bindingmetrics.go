@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/module/audit"
-	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 // bindingMetrics count decisions by the proof of possession the gate
@@ -29,7 +28,7 @@ var processBindingMetrics = &bindingMetrics{
 		Namespace: "tenantgate",
 		Name:      "dpop_replay_cache_entries",
 		Help:      "DPoP proofs this process remembers for replay detection (bounded by dpop_replay_cache).",
-	}, func() float64 { return float64(verify.ReplayCacheEntries()) }),
+	}, func() float64 { return float64(storeStats().ReplayCacheEntries) }),
 }
 
 func newBindingMetrics(reg prometheus.Registerer) (*bindingMetrics, error) {

@@ -65,6 +65,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    dpop_max_age <duration>
 //	    dpop_algorithms <alg...>
 //	    dpop_replay_cache <n>
+//	    audit_chain_key <secret>
+//	    audit_format native|ocsf
 //	    rule <methods> <pattern> <requirement...>
 //	}
 //
@@ -212,6 +214,10 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			g.DPoPAlgorithms = append(g.DPoPAlgorithms, d.RemainingArgs()...)
 			if len(g.DPoPAlgorithms) == 0 {
 				return d.ArgErr()
+			}
+		case "audit_chain_key", "audit_format":
+			if err := parseAuditOption(d, g); err != nil {
+				return err
 			}
 		case "dpop_replay_cache":
 			if err := intArg(d, &g.DPoPReplayCache); err != nil {

@@ -18,7 +18,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "tenant-gate",
-		Usage: "explain|coverage ...",
+		Usage: "explain|coverage|test|diff|audit verify ...",
 		Short: "Inspects the rules of the tenant_gate handlers in a config",
 		Long: `
 explain prints which rule decides a request and what it requires:
@@ -31,9 +31,14 @@ it: "public" after it marks a route that is public by intent, "roles R..." the
 roles the backend itself requires (any of). coverage exits 1 when a route is
 covered by no rule, only by a public rule without being marked public, or by a
 rule that would admit a caller the backend's roles refuse (a rule asking for no
-role, or for a role outside the route's list).`,
+role, or for a role outside the route's list).
+
+test runs decision cases through the real handler, offline; diff lists the
+access that widens or narrows between two configs (see their own --help):
+  caddy tenant-gate test --config Caddyfile CASES.yaml...
+  caddy tenant-gate diff --adapter caddyfile OLD NEW`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(explainCommand(), coverageCommand())
+			cmd.AddCommand(explainCommand(), coverageCommand(), auditCommand(), policyTestCommand(), policyDiffCommand())
 		},
 	})
 }

@@ -122,7 +122,15 @@ type Gate struct {
 	// DPoP proofs remembered per process for replay detection. Default: 100000
 	DPoPReplayCache int `json:"dpop_replay_cache,omitempty"`
 
+	// Secret of at least 32 bytes keying the audit chain: every record then carries chain, seq
+	// and mac (docs/audit.md); placeholders such as {file./path} or {env.NAME} are expanded. Default: no chain
+	AuditChainKey string `json:"audit_chain_key,omitempty"`
+
+	// Audit record format: native, or ocsf (OCSF 1.x API Activity, class 6003). Default: native
+	AuditFormat string `json:"audit_format,omitempty"`
+
 	verifier *verify.Verifier
+	store    *verify.Store // the process's verify state, from verifyStores
 	table    *rules.Table
 	signer   *assertion.Signer
 	strip    headerSet
@@ -137,6 +145,7 @@ type Gate struct {
 	heldIssuers []string
 	// problems found while provisioning, reported by Validate all at once
 	configErrs []error
+	auditChain // the audit chain taken at Provision (auditsink.go)
 }
 
 // Issuer is one trusted token issuer.
@@ -227,6 +236,10 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		g.configErrs = append(g.configErrs, err)
 	}
 
+	if err := g.provisionAudit(); err != nil {
+		g.configErrs = append(g.configErrs, err)
+	}
+
 	g.strip = newHeaderSet(g.StripHeaders)
 	g.origins = map[string]struct{}{}
 	for _, o := range g.AllowedOrigins {
@@ -250,6 +263,11 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		g.configErrs = append(g.configErrs, err)
 		return nil
 	}
+	// Key sets, the replay set and cache sizes belong to the process: one
+	// Store shared by every config through the pool (a reload provisions
+	// the new config before cleaning up the old one, so it never empties).
+	g.store = acquireStore()
+	cfg.Store = g.store
 	// The key refreshers stop when this config is unloaded (reload or stop):
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)
@@ -265,7 +283,6 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	if g.metrics != nil {
 		g.metrics.holdIssuers(g.heldIssuers)
-		g.metrics.caches.add(g.verifier)
 	}
 	return nil
 }
@@ -403,14 +420,16 @@ func (g *Gate) Validate() error {
 
 // Cleanup stops the key refreshers of this config.
 func (g *Gate) Cleanup() error {
+	g.cleanupAudit()
 	if g.cancel != nil {
 		g.cancel()
 	}
 	if g.verifier != nil {
-		if g.metrics != nil {
-			g.metrics.caches.remove(g.verifier)
-		}
 		g.verifier.Close()
+	}
+	if g.store != nil {
+		g.store = nil
+		_, _ = verifyStores.Delete(verifyStoreKey) // the last user's Delete calls Destruct
 	}
 	if g.metrics != nil && g.heldIssuers != nil {
 		g.metrics.releaseIssuers(g.heldIssuers)

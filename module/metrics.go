@@ -33,13 +33,14 @@ type gateMetrics struct {
 	cacheMisses prometheus.Counter
 	// cacheEntries sums the verified-token caches of the live configs.
 	cacheEntries prometheus.GaugeFunc
-	caches       liveCaches
 	// issuerTenants counts the tenants' key sets a multi-tenant issuer
 	// holds; its label is the issuer as configured ({tenant} unreplaced),
 	// so the series are bounded by the config, not by the tenants.
 	issuerTenants *prometheus.GaugeVec
 	tenants       *tenantLabels
 	issuers       *issuerRefs
+	// counters caches the requests_total series by decision, reason and tenant.
+	counters *requestCounters
 }
 
 var processMetrics = &gateMetrics{
@@ -90,11 +91,12 @@ var processMetrics = &gateMetrics{
 
 func init() {
 	m := processMetrics
+	m.counters = newRequestCounters(m.requests, m.tenants)
 	m.cacheEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "tenantgate",
 		Name:      "token_cache_entries",
 		Help:      "Entries in the verified-token caches of the live configuration.",
-	}, func() float64 { return float64(m.caches.entries()) })
+	}, func() float64 { return float64(storeStats().TokenCacheEntries) })
 }
 
 // newGateMetrics registers the process's collectors on reg (Caddy's
@@ -120,7 +122,7 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 }
 
 func (m *gateMetrics) observe(d audit.Decision, r audit.Reason, tenant string, gateTime time.Duration) {
-	m.requests.WithLabelValues(string(d), string(r), m.tenants.label(tenant)).Inc()
+	m.counters.get(counterKey{d, r, tenant}).Inc()
 	m.authTime.Observe(gateTime.Seconds())
 }
 
@@ -194,42 +196,6 @@ func (m *gateMetrics) TokenCacheLookup(hit bool) {
 	} else {
 		m.cacheMisses.Inc()
 	}
-}
-
-// cacheCounter is what the entries gauge reads of a live config's cache.
-type cacheCounter interface{ CachedTokens() int }
-
-// liveCaches is the set of verified-token caches of the configs Caddy has
-// loaded; a config adds its cache at Provision and removes it at Cleanup.
-// Only scrapes read it, so a mutex is fine.
-type liveCaches struct {
-	mu  sync.Mutex
-	set map[cacheCounter]struct{}
-}
-
-func (l *liveCaches) add(c cacheCounter) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.set == nil {
-		l.set = map[cacheCounter]struct{}{}
-	}
-	l.set[c] = struct{}{}
-}
-
-func (l *liveCaches) remove(c cacheCounter) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.set, c)
-}
-
-func (l *liveCaches) entries() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for c := range l.set {
-		n += c.CachedTokens()
-	}
-	return n
 }
 
 // tenantLabels caps the tenant label. Every label value is a time series

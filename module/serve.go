@@ -56,6 +56,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		Path:      r.URL.EscapedPath(),
 		RemoteIP:  clientIP,
 	}
+	traceRecord(r, &rec)
 	// The request id toward the upstream is always ours; the client's is kept
 	// for correlation only.
 	if v := r.Header.Get(keyRequestID); v != "" {
@@ -198,9 +199,10 @@ func (g *Gate) decide(r *http.Request) verdict {
 		return g.firstFailure(v, reason, detail)
 	}
 	req := verifyRequest(r, cred)
-	id, verr := g.verifier.Verify(r.Context(), req)
+	res, verr := g.verifier.Verify(r.Context(), req)
+	id := res.Identity
 	v.identity = id
-	v.dpop, v.binding = cred.scheme == "DPoP", verify.BindingOf(req, id)
+	v.dpop, v.binding = cred.scheme == "DPoP", res.Binding
 	if verr != nil {
 		if v.reason == "" {
 			v.retryAfter = verr.RetryAfter

@@ -428,12 +428,17 @@ func TestDashboardQueriesKnownMetrics(t *testing.T) {
 	}
 	known := map[string]bool{}
 	for _, c := range []prometheus.Collector{processMetrics.requests, processMetrics.authTime,
-		processMetrics.jwksRefresh, processMetrics.jwksKeys, processMetrics.jwksLast} {
+		processMetrics.jwksRefresh, processMetrics.jwksKeys, processMetrics.jwksLast,
+		processMetrics.cacheHits, processMetrics.cacheMisses, processMetrics.cacheEntries,
+		processBindingMetrics.decisions, processBindingMetrics.replay, rateLimitedTotal} {
 		ch := make(chan *prometheus.Desc, 1)
 		c.Describe(ch)
 		d := (<-ch).String() // Desc{fqName: "tenantgate_…", …}
 		name := strings.SplitN(strings.SplitN(d, `fqName: "`, 2)[1], `"`, 2)[0]
 		known[name], known[name+"_bucket"] = true, true
+	}
+	for _, name := range rateLimitMetricNames(t) {
+		known[name] = true
 	}
 	if len(dash.Panels) < 8 {
 		t.Fatalf("%d panels", len(dash.Panels))

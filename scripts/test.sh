@@ -12,6 +12,19 @@ mkdir -p .data
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Every go test below goes through tools/testsummary, which prints what
+# plain `go test` would and appends a line per suite (tests passed,
+# skipped, failed; Ginkgo specs; each skip with its reason) to
+# $SUMMARY, printed at the end with the services the run used.
+SUMMARY=.data/test-summary.txt
+: >"$SUMMARY"
+go build -o .data/testsummary ./tools/testsummary
+gotest() { # SUITE go-test-args...
+	local suite=$1
+	shift
+	go test -json "$@" | .data/testsummary -suite "$suite" -out "$SUMMARY"
+}
+
 # PostgreSQL: tests that need it (TENANTGATE_TEST_POSTGRES, default
 # postgres://postgres@127.0.0.1:5432/postgres) skip when it does not answer
 # and list themselves in this file; TENANTGATE_REQUIRE_SERVICES=1 (CI) makes
@@ -30,6 +43,9 @@ if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; 
 
 step "go vet"
 go vet ./...
+
+step "docs (every metric, audit field and reason word documented; every link resolves)"
+gotest "docs" -count=1 ./docs/
 
 step "staticcheck $STATICCHECK_VERSION"
 [ -x "$GOBIN/staticcheck" ] && "$GOBIN/staticcheck" -version | grep -q "${STATICCHECK_VERSION#v}" ||
@@ -61,8 +77,8 @@ fi
 [ -z "$redis_note" ] || echo "$redis_note"
 
 step "unit tests with coverage (module, backend; at least ${COVERAGE_MIN}%)"
-go test -count=1 ./cmd/...
-go test -count=1 -coverprofile=.data/cover.out ./module/... ./backend/...
+gotest "unit (cmd, tools)" -count=1 ./cmd/... ./tools/...
+gotest "unit (module, backend)" -count=1 -coverprofile=.data/cover.out ./module/... ./backend/...
 if [ -s "$TENANTGATE_POSTGRES_SKIPS" ]; then
 	# The PostgreSQL store could not run: measure the code that could.
 	grep -v -e '/backend/store/postgres' -e '/backend/store/pgtest/' .data/cover.out >.data/cover.nopg.out
@@ -75,8 +91,16 @@ echo "statement coverage of module/... and backend/...: ${total}%"
 awk -v t="$total" -v min="$COVERAGE_MIN" 'BEGIN { exit (t + 0 >= min + 0) ? 0 : 1 }' ||
 	{ echo "coverage ${total}% is below ${COVERAGE_MIN}%"; exit 1; }
 
+step "policy cases and policy diff (bin/caddy tenant-gate test / diff)"
+bin/caddy tenant-gate test --config caddyfile/Caddyfile --adapter caddyfile \
+	--junit .data/policy-junit.xml caddyfile/Caddyfile.cases.yaml
+scripts/policy-diff.sh
+
 step "integration (real bin/caddy and bin/backend, JWKS over loopback)"
-TENANTGATE_BIN="$PWD/bin" go test -count=1 -timeout 10m ./integration/...
+TENANTGATE_BIN="$PWD/bin" gotest "integration" -count=1 -timeout 10m ./integration/...
+
+step "make run / make stop / make run-prod-local, as a user runs them (own ports)"
+gotest "scripts" -count=1 -timeout 10m ./scripts/
 
 step "fuzz targets (${FUZZTIME:=10s} each)"
 FUZZTIME=$FUZZTIME scripts/fuzz.sh
@@ -84,3 +108,18 @@ FUZZTIME=$FUZZTIME scripts/fuzz.sh
 postgres_summary
 # Redis summary (see above).
 [ -z "$redis_note" ] || printf '\n%s\n' "$redis_note"
+
+step "summary"
+cat "$SUMMARY"
+echo "(fuzz: every target for $FUZZTIME, see above)"
+pg_url=${TENANTGATE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
+if [ -s "$TENANTGATE_POSTGRES_SKIPS" ]; then
+	echo "PostgreSQL: NOT USED ($pg_url did not answer; $(wc -l <"$TENANTGATE_POSTGRES_SKIPS") test(s) skipped)"
+else
+	echo "PostgreSQL: used, $pg_url"
+fi
+if [ -z "$redis_note" ]; then
+	echo "Redis: used, $redis_url"
+else
+	echo "Redis: $redis_note"
+fi

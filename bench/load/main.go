@@ -2,26 +2,28 @@
 // bare reverse_proxy site and tenant_gate sites, each on its own loopback
 // port, in front of the same tiny upstream, driven with vegeta's library in
 // alternating rounds. It prints, per target, the saturated throughput
-// (closed loop, BENCH_WORKERS connections) with its ratio to bare, and
-// p50/p99 at a fixed open-loop rate (half the target's own saturated rate)
-// next to bare's at that same rate.
+// (closed loop, BENCH_WORKERS connections) with its ratio to bare, the CPU
+// time of the serving process per request (utime+stime from /proc/PID/stat
+// around each round) and what the gate adds over bare in the same round,
+// and p50/p99 at a fixed open-loop rate (half the target's own saturated
+// rate) next to bare's at that same rate. Peers found on PATH (oauth2-proxy,
+// HAProxy) run on the same request; an older build (BENCH_BEFORE) can serve
+// the same sites in a second Caddy process, for a before/after in one run.
+// A chart of CPU per request and throughput goes to BENCH_CHART.
 //
 // Every gate site runs the full feature set: the shipped route rules, the
 // audit trail to a file, metrics, and the identity assertion.
 //
-// Knobs (environment): BENCH_CADDY (bin/caddy), BENCH_ROUNDS (10),
-// BENCH_SAT_SECONDS (1), BENCH_LAT_SECONDS (5), BENCH_WORKERS (16),
-// BENCH_TARGETS (comma-separated substrings of target names; default: every
-// non-optional target; `BENCH_TARGETS=cached` adds the DPoP one), BENCH_UNIQUE_TOKENS (60000), BENCH_PROFILE (write a
-// CPU profile of the cached RS256 target to this file), BENCH_PROFILE_SECONDS (10).
+// Knobs (environment) are listed in docs/performance.md.
 //
 // This is a benchmark, not a test: it asserts nothing. The machine is shared,
-// so compare ratios within one run, never absolute numbers across runs.
+// so compare ratios and differences within one run, never absolute numbers
+// across runs.
 package main
 
 import (
 	"fmt"
-	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -38,19 +40,32 @@ import (
 // openLoopMaxWorkers bounds the concurrency of an open-loop attack.
 const openLoopMaxWorkers = 256
 
+// uniqueRate is more unique-token requests per second than 2 cores serve:
+// the default size of the unique-token pool is this times the seconds the
+// misses target runs.
+const uniqueRate = 4000
+
 // benchPath is a shipped rule with a path parameter and a roles requirement.
 const benchPath = "/api/v1/ensemble/e-1/performance"
 
 type settings struct {
-	caddy                        string
+	caddy, before                string
 	rounds, workers, uniqueCount int
 	sat, lat, profileFor         time.Duration
 	only                         []string
-	profile                      string
+	profile, profileTarget       string
+	chart                        string
 }
 
 func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= 0 {
+		return v
+	}
+	return def
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
 		return v
 	}
 	return def
@@ -58,20 +73,29 @@ func envInt(name string, def int) int {
 
 func loadSettings() settings {
 	s := settings{
-		caddy:       os.Getenv("BENCH_CADDY"),
-		rounds:      envInt("BENCH_ROUNDS", 10),
-		workers:     envInt("BENCH_WORKERS", 16),
-		uniqueCount: envInt("BENCH_UNIQUE_TOKENS", 60000),
-		sat:         time.Duration(envInt("BENCH_SAT_SECONDS", 1)) * time.Second,
-		lat:         time.Duration(envInt("BENCH_LAT_SECONDS", 5)) * time.Second,
-		profileFor:  time.Duration(envInt("BENCH_PROFILE_SECONDS", 10)) * time.Second,
-		profile:     os.Getenv("BENCH_PROFILE"),
-	}
-	if s.caddy == "" {
-		s.caddy = "bin/caddy"
+		caddy:         envOr("BENCH_CADDY", "bin/caddy"),
+		before:        os.Getenv("BENCH_BEFORE"),
+		rounds:        max(1, envInt("BENCH_ROUNDS", 10)),
+		workers:       max(1, envInt("BENCH_WORKERS", 16)),
+		uniqueCount:   envInt("BENCH_UNIQUE_TOKENS", 0),
+		sat:           time.Duration(max(1, envInt("BENCH_SAT_SECONDS", 1))) * time.Second,
+		lat:           time.Duration(envInt("BENCH_LAT_SECONDS", 5)) * time.Second,
+		profileFor:    time.Duration(max(1, envInt("BENCH_PROFILE_SECONDS", 10))) * time.Second,
+		profile:       os.Getenv("BENCH_PROFILE"),
+		profileTarget: envOr("BENCH_PROFILE_TARGET", "gate RS256 cached, EdDSA assertion"),
+		chart:         envOr("BENCH_CHART", ".data/bench-load.svg"),
 	}
 	if v := os.Getenv("BENCH_TARGETS"); v != "" {
 		s.only = strings.Split(v, ",")
+	}
+	if s.uniqueCount == 0 {
+		// Enough for the misses target at uniqueRate req/s through the
+		// warm-up, every round and the open loop, in each Caddy process.
+		secs := 1 + s.rounds*int(s.sat.Seconds()) + int(s.lat.Seconds())
+		s.uniqueCount = max(60000, uniqueRate*secs)
+		if s.before != "" {
+			s.uniqueCount *= 2
+		}
 	}
 	return s
 }
@@ -90,6 +114,8 @@ func main() {
 	}
 }
 
+// selected keeps bare, every peer, and the gate targets BENCH_TARGETS names
+// (every non-optional one by default).
 func selected(all []target, only []string) []target {
 	var out []target
 	for _, t := range all {
@@ -97,7 +123,7 @@ func selected(all []target, only []string) []target {
 		for _, o := range only {
 			keep = keep || strings.Contains(strings.ToLower(t.name), strings.ToLower(strings.TrimSpace(o)))
 		}
-		if keep || t.bare {
+		if keep || t.bare || t.peer {
 			out = append(out, t)
 		}
 	}
@@ -116,8 +142,12 @@ func run(s settings) error {
 	if err != nil {
 		return err
 	}
-	tgts := selected(targets(keys), s.only)
-	st, err := startStack(dir, s.caddy, keys, tgts)
+	p := findPeers()
+	tgts := selected(append(targets(keys), peerTargets(keys, p)...), s.only)
+	if s.before != "" {
+		tgts = withBefore(tgts)
+	}
+	st, err := startStack(dir, s, keys, tgts, p)
 	if st != nil {
 		defer st.stop()
 	}
@@ -135,52 +165,72 @@ func run(s settings) error {
 
 	fmt.Printf("bench-load: %d targets, %d rounds of %s saturated (%d workers), then %s open-loop per gate target; GOMAXPROCS of this machine is shared with Caddy and the upstream\n",
 		len(tgts), s.rounds, s.sat, s.workers, s.lat)
-	for _, t := range tgts { // warm-up: connections, JIT-free but caches and pools
+	if p.oauth2Proxy == "" && p.haproxy == "" && os.Getenv("BENCH_PEERS") != "off" {
+		fmt.Println("  note: no peer on PATH (oauth2-proxy, haproxy); see docs/performance.md")
+	}
+	for _, t := range tgts { // warm-up: connections, caches and pools
 		attack(st, t, s.workers, 0, time.Second)
 	}
-	sat := map[string][]float64{}
+	res := results{sat: map[string][]float64{}, cpu: map[string][]float64{},
+		baseSat: map[string][]float64{}, baseCPU: map[string][]float64{}}
+	byName := map[string]target{}
+	for _, t := range tgts {
+		byName[t.name] = t
+	}
 	for round := range s.rounds {
 		order := slices.Clone(tgts)
 		// Rotate the order each round, so no target always runs first.
 		order = append(order[round%len(order):], order[:round%len(order)]...)
 		for _, t := range order {
-			r := attack(st, t, s.workers, 0, s.sat)
-			sat[t.name] = append(sat[t.name], r.Throughput)
-			if r.Success < 0.999 {
-				fmt.Printf("  round %d %-45s %.0f req/s, success %.3f %v %v\n", round+1, t.name, r.Throughput, r.Success, r.StatusCodes, firstErrors(r))
+			if b, ok := byName[t.baseline]; ok {
+				// Its baseline right before it: the pair whose difference
+				// is "added", seconds apart, so load that comes and goes
+				// on the machine weighs on both alike.
+				sat, cpu, err := measure(st, b, s, round)
+				if err != nil {
+					return err
+				}
+				res.baseSat[t.name] = append(res.baseSat[t.name], sat)
+				res.baseCPU[t.name] = append(res.baseCPU[t.name], cpu)
 			}
+			sat, cpu, err := measure(st, t, s, round)
+			if err != nil {
+				return err
+			}
+			res.sat[t.name] = append(res.sat[t.name], sat)
+			res.cpu[t.name] = append(res.cpu[t.name], cpu)
 		}
 	}
-	bare := tgts[0]
-	bareSat := median(sat[bare.name])
-	rows := []row{{name: bare.name, sat: bareSat, ratio: 1, rounds: sat[bare.name]}}
-	for _, t := range tgts[1:] {
-		// The ratio is the median of each round's own ratio: a round
-		// compares the target with bare measured seconds apart, so load
-		// from elsewhere on the machine cancels out better than in a ratio
-		// of medians.
-		var ratios []float64
-		for i, x := range sat[t.name] {
-			ratios = append(ratios, x/sat[bare.name][i])
+	rows := res.rows(tgts)
+	for i, t := range tgts {
+		if t.bare || t.peer || t.proc != procCaddy || s.lat == 0 {
+			continue
 		}
-		rw := row{name: t.name, sat: median(sat[t.name]), ratio: median(ratios), rounds: sat[t.name]}
-		rw.rate = int(rw.sat / 2)
+		rw := &rows[i]
+		if rw.sat > 0 { // false for NaN too
+			rw.rate = int(rw.sat / 2)
+		}
 		if rw.rate > 0 {
 			// bare first, then the gate, at the same rate.
-			b := attack(st, bare, s.workers, rw.rate, s.lat)
+			b := attack(st, tgts[0], s.workers, rw.rate, s.lat)
 			g := attack(st, t, s.workers, rw.rate, s.lat)
 			rw.bareP50, rw.bareP99 = b.Latencies.P50, b.Latencies.P99
 			rw.p50, rw.p99 = g.Latencies.P50, g.Latencies.P99
 			rw.served, rw.bareServed = g.Throughput, b.Throughput
 		}
-		rows = append(rows, rw)
 	}
 	if keys.unique.dry.Load() {
 		fmt.Println("  note: the unique-token pool ran dry; raise BENCH_UNIQUE_TOKENS")
 	}
-	printReport(rows, bareSat)
+	printReport(rows, res, tgts)
+	if s.chart != "" {
+		if err := writeChart(s.chart, rows, began); err != nil {
+			return fmt.Errorf("chart: %w", err)
+		}
+		fmt.Printf("bench-load: chart in %s\n", s.chart)
+	}
 	if s.profile != "" {
-		if err := profileCached(st, tgts, s); err != nil {
+		if err := profileTarget(st, tgts, s); err != nil {
 			return err
 		}
 	}
@@ -231,6 +281,30 @@ func attack(st *stack, t target, workers, rate int, d time.Duration) *vegeta.Met
 	return &m
 }
 
+// measure runs one saturated round of t: its throughput and the CPU time
+// of its serving process per request served. A round that served nothing
+// (the unique pool ran dry) has no CPU per request: NaN, left out of the
+// medians.
+func measure(st *stack, t target, s settings, round int) (sat, cpu float64, err error) {
+	pid := st.pid(t)
+	c0, _ := cpuTime(pid)
+	r := attack(st, t, s.workers, 0, s.sat)
+	c1, err := cpuTime(pid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: CPU time: %w", t.name, err)
+	}
+	if r.Success < 0.999 {
+		fmt.Printf("  round %d %-45s %.0f req/s, success %.3f %v %v\n", round+1, t.name, r.Throughput, r.Success, r.StatusCodes, firstErrors(r))
+	}
+	return r.Throughput, perRequest(c1-c0, served(r)), nil
+}
+
+// served is the requests answered without a transport error or a
+// failure status: what a round's CPU time is divided by.
+func served(m *vegeta.Metrics) uint64 {
+	return uint64(math.Round(float64(m.Requests) * m.Success))
+}
+
 func firstErrors(m *vegeta.Metrics) []string {
 	if len(m.Errors) > 3 {
 		return m.Errors[:3]
@@ -238,87 +312,12 @@ func firstErrors(m *vegeta.Metrics) []string {
 	return m.Errors
 }
 
+// median of xs, NaN values left out; NaN when nothing is left.
 func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
+	s := slices.DeleteFunc(slices.Clone(xs), math.IsNaN)
+	if len(s) == 0 {
+		return math.NaN()
 	}
-	s := slices.Clone(xs)
 	sort.Float64s(s)
 	return s[len(s)/2]
-}
-
-type row struct {
-	name               string
-	sat, ratio         float64
-	rounds             []float64
-	rate               int
-	p50, p99           time.Duration
-	bareP50, bareP99   time.Duration
-	served, bareServed float64
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
-
-func printReport(rows []row, bareSat float64) {
-	fmt.Println()
-	fmt.Printf("%-46s %10s %6s   %s\n", "saturated (closed loop, median of rounds)", "req/s", "×bare", "req/s per round")
-	for _, r := range rows {
-		var rs []string
-		for _, x := range r.rounds {
-			rs = append(rs, fmt.Sprintf("%.0f", x))
-		}
-		fmt.Printf("%-46s %10.0f %6.2f   %s\n", r.name, r.sat, r.ratio, strings.Join(rs, " "))
-	}
-	fmt.Printf("(×bare is the median of the per-round ratios; bare's median is %.0f req/s)\n", bareSat)
-	fmt.Println()
-	fmt.Printf("%-46s %7s %9s %8s %8s %8s %8s %8s %8s\n", "open loop at half the target's saturated rate", "rate", "served", "p50 ms", "p99 ms", "bare p50", "bare p99", "Δp50", "Δp99")
-	for _, r := range rows[1:] {
-		fmt.Printf("%-46s %7d %9.0f %8s %8s %8s %8s %8s %8s\n", r.name, r.rate, r.served, ms(r.p50), ms(r.p99),
-			ms(r.bareP50), ms(r.bareP99), ms(r.p50-r.bareP50), ms(r.p99-r.bareP99))
-		if r.served < 0.95*float64(r.rate) || r.bareServed < 0.95*float64(r.rate) {
-			fmt.Printf("  note: served %.0f (bare %.0f) of %d req/s: the machine did not keep up, so these latencies measure queueing\n",
-				r.served, r.bareServed, r.rate)
-		}
-	}
-	fmt.Println()
-}
-
-// profileCached takes a CPU profile of Caddy while the cached RS256 target
-// runs saturated (Caddy's admin endpoint serves /debug/pprof/).
-func profileCached(st *stack, tgts []target, s settings) error {
-	var t *target
-	for i := range tgts {
-		if strings.Contains(tgts[i].name, "RS256 cached, EdDSA") {
-			t = &tgts[i]
-		}
-	}
-	if t == nil {
-		return fmt.Errorf("BENCH_PROFILE: the cached RS256 target is not selected")
-	}
-	done := make(chan error, 1)
-	go func() {
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", st.adminAddr, int(s.profileFor.Seconds()))
-		resp, err := http.Get(url) // #nosec G107 -- loopback admin endpoint we started
-		if err != nil {
-			done <- err
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(s.profile)
-		if err != nil {
-			done <- err
-			return
-		}
-		_, err = io.Copy(f, resp.Body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		done <- err
-	}()
-	attack(st, *t, s.workers, 0, s.profileFor+time.Second)
-	if err := <-done; err != nil {
-		return fmt.Errorf("profile: %w", err)
-	}
-	fmt.Printf("bench-load: CPU profile of %q in %s (go tool pprof -top %s %s)\n", t.name, s.profile, s.caddy, s.profile)
-	return nil
 }

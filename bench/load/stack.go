@@ -15,14 +15,31 @@ import (
 
 // upstreamEnv makes this program serve as the tiny upstream instead: a
 // separate process, so the load generator's garbage collector never pauses it.
-const upstreamEnv = "TG_BENCH_UPSTREAM_LISTEN"
+// upstreamJWKSEnv names the issuer's JWKS file, served at /jwks.json for a
+// peer that fetches keys over HTTP (oauth2-proxy).
+const (
+	upstreamEnv     = "TG_BENCH_UPSTREAM_LISTEN"
+	upstreamJWKSEnv = "TG_BENCH_UPSTREAM_JWKS"
+)
 
 func serveUpstream(addr string) error {
 	body := []byte(`{"ok":true}`)
+	var jwks []byte
+	if p := os.Getenv(upstreamJWKSEnv); p != "" {
+		b, err := os.ReadFile(p) // #nosec G304 -- the file the parent wrote
+		if err != nil {
+			return err
+		}
+		jwks = b
+	}
 	srv := &http.Server{
 		Addr: addr,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
+			if r.URL.Path == "/jwks.json" && jwks != nil {
+				_, _ = w.Write(jwks)
+				return
+			}
 			_, _ = w.Write(body)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -39,41 +56,120 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// stack is the upstream and one Caddy process with a site per target.
+// stack is the upstream and the processes serving the targets: one Caddy
+// with a site per target, optionally an older Caddy build with the same
+// sites, and the peers found on PATH.
 type stack struct {
-	dir                string
-	upstream, caddy    *exec.Cmd
-	adminAddr          string
-	siteAddr           map[string]string // target name -> host:port
-	auditPath, logPath string
+	dir      string
+	upstream string // host:port
+	procs    map[string]*exec.Cmd
+	order    []string          // start order, stopped in reverse
+	admin    map[string]string // Caddy process -> admin host:port
+	siteAddr map[string]string // target name -> host:port
 }
 
-// The audit file is not rolled: rolling gzips the old file in the
-// background, a second of CPU taken from whichever target runs then. It
-// lives in the run's temporary directory (a few hundred MB), removed at the end.
-func startStack(dir, caddyBin string, keys *benchKeys, tgts []target) (*stack, error) {
-	s := &stack{dir: dir, siteAddr: map[string]string{},
-		auditPath: filepath.Join(dir, "audit.log"), logPath: filepath.Join(dir, "caddy.log")}
-	upAddr, err := freeAddr()
+// pid is the process id serving t, for its CPU time.
+func (s *stack) pid(t target) int {
+	if c := s.procs[t.proc]; c != nil && c.Process != nil {
+		return c.Process.Pid
+	}
+	return 0
+}
+
+func (s *stack) start(name string, c *exec.Cmd) error {
+	out, err := os.Create(filepath.Join(s.dir, name+".stdout"))
 	if err != nil {
+		return err
+	}
+	c.Stdout, c.Stderr = out, out
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	s.procs[name] = c
+	s.order = append(s.order, name)
+	return nil
+}
+
+func startStack(dir string, set settings, keys *benchKeys, tgts []target, p peers) (*stack, error) {
+	s := &stack{dir: dir, procs: map[string]*exec.Cmd{}, admin: map[string]string{}, siteAddr: map[string]string{}}
+	var err error
+	if s.upstream, err = freeAddr(); err != nil {
 		return nil, err
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	s.upstream = exec.Command(self) // #nosec G204 -- this very program, as the upstream
-	s.upstream.Env = append(os.Environ(), upstreamEnv+"="+upAddr)
-	s.upstream.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.upstream.Start(); err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
+	up := exec.Command(self) // #nosec G204 -- this very program, as the upstream
+	up.Env = append(os.Environ(), upstreamEnv+"="+s.upstream, upstreamJWKSEnv+"="+keys.jwksPath)
+	if err := s.start("upstream", up); err != nil {
+		return s, err
 	}
-	if s.adminAddr, err = freeAddr(); err != nil {
-		return nil, err
+	for _, t := range tgts {
+		if s.siteAddr[t.name], err = freeAddr(); err != nil {
+			return s, err
+		}
 	}
+	byProc := map[string][]target{}
+	for _, t := range tgts {
+		byProc[t.proc] = append(byProc[t.proc], t)
+	}
+	for _, proc := range []string{procCaddy, procCaddyBefore} {
+		if len(byProc[proc]) == 0 {
+			continue
+		}
+		bin := set.caddy
+		if proc == procCaddyBefore {
+			bin = set.before
+		}
+		if err := s.startCaddy(proc, bin, keys, byProc[proc]); err != nil {
+			return s, err
+		}
+	}
+	if ts := byProc[procOAuth2Proxy]; len(ts) > 0 {
+		if err := s.startOAuth2Proxy(p.oauth2Proxy, ts[0]); err != nil {
+			return s, err
+		}
+	}
+	if ts := byProc[procHAProxy]; len(ts) > 0 {
+		if err := s.startHAProxy(p.haproxy, keys, ts); err != nil {
+			return s, err
+		}
+	}
+	for _, t := range tgts {
+		if err := waitUp("http://" + s.siteAddr[t.name] + healthPath(t)); err != nil {
+			return s, fmt.Errorf("site %q did not come up (see %s): %w", t.name, filepath.Join(dir, t.proc+".stdout"), err)
+		}
+	}
+	if err := waitUp("http://" + s.upstream + "/"); err != nil {
+		return s, fmt.Errorf("upstream: %w", err)
+	}
+	return s, nil
+}
+
+// healthPath answers without a token on every target.
+func healthPath(t target) string {
+	if t.proc == procOAuth2Proxy {
+		return "/ping"
+	}
+	return "/healthz"
+}
+
+// startCaddy runs one Caddy process (bin) with a site per target.
+//
+// The audit file is not rolled: rolling gzips the old file in the
+// background, a second of CPU taken from whichever target runs then. It
+// lives in the run's temporary directory (a few hundred MB), removed at the end.
+func (s *stack) startCaddy(proc, bin string, keys *benchKeys, tgts []target) error {
+	admin, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	s.admin[proc] = admin
 	rules, err := shippedRules()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `{
@@ -93,14 +189,9 @@ func startStack(dir, caddyBin string, keys *benchKeys, tgts []target) (*stack, e
 		level WARN
 	}
 }
-`, s.adminAddr, s.auditPath, s.logPath)
+`, admin, filepath.Join(s.dir, proc+"-audit.log"), filepath.Join(s.dir, proc+".log"))
 	for _, t := range tgts {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		s.siteAddr[t.name] = addr
-		fmt.Fprintf(&b, "\n# %s\nhttp://%s {\n\tbind 127.0.0.1\n", t.name, addr)
+		fmt.Fprintf(&b, "\n# %s\nhttp://%s {\n\tbind 127.0.0.1\n", t.name, s.siteAddr[t.name])
 		if t.gate != "" {
 			fmt.Fprintf(&b, `	tenant_gate {
 		issuer %s {
@@ -115,33 +206,17 @@ func startStack(dir, caddyBin string, keys *benchKeys, tgts []target) (*stack, e
 		if t.extra != "" {
 			fmt.Fprintf(&b, "\t%s\n", t.extra)
 		}
-		fmt.Fprintf(&b, "\treverse_proxy %s\n}\n", upAddr)
+		fmt.Fprintf(&b, "\treverse_proxy %s\n}\n", s.upstream)
 	}
-	caddyfile := filepath.Join(dir, "Caddyfile")
+	caddyfile := filepath.Join(s.dir, proc+".Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(b.String()), 0o600); err != nil {
-		return nil, err
+		return err
 	}
-	s.caddy = exec.Command(caddyBin, "run", "--config", caddyfile, "--adapter", "caddyfile") // #nosec G204 -- the binary the Makefile built
-	s.caddy.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir,
+	c := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile") // #nosec G204 -- the binary the Makefile built
+	home := filepath.Join(s.dir, proc+"-home")
+	c.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home,
 		"TG_BENCH_ASSERTION_SECRET="+keys.assertionSecret)
-	out, err := os.Create(filepath.Join(dir, "caddy.stdout"))
-	if err != nil {
-		return nil, err
-	}
-	s.caddy.Stdout, s.caddy.Stderr = out, out
-	s.caddy.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.caddy.Start(); err != nil {
-		return nil, fmt.Errorf("caddy: %w", err)
-	}
-	for _, t := range tgts {
-		if err := waitUp("http://" + s.siteAddr[t.name] + "/healthz"); err != nil {
-			return s, fmt.Errorf("site %q did not come up (see %s): %w", t.name, out.Name(), err)
-		}
-	}
-	if err := waitUp("http://" + upAddr + "/"); err != nil {
-		return s, fmt.Errorf("upstream: %w", err)
-	}
-	return s, nil
+	return s.start(proc, c)
 }
 
 // shippedRules returns the rule lines of caddyfile/Caddyfile, so the gate
@@ -163,7 +238,7 @@ func shippedRules() (string, error) {
 }
 
 func waitUp(url string) error {
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(url) // #nosec G107 -- loopback URL we built
 		if err == nil {
@@ -178,7 +253,8 @@ func waitUp(url string) error {
 }
 
 func (s *stack) stop() {
-	for _, c := range []*exec.Cmd{s.caddy, s.upstream} {
+	for i := len(s.order) - 1; i >= 0; i-- {
+		c := s.procs[s.order[i]]
 		if c == nil || c.Process == nil {
 			continue
 		}

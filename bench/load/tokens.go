@@ -4,8 +4,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,6 +67,7 @@ func (u *uniqueSource) next() (string, bool) {
 // an HS256 assertion secret.
 type benchKeys struct {
 	jwksPath, assertionKeyPath string
+	rsaPublicPath              string // the issuer's RSA public key, PEM (HAProxy's jwt_verify)
 	assertionSecret            string
 	cycling                    *cyclingSource
 	unique                     *uniqueSource
@@ -106,6 +109,14 @@ func makeKeys(dir string, uniqueCount int) (*benchKeys, error) {
 		assertionKeyPath: filepath.Join(dir, "assertion.pem"),
 	}
 	if err := os.WriteFile(k.jwksPath, b, 0o600); err != nil {
+		return nil, err
+	}
+	k.rsaPublicPath = filepath.Join(dir, "rsa-public.pem")
+	der, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(k.rsaPublicPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
 		return nil, err
 	}
 	_, assertPriv, err := ed25519.GenerateKey(rand.Reader)

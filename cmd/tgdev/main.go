@@ -20,9 +20,11 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/tenantgate/tenantgate/module/assertion"
+	"github.com/tenantgate/tenantgate/module/tenantid"
 )
 
 // Defaults shared with caddyfile/Caddyfile.
@@ -32,18 +34,33 @@ const (
 	devKeyID    = "dev-es256-1"
 )
 
+const usageText = `usage:
+  tgdev keys  [--dir .dev]                 make dev keys (kept when they exist)
+  tgdev token [--dir .dev] --tenant T [--user U] [--roles "r1 r2"] [--ttl 1h]
+              tenant: [A-Za-z0-9._-]{1,64}; ttl: a Go duration > 0 (30m, 1h, 24h)`
+
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
 	var err error
-	switch os.Args[1] {
-	case "keys":
+	switch {
+	case len(os.Args) < 2:
+		fmt.Fprintln(os.Stderr, usageText)
+		os.Exit(2)
+	case os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help":
+		fmt.Println(usageText)
+		return
+	case os.Args[1] == "keys":
 		err = keysCmd(os.Args[2:])
-	case "token":
-		err = tokenCmd(os.Args[2:])
+	case os.Args[1] == "token":
+		var tok string
+		if tok, err = tokenCmd(os.Args[2:]); err == nil {
+			fmt.Println(tok)
+		}
 	default:
-		usage()
+		fmt.Fprintf(os.Stderr, "tgdev: unknown command %q\n%s\n", os.Args[1], usageText)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tgdev:", err)
@@ -51,20 +68,16 @@ func main() {
 	}
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, `usage:
-  tgdev keys  [--dir .dev]                 make dev keys (kept when they exist)
-  tgdev token [--dir .dev] --tenant T [--user U] [--roles "r1 r2"] [--ttl 1h]`)
-	os.Exit(2)
-}
-
 // keysCmd writes, when missing: the dev issuer's private JWK and its public
 // JWKS (read by the gate through jwks_file), and the gate's assertion key
 // pair (private for the gate, public for the backend).
 func keysCmd(args []string) error {
-	fl := flag.NewFlagSet("keys", flag.ExitOnError)
+	fl := flag.NewFlagSet("keys", flag.ContinueOnError)
+	fl.SetOutput(os.Stdout)
 	dir := fl.String("dir", ".dev", "directory for the keys")
-	_ = fl.Parse(args)
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
 	}
@@ -118,22 +131,40 @@ func keysCmd(args []string) error {
 	return nil
 }
 
-func tokenCmd(args []string) error {
-	fl := flag.NewFlagSet("token", flag.ExitOnError)
+// tokenCmd mints a dev access token. It refuses what the gate would refuse
+// anyway (a malformed tenant, a lifetime that is already over), so that
+// `make token` never prints a token that can only fail.
+func tokenCmd(args []string) (string, error) {
+	fl := flag.NewFlagSet("token", flag.ContinueOnError)
+	fl.SetOutput(os.Stdout)
 	dir := fl.String("dir", ".dev", "directory holding the dev keys")
-	tenant := fl.String("tenant", "acme", "tenant_id claim")
+	tenant := fl.String("tenant", "acme", "tenant_id claim: [A-Za-z0-9._-]{1,64}")
 	user := fl.String("user", "alice", "sub claim")
 	roles := fl.String("roles", "", "space-separated roles")
-	ttl := fl.Duration("ttl", time.Hour, "lifetime")
-	_ = fl.Parse(args)
+	ttl := fl.Duration("ttl", time.Hour, "lifetime, a Go duration > 0 (30m, 1h, 24h)")
+	if err := fl.Parse(args); err != nil {
+		return "", err
+	}
+	if fl.NArg() > 0 {
+		return "", fmt.Errorf("unexpected argument %q (quote roles: --roles \"r1 r2\")", fl.Arg(0))
+	}
+	if err := tenantid.Check(*tenant); err != nil {
+		return "", fmt.Errorf("--tenant (TENANT=) %q: %w; the gate would answer 403 no_tenant", *tenant, err)
+	}
+	if *ttl <= 0 {
+		return "", fmt.Errorf("--ttl (TTL=) %s: the lifetime must be positive, e.g. 30m or 1h; the gate would answer 401 token_expired", *ttl)
+	}
+	if strings.TrimSpace(*user) == "" {
+		return "", errors.New("--user (USER=) must not be empty")
+	}
 
 	data, err := os.ReadFile(filepath.Join(*dir, "issuer.jwk.json"))
 	if err != nil {
-		return fmt.Errorf("no dev issuer key (run `make run` or `bin/tgdev keys` first): %w", err)
+		return "", fmt.Errorf("no dev issuer key (run `make run` or `bin/tgdev keys` first): %w", err)
 	}
 	key, err := jwk.ParseKey(data)
 	if err != nil {
-		return err
+		return "", fmt.Errorf("%s: %w", filepath.Join(*dir, "issuer.jwk.json"), err)
 	}
 	now := time.Now()
 	b := jwt.NewBuilder().
@@ -148,14 +179,17 @@ func tokenCmd(args []string) error {
 		Claim("roles", strings.Fields(*roles))
 	tok, err := b.Build()
 	if err != nil {
-		return err
+		return "", fmt.Errorf("build token: %w", err)
 	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, key))
+	// typ at+jwt (RFC 9068): an access token, so production.local.Caddyfile's
+	// `token_type at+jwt` accepts it; the dev Caddyfile does not check typ.
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.TypeKey, "at+jwt")
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, key, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
-		return err
+		return "", fmt.Errorf("sign token: %w", err)
 	}
-	fmt.Println(string(signed))
-	return nil
+	return string(signed), nil
 }
 
 func writeJSON(path string, v any, mode os.FileMode) error {

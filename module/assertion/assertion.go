@@ -5,10 +5,15 @@ package assertion
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -56,15 +61,35 @@ var (
 )
 
 // Signer signs assertions with the gate's key. The protected header is
-// encoded once, when the Signer is made; each Sign encodes a fixed struct
-// and signs through jwx's jws.Signer for the algorithm, with no map-backed
-// token builder per request. It is safe for concurrent use.
+// encoded once, when the Signer is made. Each Sign writes the payload
+// without reflection into pooled buffers and makes one allocation, the
+// token itself. EdDSA signs through jwx's jws.Signer; HS256 takes an HMAC
+// from a pool of keyed hashes, since jwx's HMAC signer builds a new one
+// (two SHA-256 states and the padded key) per call. It is safe for
+// concurrent use.
 type Signer struct {
 	alg    jwa.SignatureAlgorithm
 	key    any
 	signer jws.Signer
 	header string // base64url of the protected header, with the trailing '.'
+	// macs, for HS256, holds hmac.New(sha256.New, key) hashes to reuse.
+	macs *sync.Pool
 }
+
+// signBuf is the scratch space of one Sign: the payload's JSON, the
+// signing input (header.payload) and the MAC.
+type signBuf struct {
+	payload, input []byte
+	mac            [sha256.Size]byte
+}
+
+var signBufs = sync.Pool{New: func() any {
+	return &signBuf{payload: make([]byte, 0, 512), input: make([]byte, 0, 1024)}
+}}
+
+// maxPooledBuf keeps a rare huge assertion (many roles) from pinning its
+// buffers in the pool.
+const maxPooledBuf = 16 << 10
 
 // NewEd25519Signer returns a Signer for an Ed25519 private key.
 func NewEd25519Signer(key ed25519.PrivateKey) (*Signer, error) {
@@ -97,7 +122,12 @@ func newSigner(alg jwa.SignatureAlgorithm, key any) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("assertion: header: %w", err)
 	}
-	return &Signer{alg: alg, key: key, signer: js, header: b64.EncodeToString(hdr) + "."}, nil
+	sg := &Signer{alg: alg, key: key, signer: js, header: b64.EncodeToString(hdr) + "."}
+	if alg == jwa.HS256 {
+		secret, _ := key.([]byte)
+		sg.macs = &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}
+	}
+	return sg, nil
 }
 
 // Algorithm is the JWS alg the Signer writes (EdDSA or HS256).
@@ -131,25 +161,49 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if roles == nil {
 		roles = []string{}
 	}
-	payload, err := json.Marshal(wireClaims{
+	buf := signBufs.Get().(*signBuf)
+	defer func() {
+		if cap(buf.payload) <= maxPooledBuf && cap(buf.input) <= maxPooledBuf {
+			signBufs.Put(buf)
+		}
+	}()
+	buf.payload = appendPayload(buf.payload[:0], &wireClaims{
 		Issuer: c.Issuer, Audience: c.Audience, Subject: c.Subject, Tenant: c.Tenant, Roles: roles,
 		Method: c.Method, Path: c.Path, IssuedAt: c.IssuedAt.Unix(), Expiry: c.Expiry.Unix(), ID: c.ID,
 	})
-	if err != nil {
-		return "", fmt.Errorf("assertion: encode: %w", err)
-	}
-	// header.payload.signature in one buffer, sized once: an Ed25519 or
-	// HS256 signature is at most 64 bytes.
-	out := make([]byte, 0, len(s.header)+b64.EncodedLen(len(payload))+1+b64.EncodedLen(64))
-	out = append(out, s.header...)
-	out = b64.AppendEncode(out, payload)
-	sig, err := s.signer.Sign(out, s.key)
+	in := append(buf.input[:0], s.header...)
+	in = b64.AppendEncode(in, buf.payload)
+	buf.input = in
+	sig, err := s.sign(in, buf)
 	if err != nil {
 		return "", fmt.Errorf("assertion: sign: %w", err)
 	}
-	out = append(out, '.')
-	out = b64.AppendEncode(out, sig)
-	return string(out), nil
+	// header.payload.signature, in one allocation: an Ed25519 or HS256
+	// signature is 64 or 32 bytes, at most 86 in base64url.
+	var enc [86]byte
+	n := b64.EncodedLen(len(sig))
+	if n > len(enc) {
+		return "", fmt.Errorf("assertion: sign: %d-byte signature", len(sig))
+	}
+	b64.Encode(enc[:n], sig)
+	var out strings.Builder
+	out.Grow(len(in) + 1 + n)
+	out.Write(in)
+	out.WriteByte('.')
+	out.Write(enc[:n])
+	return out.String(), nil
+}
+
+// sign is the signature over the signing input in.
+func (s *Signer) sign(in []byte, buf *signBuf) ([]byte, error) {
+	if s.macs == nil {
+		return s.signer.Sign(in, s.key)
+	}
+	h := s.macs.Get().(hash.Hash)
+	defer s.macs.Put(h)
+	h.Reset()
+	h.Write(in)
+	return h.Sum(buf.mac[:0]), nil
 }
 
 // Verifier checks assertions on the upstream side.

@@ -1,6 +1,9 @@
 package audit
 
 import (
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -39,6 +42,14 @@ type Record struct {
 	DurationMS      float64
 	RemoteIP        string
 	Binding         string // proof of possession checked: dpop, mtls, bearer; "" when no token was presented
+	TraceID         string // the request's trace id when Caddy's tracing is on
+
+	// Time is when the record was finished; the OCSF form writes it (the
+	// native form has the logger's ts). Set by the sink if zero.
+	Time time.Time
+	// Span is the request's tracing span (nil or a no-op span when tracing
+	// is off); the gate annotates it with the decision when it finishes.
+	Span trace.Span
 }
 
 // MarshalLogObject writes the record's fields with zap's typed encoder, so a
@@ -62,13 +73,19 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddFloat64("duration_ms", r.DurationMS)
 	enc.AddString("remote_ip", r.RemoteIP)
 	enc.AddString("binding", r.Binding)
+	if r.TraceID != "" {
+		enc.AddString("trace_id", r.TraceID)
+	}
 	return nil
 }
 
 // Write logs the record at INFO on l; the fields sit at the top level of the
 // JSON line so that `jq .tenant_id` works on the file.
-func Write(l *zap.Logger, r *Record) {
+func Write(l *zap.Logger, r *Record) { WriteAs(l, r) }
+
+// WriteAs logs a record in either format (Record.Marshaler), unchained.
+func WriteAs(l *zap.Logger, m zapcore.ObjectMarshaler) {
 	if ce := l.Check(zapcore.InfoLevel, "request"); ce != nil {
-		ce.Write(zap.Inline(r))
+		ce.Write(zap.Inline(m))
 	}
 }

@@ -166,6 +166,8 @@ func BenchmarkWrite(b *testing.B) {
 	l := jsonLogger(io.Discard, zapcore.InfoLevel)
 	r := sampleRecord()
 	b.ReportAllocs()
+	start := cpuTime()
+	defer func() { reportCPU(b, start, 1) }()
 	for b.Loop() {
 		Write(l, r)
 	}

@@ -11,6 +11,10 @@ import (
 	"strings"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
+
+	"github.com/tenantgate/tenantgate/module/verify/dpop"
 )
 
 // Bindings: how a request proved it holds the token, as the audit record,
@@ -39,10 +43,10 @@ func (c Confirmation) Bound() bool { return c.JKT != "" || c.X5TS256 != "" || c.
 // parseCnf reads the cnf claim; absent or null means unbound.
 func parseCnf(raw json.RawMessage) (Confirmation, error) {
 	var c Confirmation
-	if raw == nil || isJSONNull(raw) {
+	if raw == nil || jose.IsJSONNull(raw) {
 		return c, nil
 	}
-	members, err := parseObject(raw)
+	members, err := jose.ParseObject(raw)
 	if err != nil {
 		return c, err
 	}
@@ -64,16 +68,16 @@ func parseCnf(raw json.RawMessage) (Confirmation, error) {
 	}
 	if len(other) > 0 {
 		sort.Strings(other)
-		c.Unsupported = truncate(strings.Join(other, ","), 64)
+		c.Unsupported = jose.Truncate(strings.Join(other, ","), 64)
 	}
 	return c, nil
 }
 
-// BindingOf names the proof of possession the gate checks for req: dpop
-// when the token came with the DPoP scheme, mtls when the token is bound to
-// a client certificate, bearer otherwise. id may be nil (the token did not
-// verify).
-func BindingOf(req *Request, id *Identity) string {
+// bindingOf names the proof of possession checked for req: dpop when the
+// token came with the DPoP scheme, mtls when the token is bound to a
+// client certificate, bearer otherwise. id may be nil (the token did not
+// verify). Verify puts it in its Result.
+func bindingOf(req *Request, id *Identity) string {
 	switch {
 	case req == nil:
 		return ""
@@ -105,14 +109,15 @@ func (v *Verifier) checkBinding(req *Request, is *issuerState, id *Identity) *Er
 			return fail(audit.ReasonBindingMismatch, fmt.Sprintf("issuer %q requires certificate-bound tokens (cnf x5t#S256); ask the issuer for one over mutual TLS", id.Issuer), nil)
 		}
 	}
-	dpop := isDPoPScheme(req.Scheme)
+	proved := isDPoPScheme(req.Scheme)
 	switch {
-	case cnf.JKT != "" && !dpop:
+	case cnf.JKT != "" && !proved:
 		return fail(audit.ReasonBindingMismatch, "token is DPoP-bound: send it as Authorization: DPoP <token> with a DPoP proof header, never as a bearer token", nil)
-	case dpop && cnf.JKT == "":
+	case proved && cnf.JKT == "":
 		return fail(audit.ReasonBindingMismatch, "token is not DPoP-bound (no cnf.jkt); send it as Authorization: Bearer <token>", nil)
-	case dpop:
-		if e := v.dpop.check(req, cnf.JKT, v.cfg.Now()); e != nil {
+	case proved:
+		proof := dpop.Request{Proofs: req.Header.Values("DPoP"), Method: req.Method, URL: req.URL, Token: req.Token}
+		if e := v.dpop.Check(proof, cnf.JKT, v.cfg.Now()); e != nil {
 			return e
 		}
 	}

@@ -57,14 +57,14 @@ func TestCertificateBinding(t *testing.T) {
 		{"forwarded certificate wins over the proxy's own", overTLS(&Request{Token: tok, Scheme: "Bearer", ClientCert: theirs.Raw}, mine), audit.ReasonBindingMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, e := v.Verify(t0ctx, tc.req)
+			res, e := v.Verify(t0ctx, tc.req)
 			switch {
 			case tc.want == "" && e != nil:
 				t.Fatalf("refused: %v", e)
 			case tc.want != "" && (e == nil || e.Reason != tc.want):
 				t.Fatalf("got %v, want %s", e, tc.want)
 			}
-			if got := BindingOf(tc.req, id); got != BindingMTLS {
+			if got := res.Binding; got != BindingMTLS {
 				t.Fatalf("binding %q", got)
 			}
 		})
@@ -105,7 +105,7 @@ func TestBindingRules(t *testing.T) {
 		{"cnf x5t#S256 a number", Bearer(mint(t, "RS256", k.rsa, "", nil, claimsFor(issRSA, map[string]any{"cnf": map[string]any{"x5t#S256": 1}}))), audit.ReasonMissingClaim, "cnf"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, e := v.Verify(t0ctx, tc.req)
+			_, e := identityOf(v.Verify(t0ctx, tc.req))
 			if e == nil || e.Reason != tc.reason || !strings.Contains(e.Detail, tc.detail) {
 				t.Fatalf("got %v, want %s with %q", e, tc.reason, tc.detail)
 			}
@@ -126,12 +126,12 @@ func TestBindingRules(t *testing.T) {
 			return r
 		}(),
 	} {
-		if _, e := v.Verify(t0ctx, req); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, req)); e != nil {
 			t.Errorf("%s: %v", name, e)
 		}
 	}
-	if BindingOf(Bearer(rsaPlain), nil) != BindingBearer || BindingOf(nil, nil) != "" {
-		t.Fatal("BindingOf")
+	if bindingOf(Bearer(rsaPlain), nil) != BindingBearer || bindingOf(nil, nil) != "" {
+		t.Fatal("bindingOf")
 	}
 }
 
@@ -141,10 +141,10 @@ func TestBothBindingsAreChecked(t *testing.T) {
 	cert := selfSigned(t, "c")
 	tok := boundToken(t, issEC, map[string]any{"jkt": cl.jkt, "x5t#S256": CertThumbprint(cert.Raw)}, nil)
 	req := func() *Request { return dpopRequest(tok, cl.proof(t, proofClaims("GET", testHTU, tok, testNow), nil)) }
-	if _, e := v.Verify(t0ctx, req()); e == nil || e.Reason != audit.ReasonBindingMismatch {
+	if _, e := identityOf(v.Verify(t0ctx, req())); e == nil || e.Reason != audit.ReasonBindingMismatch {
 		t.Fatalf("DPoP proof without the bound certificate: %v", e)
 	}
-	if _, e := v.Verify(t0ctx, overTLS(req(), cert)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, overTLS(req(), cert))); e != nil {
 		t.Fatalf("proof and certificate: %v", e)
 	}
 }
@@ -159,7 +159,7 @@ func TestBindingRunsOnCacheHits(t *testing.T) {
 	cert := selfSigned(t, "c")
 	tok := boundToken(t, issEC, map[string]any{"jkt": cl.jkt}, nil)
 	proof := cl.proof(t, proofClaims("GET", testHTU, tok, testNow), nil)
-	if _, e := v.Verify(t0ctx, dpopRequest(tok, proof)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, dpopRequest(tok, proof))); e != nil {
 		t.Fatalf("first use: %v", e)
 	}
 	for name, tc := range map[string]struct {
@@ -171,16 +171,16 @@ func TestBindingRunsOnCacheHits(t *testing.T) {
 		"no proof":       {dpopRequest(tok), audit.ReasonBadDPoPProof},
 		"fresh proof":    {dpopRequest(tok, cl.proof(t, proofClaims("GET", testHTU, tok, testNow), nil)), ""},
 	} {
-		_, e := v.Verify(t0ctx, tc.req)
+		_, e := identityOf(v.Verify(t0ctx, tc.req))
 		if (tc.want == "" && e != nil) || (tc.want != "" && (e == nil || e.Reason != tc.want)) {
 			t.Errorf("%s on a cache hit: got %v, want %q", name, e, tc.want)
 		}
 	}
 	mtlsTok := boundToken(t, issEC, map[string]any{"x5t#S256": CertThumbprint(cert.Raw)}, nil)
-	if _, e := v.Verify(t0ctx, overTLS(Bearer(mtlsTok), cert)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, overTLS(Bearer(mtlsTok), cert))); e != nil {
 		t.Fatal(e)
 	}
-	if _, e := v.Verify(t0ctx, overTLS(Bearer(mtlsTok), selfSigned(t, "other"))); e == nil || e.Reason != audit.ReasonBindingMismatch {
+	if _, e := identityOf(v.Verify(t0ctx, overTLS(Bearer(mtlsTok), selfSigned(t, "other")))); e == nil || e.Reason != audit.ReasonBindingMismatch {
 		t.Fatalf("another certificate on a cache hit: %v", e)
 	}
 }

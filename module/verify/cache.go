@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 // MaxCachedTokenBytes is the longest token the verified-token cache keeps.
@@ -30,11 +32,11 @@ type verifiedToken struct {
 	is *issuerState
 	// hdr is the token's protected header (alg, kid, typ): properties of
 	// the token that per-request checks may still judge.
-	hdr tokenHeader
+	hdr jose.Header
 	// set and key are the key set in force and the key of it that verified
 	// the signature; a hit checks that the key is still in the issuer's set.
-	set *keySet
-	key *verifyKey
+	set *jose.KeySet
+	key *jose.Key
 	// times as jwt.Validate saw them; zero when absent.
 	exp, nbf, iat time.Time
 }
@@ -81,7 +83,8 @@ func (tc *tokenCache) get(sum [sha256.Size]byte) *verifiedToken {
 
 func (tc *tokenCache) put(sum [sha256.Size]byte, t *verifiedToken) { tc.c.Set(sum, t) }
 
-func (tc *tokenCache) len() int { return tc.c.EstimatedSize() }
+// Len is the number of entries (an estimate while entries come and go).
+func (tc *tokenCache) Len() int { return tc.c.EstimatedSize() }
 
 func (tc *tokenCache) close() {
 	tc.c.InvalidateAll()
@@ -89,32 +92,32 @@ func (tc *tokenCache) close() {
 }
 
 // keyStillTrusted reports whether the key that verified t would still be
-// chosen, by the same rules as selectKeys, from the issuer's current set. A
+// chosen, by the same rules as candidates (verify.go), from the issuer's current set. A
 // refresh builds new key objects, so keys are compared by kid and by the
 // public key itself, not by pointer.
 func (t *verifiedToken) keyStillTrusted() bool {
 	if !t.is.live() {
 		return false // a tenant's key set left its issuer: verify afresh
 	}
-	cur := t.is.src.keys()
+	cur := t.is.src.Keys()
 	if cur == nil {
 		return false
 	}
 	if cur == t.set {
 		return true
 	}
-	if t.hdr.kid != "" {
-		if k := cur.byKid[t.hdr.kid]; k != nil {
+	if t.hdr.Kid != "" {
+		if k := cur.ByKid[t.hdr.Kid]; k != nil {
 			return sameKey(k, t.key)
 		}
-		for _, k := range cur.noKid {
+		for _, k := range cur.NoKid {
 			if sameKey(k, t.key) {
 				return true
 			}
 		}
 		return false
 	}
-	for _, k := range cur.all {
+	for _, k := range cur.All {
 		if sameKey(k, t.key) {
 			return true
 		}
@@ -122,16 +125,16 @@ func (t *verifiedToken) keyStillTrusted() bool {
 	return false
 }
 
-func sameKey(a, b *verifyKey) bool {
-	if a.kid != b.kid || a.alg != b.alg || a.kind != b.kind {
+func sameKey(a, b *jose.Key) bool {
+	if a.Kid != b.Kid || a.Alg != b.Alg || a.Kind != b.Kind {
 		return false
 	}
-	if sa, ok := a.pub.([]byte); ok {
-		sb, ok := b.pub.([]byte)
+	if sa, ok := a.Pub.([]byte); ok {
+		sb, ok := b.Pub.([]byte)
 		return ok && subtle.ConstantTimeCompare(sa, sb) == 1
 	}
-	pa, ok := a.pub.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && pa.Equal(b.pub)
+	pa, ok := a.Pub.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pa.Equal(b.Pub)
 }
 
 // hashBuffers hold a token's bytes while it is hashed, so a cache lookup
@@ -157,5 +160,5 @@ func (v *Verifier) CachedTokens() int {
 	if v.cache == nil {
 		return 0
 	}
-	return v.cache.len()
+	return v.cache.Len()
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 // countingObserver counts cache lookups.
@@ -37,15 +39,15 @@ func (c *testClock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
 func (c *testClock) now() time.Time  { return time.Unix(0, c.ns.Load()) }
 
 // swappableSource is a static key set a test can replace, as a refresh does.
-type swappableSource struct{ set atomic.Pointer[keySet] }
+type swappableSource struct{ set atomic.Pointer[jose.KeySet] }
 
-func (s *swappableSource) keys() *keySet { return s.set.Load() }
-func (s *swappableSource) unknownKid(context.Context, string) (*keySet, time.Duration) {
+func (s *swappableSource) Keys() *jose.KeySet { return s.set.Load() }
+func (s *swappableSource) UnknownKid(context.Context, string) (*jose.KeySet, time.Duration) {
 	return s.set.Load(), 0
 }
-func (s *swappableSource) unavailable() time.Duration { return 0 }
-func (s *swappableSource) start()                     {}
-func (s *swappableSource) close()                     {}
+func (s *swappableSource) Unavailable() time.Duration { return 0 }
+func (s *swappableSource) Announce()                  {}
+func (s *swappableSource) Close()                     {}
 
 func cachedVerifier(t testing.TB, size int, clock *testClock, leeway ...time.Duration) (*Verifier, *countingObserver) {
 	t.Helper()
@@ -61,11 +63,11 @@ func cachedVerifier(t testing.TB, size int, clock *testClock, leeway ...time.Dur
 func TestCacheHitAfterMiss(t *testing.T) {
 	k := keys(t)
 	v, obs := cachedVerifier(t, 100, newTestClock(testNow))
-	for _, tc := range []struct{ alg, kid, iss string }{
+	for _, tc := range []struct{ Alg, Kid, iss string }{
 		{"RS256", "", issRSA}, {"ES256", "ec1", issEC}, {"EdDSA", "ed1", issEd}, {"HS256", "", issHS},
 	} {
 		var key any
-		switch tc.alg {
+		switch tc.Alg {
 		case "RS256":
 			key = k.rsa
 		case "ES256":
@@ -75,21 +77,21 @@ func TestCacheHitAfterMiss(t *testing.T) {
 		case "HS256":
 			key = k.hmac
 		}
-		tok := mint(t, tc.alg, key, tc.kid, nil, claimsFor(tc.iss, nil))
+		tok := mint(t, tc.Alg, key, tc.Kid, nil, claimsFor(tc.iss, nil))
 		h0, m0 := obs.hits.Load(), obs.misses.Load()
-		first, e := v.Verify(t0ctx, Bearer(tok))
+		first, e := identityOf(v.Verify(t0ctx, Bearer(tok)))
 		if e != nil {
-			t.Fatalf("%s: %v", tc.alg, e)
+			t.Fatalf("%s: %v", tc.Alg, e)
 		}
-		second, e := v.Verify(t0ctx, Bearer(tok))
+		second, e := identityOf(v.Verify(t0ctx, Bearer(tok)))
 		if e != nil {
-			t.Fatalf("%s cached: %v", tc.alg, e)
+			t.Fatalf("%s cached: %v", tc.Alg, e)
 		}
 		if obs.misses.Load()-m0 != 1 || obs.hits.Load()-h0 != 1 {
-			t.Errorf("%s: %d misses, %d hits; want 1 and 1", tc.alg, obs.misses.Load()-m0, obs.hits.Load()-h0)
+			t.Errorf("%s: %d misses, %d hits; want 1 and 1", tc.Alg, obs.misses.Load()-m0, obs.hits.Load()-h0)
 		}
 		if first != second || second.Tenant != "acme" || second.Issuer != tc.iss {
-			t.Errorf("%s: cached identity %+v, first %+v", tc.alg, second, first)
+			t.Errorf("%s: cached identity %+v, first %+v", tc.Alg, second, first)
 		}
 	}
 	if n := v.CachedTokens(); n != 4 {
@@ -111,7 +113,7 @@ func TestCacheTimesMatchFullVerification(t *testing.T) {
 	plainCfg := baseConfig(t)
 	plainCfg.Leeway, plainCfg.Now = leeway, clock.now
 	plain := newVerifier(t, plainCfg)
-	if _, e := cached.Verify(t0ctx, Bearer(tok)); e != nil {
+	if _, e := identityOf(cached.Verify(t0ctx, Bearer(tok))); e != nil {
 		t.Fatal(e)
 	}
 	for _, at := range []time.Time{
@@ -120,8 +122,8 @@ func TestCacheTimesMatchFullVerification(t *testing.T) {
 		nbf, nbf.Add(-leeway), nbf.Add(-leeway - time.Millisecond), nbf.Add(-leeway - time.Second), nbf.Add(-time.Hour),
 	} {
 		clock.set(at)
-		_, ec := cached.Verify(t0ctx, Bearer(tok))
-		_, ep := plain.Verify(t0ctx, Bearer(tok))
+		_, ec := identityOf(cached.Verify(t0ctx, Bearer(tok)))
+		_, ep := identityOf(plain.Verify(t0ctx, Bearer(tok)))
 		if reasonOf(ec) != reasonOf(ep) {
 			t.Errorf("at %s: cached %q, uncached %q", at.Sub(testNow), reasonOf(ec), reasonOf(ep))
 		}
@@ -131,11 +133,11 @@ func TestCacheTimesMatchFullVerification(t *testing.T) {
 	}
 	// Both sides of each boundary were tried.
 	clock.set(exp.Add(leeway))
-	if _, e := cached.Verify(t0ctx, Bearer(tok)); e != nil {
+	if _, e := identityOf(cached.Verify(t0ctx, Bearer(tok))); e != nil {
 		t.Errorf("at exp+leeway: %v", e)
 	}
 	clock.set(exp.Add(leeway + time.Second))
-	if _, e := cached.Verify(t0ctx, Bearer(tok)); reasonOf(e) != audit.ReasonTokenExpired {
+	if _, e := identityOf(cached.Verify(t0ctx, Bearer(tok))); reasonOf(e) != audit.ReasonTokenExpired {
 		t.Errorf("after exp+leeway: %v", e)
 	}
 }
@@ -153,41 +155,41 @@ func TestCacheKeyLeavesSet(t *testing.T) {
 	v, obs := cachedVerifier(t, 100, clock)
 	src := &swappableSource{}
 	is := v.issuers[issEd]
-	src.set.Store(is.src.keys())
+	src.set.Store(is.src.Keys())
 	is.src = src
 	tok := mint(t, "EdDSA", k.ed, "ed1", nil, claimsFor(issEd, nil))
-	if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil {
 		t.Fatal(e)
 	}
 
 	// A refresh that builds the same key anew keeps the entry.
-	same, err := newKeySet([]*verifyKey{{kid: "ed1", alg: "EdDSA", kind: kindEd25519, pub: append(ed25519.PublicKey(nil), k.ed.Public().(ed25519.PublicKey)...)}})
+	same, err := jose.NewKeySet([]*jose.Key{{Kid: "ed1", Alg: "EdDSA", Kind: jose.KindEd25519, Pub: append(ed25519.PublicKey(nil), k.ed.Public().(ed25519.PublicKey)...)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	src.set.Store(same)
 	h0 := obs.hits.Load()
-	if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil || obs.hits.Load() != h0+1 {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil || obs.hits.Load() != h0+1 {
 		t.Fatalf("same key rebuilt: %v, hit %v", e, obs.hits.Load() != h0)
 	}
 
 	// Another key under the same kid: the entry goes, the token fails.
 	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
-	rotated, _ := newKeySet([]*verifyKey{{kid: "ed1", alg: "EdDSA", kind: kindEd25519, pub: other}})
+	rotated, _ := jose.NewKeySet([]*jose.Key{{Kid: "ed1", Alg: "EdDSA", Kind: jose.KindEd25519, Pub: other}})
 	src.set.Store(rotated)
 	m0 := obs.misses.Load()
-	if _, e := v.Verify(t0ctx, Bearer(tok)); reasonOf(e) != audit.ReasonBadSignature || obs.misses.Load() != m0+1 {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); reasonOf(e) != audit.ReasonBadSignature || obs.misses.Load() != m0+1 {
 		t.Fatalf("rotated key: %v, miss %v", e, obs.misses.Load() != m0)
 	}
 
 	// The key gone from the set altogether.
 	src.set.Store(same)
-	if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil {
 		t.Fatal(e)
 	}
-	empty, _ := newKeySet([]*verifyKey{{kid: "ed2", alg: "EdDSA", kind: kindEd25519, pub: other}})
+	empty, _ := jose.NewKeySet([]*jose.Key{{Kid: "ed2", Alg: "EdDSA", Kind: jose.KindEd25519, Pub: other}})
 	src.set.Store(empty)
-	if _, e := v.Verify(t0ctx, Bearer(tok)); reasonOf(e) != audit.ReasonUnknownKey {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); reasonOf(e) != audit.ReasonUnknownKey {
 		t.Fatalf("key removed: %v", e)
 	}
 }
@@ -196,7 +198,7 @@ func TestCacheNeverKeepsFailures(t *testing.T) {
 	k := keys(t)
 	v, obs := cachedVerifier(t, 100, newTestClock(testNow))
 	tok := mint(t, "EdDSA", k.ed, "ed1", nil, claimsFor(issEd, nil))
-	if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil {
 		t.Fatal(e)
 	}
 	// One byte off: a different token, verified afresh and refused.
@@ -208,13 +210,13 @@ func TestCacheNeverKeepsFailures(t *testing.T) {
 		b[i] = 'A'
 	}
 	for range 2 {
-		if _, e := v.Verify(t0ctx, Bearer(string(b))); e == nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(string(b)))); e == nil {
 			t.Fatal("a token one byte off verified")
 		}
 	}
 	noTenant := mint(t, "EdDSA", k.ed, "ed1", nil, claimsFor(issEd, map[string]any{"tenant_id": nil}))
 	for range 2 {
-		id, e := v.Verify(t0ctx, Bearer(noTenant))
+		id, e := identityOf(v.Verify(t0ctx, Bearer(noTenant)))
 		if reasonOf(e) != audit.ReasonNoTenant || id == nil {
 			t.Fatalf("no tenant: %v %v", id, e)
 		}
@@ -232,7 +234,7 @@ func TestCacheSkipsLongTokensAndCanBeOff(t *testing.T) {
 	v, obs := cachedVerifier(t, 100, newTestClock(testNow))
 	long := mint(t, "EdDSA", k.ed, "ed1", nil, claimsFor(issEd, map[string]any{"pad": strings.Repeat("x", MaxCachedTokenBytes)}))
 	for range 2 {
-		if _, e := v.Verify(t0ctx, Bearer(long)); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(long))); e != nil {
 			t.Fatal(e)
 		}
 	}
@@ -243,7 +245,7 @@ func TestCacheSkipsLongTokensAndCanBeOff(t *testing.T) {
 	off, offObs := cachedVerifier(t, 0, newTestClock(testNow))
 	tok := mint(t, "EdDSA", k.ed, "ed1", nil, claimsFor(issEd, nil))
 	for range 2 {
-		if _, e := off.Verify(t0ctx, Bearer(tok)); e != nil {
+		if _, e := identityOf(off.Verify(t0ctx, Bearer(tok))); e != nil {
 			t.Fatal(e)
 		}
 	}
@@ -263,7 +265,7 @@ func TestCacheBoundedUnderFlood(t *testing.T) {
 			defer wg.Done()
 			for i := range 100 {
 				tok := mint(t, "HS256", k.hmac, "", nil, claimsFor(issHS, map[string]any{"jti": fmt.Sprintf("%d-%d", w, i)}))
-				if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil {
+				if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil {
 					t.Error(e)
 					return
 				}
@@ -280,7 +282,7 @@ func TestCacheBoundedUnderFlood(t *testing.T) {
 func TestCacheClosedWithVerifier(t *testing.T) {
 	k := keys(t)
 	v, _ := cachedVerifier(t, 100, newTestClock(testNow))
-	if _, e := v.Verify(t0ctx, Bearer(mint(t, "HS256", k.hmac, "", nil, claimsFor(issHS, nil)))); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "HS256", k.hmac, "", nil, claimsFor(issHS, nil))))); e != nil {
 		t.Fatal(e)
 	}
 	v.Close()

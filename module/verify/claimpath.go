@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 // claimPath says where a configured claim lives in the payload: a plain
@@ -68,7 +70,7 @@ func unescapePointerToken(raw string) (string, error) {
 
 // lookup returns the raw value the path names, and whether it exists. The
 // payload was already checked (one object, no duplicate members at any
-// depth) by parseObject, so nested objects decode unambiguously here. Array
+// depth) by jose.ParseObject, so nested objects decode unambiguously here. Array
 // elements are addressed by their decimal index without leading zeros.
 func (p claimPath) lookup(claims map[string]json.RawMessage) (json.RawMessage, bool) {
 	raw, ok := claims[p.tokens[0]]
@@ -76,7 +78,7 @@ func (p claimPath) lookup(claims map[string]json.RawMessage) (json.RawMessage, b
 		if !ok {
 			return nil, false
 		}
-		switch firstByte(raw) {
+		switch jose.FirstByte(raw) {
 		case '{':
 			var obj map[string]json.RawMessage
 			if json.Unmarshal(raw, &obj) != nil {

@@ -6,12 +6,14 @@ import (
 	"testing"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 func TestClaimPathLookup(t *testing.T) {
 	payload := `{"org":{"id":"acme","a/b":"slash","m~n":"tilde","":"empty"},"realm_access":{"roles":["r1","r2"]},
 		"groups":[{"name":"g0"},{"name":"g1"}],"plain":"p","/lead":"x"}`
-	claims, err := parseObject([]byte(payload))
+	claims, err := jose.ParseObject([]byte(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func TestVerifyJSONPointerClaims(t *testing.T) {
 		"profile":      map[string]any{"user/id": "u-7"},
 		"realm_access": map[string]any{"roles": []string{"hedging:trade", "admin"}},
 	}))
-	id, e := v.Verify(t0ctx, Bearer(tok))
+	id, e := identityOf(v.Verify(t0ctx, Bearer(tok)))
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -80,12 +82,12 @@ func TestVerifyJSONPointerClaims(t *testing.T) {
 	}
 	// The pointer's target missing: no tenant.
 	tok = mint(t, "RS256", k.rsa, "", nil, claimsFor(issRSA, map[string]any{"org": map[string]any{"name": "x"}}))
-	if _, e := v.Verify(t0ctx, Bearer(tok)); e == nil || e.Reason != audit.ReasonNoTenant {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e == nil || e.Reason != audit.ReasonNoTenant {
 		t.Fatalf("want no_tenant, got %v", e)
 	}
 	// Roles of the wrong shape behind a pointer: missing_claim, as for a name.
 	tok = mint(t, "RS256", k.rsa, "", nil, claimsFor(issRSA, map[string]any{"org": map[string]any{"id": "g"}, "realm_access": map[string]any{"roles": 5}}))
-	if _, e := v.Verify(t0ctx, Bearer(tok)); e == nil || e.Reason != audit.ReasonMissingClaim {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e == nil || e.Reason != audit.ReasonMissingClaim {
 		t.Fatalf("want missing_claim, got %v", e)
 	}
 	bad := baseConfig(t)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/tenantid"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 // MaxTenantLen is the longest tenant value accepted.
@@ -28,12 +30,12 @@ const MaxTenantLen = tenantid.MaxLen
 // use of the token runs.
 func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessage, t *verifiedToken, id *Identity) (*Identity, *Error) {
 	for _, name := range [...]string{"exp", "nbf", "iat"} {
-		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
+		if raw, ok := claims[name]; ok && !jose.IsJSONNumber(raw) {
 			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a NumericDate (a non-negative number of seconds)", name), nil)
 		}
 	}
 	for _, name := range [...]string{"sub", "jti"} {
-		if raw, ok := claims[name]; ok && !isJSONString(raw) {
+		if raw, ok := claims[name]; ok && !jose.IsJSONString(raw) {
 			return nil, fail(audit.ReasonMissingClaim, fmt.Sprintf("claim %q must be a string", name), nil)
 		}
 	}
@@ -48,14 +50,14 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		if raw, ok := claims[c.name]; ok {
 			d, err := numericDate(raw)
 			if err != nil {
-				return id, malformed("token claims could not be decoded", err)
+				return id, jose.Malformed("token claims could not be decoded", err)
 			}
 			*c.dst = d
 		}
 	}
 	if raw, ok := claims["jti"]; ok {
-		if err := unmarshalString(raw, &id.TokenID); err != nil {
-			return id, malformed("token claims could not be decoded", err)
+		if err := jose.UnmarshalString(raw, &id.TokenID); err != nil {
+			return id, jose.Malformed("token claims could not be decoded", err)
 		}
 	}
 	if _, ok := claims["exp"]; !ok {
@@ -65,12 +67,12 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return id, e
 	}
 	if !is.audienceAccepted(aud) {
-		return id, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.cfg.Issuer), nil)
+		return id, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.iss), nil)
 	}
 
 	id.Expiry = t.exp
-	if raw, ok := v.userPath.lookup(claims); ok && !isJSONNull(raw) {
-		if err := unmarshalString(raw, &id.Subject); err != nil {
+	if raw, ok := v.userPath.lookup(claims); ok && !jose.IsJSONNull(raw) {
+		if err := jose.UnmarshalString(raw, &id.Subject); err != nil {
 			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.userPath), err)
 		}
 	}
@@ -90,9 +92,9 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 	if is.tenant != "" {
 		// A multi-tenant issuer: the tenant is the one its iss names, whose
 		// keys verified the token. A tenant claim may only confirm it.
-		if hasTenant && !isJSONNull(raw) {
+		if hasTenant && !jose.IsJSONNull(raw) {
 			var claimed string
-			if err := unmarshalString(raw, &claimed); err != nil || claimed != is.tenant {
+			if err := jose.UnmarshalString(raw, &claimed); err != nil || claimed != is.tenant {
 				return id, fail(audit.ReasonTenantMismatch, fmt.Sprintf("tenant claim %q disagrees with the tenant %q that the token's issuer names", v.tenantPath, is.tenant), err)
 			}
 		}
@@ -103,7 +105,7 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("token has no tenant claim %q", v.tenantPath), nil)
 	}
 	var tenant string
-	if err := unmarshalString(raw, &tenant); err != nil || !ValidTenant(tenant) {
+	if err := jose.UnmarshalString(raw, &tenant); err != nil || !ValidTenant(tenant) {
 		return id, fail(audit.ReasonNoTenant, fmt.Sprintf("tenant claim %q must be a string of 1-%d characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")", v.tenantPath, MaxTenantLen), err)
 	}
 	id.Tenant = tenant
@@ -117,7 +119,7 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 func numericDate(raw json.RawMessage) (time.Time, error) {
 	s := string(bytes.TrimSpace(raw))
 	if strings.ContainsAny(s, "eE") {
-		return time.Time{}, fmt.Errorf("NumericDate %q has an exponent", truncate(s, 32))
+		return time.Time{}, fmt.Errorf("NumericDate %q has an exponent", jose.Truncate(s, 32))
 	}
 	whole := s
 	if i := strings.IndexByte(s, '.'); i > 0 {
@@ -125,7 +127,7 @@ func numericDate(raw json.RawMessage) (time.Time, error) {
 	}
 	n, err := strconv.ParseInt(whole, 10, 64)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("NumericDate %q: %w", truncate(s, 32), err)
+		return time.Time{}, fmt.Errorf("NumericDate %q: %w", jose.Truncate(s, 32), err)
 	}
 	return time.Unix(n, 0).UTC(), nil
 }
@@ -136,15 +138,15 @@ func audiences(raw json.RawMessage) (aud []string, ok bool) {
 	if raw == nil {
 		return nil, true
 	}
-	if isJSONString(raw) {
+	if jose.IsJSONString(raw) {
 		var one string
-		if err := unmarshalString(raw, &one); err != nil {
+		if err := jose.UnmarshalString(raw, &one); err != nil {
 			return nil, false
 		}
 		return []string{one}, true
 	}
-	list, err := stringArray(raw)
-	if err != nil || firstByte(raw) != '[' {
+	list, err := jose.StringArray(raw)
+	if err != nil || jose.FirstByte(raw) != '[' {
 		return nil, false
 	}
 	aud = make([]string, len(list))
@@ -178,11 +180,11 @@ func ValidTenant(s string) bool { return tenantid.Valid(s) }
 // mapping shows up as missing_claim instead of as puzzling missing_role denials.
 // A role holding "," is refused too: X-User-Roles is comma-separated.
 func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
-	if raw == nil || isJSONNull(raw) {
+	if raw == nil || jose.IsJSONNull(raw) {
 		return nil, true
 	}
 	var one string
-	if isJSONString(raw) && unmarshalString(raw, &one) == nil {
+	if jose.IsJSONString(raw) && jose.UnmarshalString(raw, &one) == nil {
 		roles = strings.Fields(one)
 		for _, r := range roles {
 			if strings.Contains(r, ",") {
@@ -191,7 +193,7 @@ func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
 		}
 		return roles, true
 	}
-	list, err := stringArray(raw)
+	list, err := jose.StringArray(raw)
 	if err != nil {
 		return nil, false
 	}
@@ -210,22 +212,3 @@ func parseRoles(raw json.RawMessage) (roles []string, ok bool) {
 	}
 	return roles, true
 }
-
-func firstByte(raw json.RawMessage) byte {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return 0
-	}
-	return raw[0]
-}
-
-// isJSONNumber accepts non-negative JSON numbers only: a NumericDate before
-// 1970 is never legitimate, and jwx refuses negative ones anyway.
-func isJSONNumber(raw json.RawMessage) bool {
-	c := firstByte(raw)
-	return '0' <= c && c <= '9'
-}
-
-func isJSONString(raw json.RawMessage) bool { return firstByte(raw) == '"' }
-
-func isJSONNull(raw json.RawMessage) bool { return firstByte(raw) == 'n' }

@@ -1,10 +1,13 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,37 +16,63 @@ import (
 	"github.com/tenantgate/tenantgate/module/audit"
 )
 
-// jwxReference is how claims were judged before checkClaims stopped
-// building a jwt.Token per request: jwt.Validate with the options each
-// issuer had. It stays here as the reference checkClaims must agree with.
-func jwxReference(is *issuerState, claims map[string]json.RawMessage, now time.Time, leeway time.Duration) audit.Reason {
+// jwxReference is an oracle for checkClaims that shares none of its code:
+// claim types are judged on values decoded by encoding/json, audiences by
+// hand against the configured list, and times by jwx's jwt.Validate with
+// the options each issuer had before checkClaims stopped building a
+// jwt.Token per request. ok is false for a value that is not JSON at all,
+// which ParseObject refuses before claims are ever judged.
+func jwxReference(audiences []string, claims map[string]json.RawMessage, now time.Time, leeway time.Duration) (r audit.Reason, ok bool) {
+	decoded := map[string]any{}
+	for name, raw := range claims {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil || d.More() {
+			return "", false
+		}
+		decoded[name] = v
+	}
 	for _, name := range []string{"exp", "nbf", "iat"} {
-		if raw, ok := claims[name]; ok && !isJSONNumber(raw) {
-			return audit.ReasonMissingClaim
+		if v, present := decoded[name]; present {
+			// A NumericDate is a JSON number, never negative.
+			if n, isNum := v.(json.Number); !isNum || strings.HasPrefix(string(n), "-") {
+				return audit.ReasonMissingClaim, true
+			}
 		}
 	}
 	for _, name := range []string{"sub", "jti"} {
-		if raw, ok := claims[name]; ok && !isJSONString(raw) {
-			return audit.ReasonMissingClaim
+		if v, present := decoded[name]; present {
+			if _, isStr := v.(string); !isStr {
+				return audit.ReasonMissingClaim, true
+			}
 		}
 	}
-	if raw, ok := claims["aud"]; ok {
-		if _, ok := audiences(raw); !ok {
-			return audit.ReasonWrongAudience
+	// aud is one string or an array of strings (RFC 7519 §4.1.3).
+	var aud []string
+	if v, present := decoded["aud"]; present {
+		switch a := v.(type) {
+		case string:
+			aud = []string{a}
+		case []any:
+			aud = []string{}
+			for _, e := range a {
+				s, isStr := e.(string)
+				if !isStr {
+					return audit.ReasonWrongAudience, true
+				}
+				aud = append(aud, s)
+			}
+		default:
+			return audit.ReasonWrongAudience, true
 		}
 	}
 	tok := jwt.New()
 	for _, name := range []string{"exp", "nbf", "iat"} {
-		if raw, ok := claims[name]; ok {
+		if raw, present := claims[name]; present {
 			if err := tok.Set(name, json.Number(raw)); err != nil {
-				return audit.ReasonMalformedToken
+				return audit.ReasonMalformedToken, true
 			}
-		}
-	}
-	if raw, ok := claims["aud"]; ok {
-		aud, _ := audiences(raw)
-		if err := tok.Set("aud", aud); err != nil {
-			return audit.ReasonMalformedToken
 		}
 	}
 	expWithin := jwt.ValidatorFunc(func(ctx context.Context, t jwt.Token) jwt.ValidationError {
@@ -53,9 +82,12 @@ func jwxReference(is *issuerState, claims map[string]json.RawMessage, now time.T
 		ctx = jwt.SetValidationCtxSkew(ctx, jwt.ValidationCtxSkew(ctx)+time.Second)
 		return jwt.IsExpirationValid().Validate(ctx, t)
 	})
-	audOK := jwt.ValidatorFunc(func(_ context.Context, t jwt.Token) jwt.ValidationError {
-		if is.audienceAccepted(t.Audience()) {
-			return nil
+	// The audience must name a configured one; "" never counts.
+	audOK := jwt.ValidatorFunc(func(context.Context, jwt.Token) jwt.ValidationError {
+		for _, a := range aud {
+			if a != "" && slices.Contains(audiences, a) {
+				return nil
+			}
 		}
 		return jwt.ErrInvalidAudience()
 	})
@@ -64,20 +96,22 @@ func jwxReference(is *issuerState, claims map[string]json.RawMessage, now time.T
 		jwt.WithValidator(jwt.IsNbfValid()), jwt.WithValidator(jwt.IsIssuedAtValid()), jwt.WithValidator(audOK))
 	switch {
 	case err == nil:
-		return audit.ReasonOK
+		return audit.ReasonOK, true
 	case errors.Is(err, jwt.ErrRequiredClaim()):
-		return audit.ReasonMissingClaim
+		return audit.ReasonMissingClaim, true
 	case errors.Is(err, jwt.ErrTokenExpired()):
-		return audit.ReasonTokenExpired
+		return audit.ReasonTokenExpired, true
 	case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
-		return audit.ReasonTokenNotYet
+		return audit.ReasonTokenNotYet, true
 	case errors.Is(err, jwt.ErrInvalidAudience()):
-		return audit.ReasonWrongAudience
+		return audit.ReasonWrongAudience, true
 	}
-	return audit.ReasonMissingClaim
+	return audit.ReasonMissingClaim, true
 }
 
-// checkClaims and jwt.Validate agree on every claim set and clock offset.
+// checkClaims and an independent reference (encoding/json for types and
+// audiences, jwt.Validate for times) agree on every claim set and clock
+// offset.
 func TestClaimsMatchJWXReference(t *testing.T) {
 	now := testNow
 	n := now.Unix()
@@ -87,32 +121,45 @@ func TestClaimsMatchJWXReference(t *testing.T) {
 		"99999999999999999999", "9223372036854775807", `"` + fmt.Sprint(n) + `"`, "null", "-5", "1.", "0.5",
 	}
 	auds := []string{`"alphapulse-api"`, `["x","alphapulse-api"]`, `[]`, `[""]`, `""`, `"other"`, `5`, `null`, `[null]`, `{"a":1}`, ""}
+	subs := []string{"", `"user-1"`, `5`, `null`}
 	v := newVerifier(t, baseConfig(t))
 	is := v.issuers[issRSA]
 	leeway := 30 * time.Second
-	cases := 0
+	cases, judged := 0, map[audit.Reason]int{}
 	for _, exp := range append(times, "") {
 		for _, nbf := range []string{"", fmt.Sprint(n + 31), fmt.Sprint(n + 30), "0", "1.7e9"} {
 			for _, iat := range []string{"", fmt.Sprint(n + 31), fmt.Sprint(n)} {
 				for _, aud := range auds {
-					claims := map[string]json.RawMessage{"iss": json.RawMessage(`"` + issRSA + `"`), "tenant_id": json.RawMessage(`"acme"`)}
-					for name, val := range map[string]string{"exp": exp, "nbf": nbf, "iat": iat, "aud": aud} {
-						if val != "" {
-							claims[name] = json.RawMessage(val)
+					for _, sub := range subs {
+						claims := map[string]json.RawMessage{"iss": json.RawMessage(`"` + issRSA + `"`), "tenant_id": json.RawMessage(`"acme"`)}
+						for name, val := range map[string]string{"exp": exp, "nbf": nbf, "iat": iat, "aud": aud, "sub": sub} {
+							if val != "" {
+								claims[name] = json.RawMessage(val)
+							}
 						}
+						want, ok := jwxReference(is.cfg.Audiences, claims, now, leeway)
+						if !ok {
+							continue // not JSON: never reaches checkClaims
+						}
+						_, e := v.checkClaims(is, claims, &verifiedToken{}, &Identity{Issuer: is.iss})
+						got := reasonOf(e)
+						if got != want {
+							t.Errorf("exp=%s nbf=%s iat=%s aud=%s sub=%s: checkClaims %s, reference %s", exp, nbf, iat, aud, sub, got, want)
+						}
+						judged[want]++
+						cases++
 					}
-					want := jwxReference(is, claims, now, leeway)
-					_, e := v.checkClaims(is, claims, &verifiedToken{}, &Identity{Issuer: is.cfg.Issuer})
-					got := reasonOf(e)
-					if got != want {
-						t.Errorf("exp=%s nbf=%s iat=%s aud=%s: checkClaims %s, jwt.Validate %s", exp, nbf, iat, aud, got, want)
-					}
-					cases++
 				}
 			}
 		}
 	}
 	if cases < 1000 {
 		t.Fatalf("only %d cases", cases)
+	}
+	// The oracle must tell every outcome apart, or agreement proves little.
+	for _, r := range []audit.Reason{audit.ReasonOK, audit.ReasonMissingClaim, audit.ReasonWrongAudience, audit.ReasonTokenExpired, audit.ReasonTokenNotYet, audit.ReasonMalformedToken} {
+		if judged[r] == 0 {
+			t.Errorf("no case where the reference says %s", r)
+		}
 	}
 }

@@ -3,38 +3,48 @@ package verify
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/module/verify/dpop"
+	"github.com/tenantgate/tenantgate/module/verify/jose"
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
 )
 
 // Defaults applied by SetDefaults.
 const (
 	DefaultLeeway          = 30 * time.Second
-	DefaultRefreshInterval = 5 * time.Minute
-	DefaultRefetchInterval = 2 * time.Second
+	DefaultRefreshInterval = keysource.DefaultRefreshInterval
+	DefaultRefetchInterval = keysource.DefaultRefetchGap
 	DefaultTenantClaim     = "tenant_id"
 	DefaultUserClaim       = "sub"
 	DefaultRolesClaim      = "roles"
 	DefaultHTTPTimeout     = 10 * time.Second
-	MinHMACSecretBytes     = 32
-	// DefaultMaxTenants is how many tenants' key sets a multi-tenant
-	// issuer holds at once (least recently used leave).
-	DefaultMaxTenants = 1000
-	// TenantPlaceholder marks the tenant's place in a multi-tenant issuer
-	// and in its jwks_url or oidc_discovery.
-	TenantPlaceholder = "{tenant}"
-	// AnyTenant in Tenants admits every tenant name (bounded: see template.go).
-	AnyTenant             = "*"
-	DefaultTokenCacheSize = 10000
+	MinHMACSecretBytes     = jose.MinHMACSecretBytes
+	DefaultMaxTenants      = keysource.DefaultMaxTenants
+	TenantPlaceholder      = keysource.TenantPlaceholder
+	AnyTenant              = keysource.AnyTenant
+	DefaultTokenCacheSize  = 10000
+	DefaultMaxTokenBytes   = jose.DefaultMaxTokenBytes
+	DefaultDPoPMaxAge      = dpop.DefaultMaxAge
+	DefaultReplayCacheSize = dpop.DefaultReplaySize
 )
 
 // DefaultAlgorithms is the allow-list used when Config.Algorithms is empty.
-var DefaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+var DefaultAlgorithms = jose.DefaultAlgorithms
+
+// DPoPConfig configures DPoP proof checks (module verify/dpop).
+type DPoPConfig = dpop.Config
+
+// Observer receives key refresh outcomes; TemplateObserver also follows
+// multi-tenant issuers (module verify/keysource).
+type (
+	Observer         = keysource.Observer
+	TemplateObserver = keysource.TemplateObserver
+)
 
 // IssuerConfig is one trusted issuer and its single key source.
 type IssuerConfig struct {
@@ -116,35 +126,17 @@ type Config struct {
 	// Clock for claim validation. Default: time.Now.
 	Now func() time.Time
 
-	// DPoP (RFC 9449); see dpop.go.
+	// DPoP (RFC 9449); see package verify/dpop.
 	DPoP DPoPConfig
+	// Store is the process's state (key sets, replay set, cache gauges)
+	// the verifier joins. Default: a store of the verifier's own, ended by
+	// Close (keys then do not outlive the verifier).
+	Store *Store
 	// Entries of the verified-token cache; 0 turns it off (the gate's
 	// default is 10000, DefaultTokenCacheSize). Default: 0
 	TokenCacheSize int
 	// Receives every cache lookup; may be nil.
 	CacheObserver CacheObserver
-}
-
-// Observer receives key refresh outcomes (the gate turns them into Prometheus
-// metrics). keys is the number of keys in force after the attempt: on a failed
-// refresh that is the count of the last good set that was kept. Static sources
-// (file, PEM, secret) report once, from New.
-type Observer interface {
-	JWKSRefresh(issuer string, ok bool, keys int, at time.Time)
-	// JWKSInUse reports, for a remote issuer of a config being loaded, the
-	// keys it starts with (kept in the process's key store from an earlier
-	// config, or 0) and their last successful fetch (zero when none), so
-	// gauges describe the live config from its first moment.
-	JWKSInUse(issuer string, keys int, lastSuccess time.Time)
-}
-
-// TemplateObserver is an Observer that also follows multi-tenant issuers:
-// under the issuer as configured ({tenant} unreplaced), how many tenants'
-// key sets are held and how many keys they hold together. It is called
-// whenever either changes (a tenant's set arrives, refreshes or leaves).
-// JWKSRefresh reports those issuers under the same name, with the total.
-type TemplateObserver interface {
-	IssuerTenants(issuer string, tenants, keys int)
 }
 
 // SetDefaults fills every zero field with its documented default.
@@ -179,7 +171,7 @@ func (c *Config) SetDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	c.DPoP.setDefaults(c.Algorithms)
+	c.DPoP.SetDefaults(c.Algorithms)
 	for i := range c.Issuers {
 		if c.Issuers[i].RefreshInterval == 0 {
 			c.Issuers[i].RefreshInterval = DefaultRefreshInterval
@@ -220,9 +212,9 @@ func (c Config) Validate() error {
 		switch {
 		case strings.EqualFold(a, "none"):
 			add(`algorithms: "none" is never allowed`)
-		case algorithms[a] == nil:
-			add("algorithms: unknown algorithm %q (allowed: %s)", a, strings.Join(AlgorithmNames(), " "))
-		case algorithms[a].kind == kindHMAC:
+		case jose.Algorithm(a) == nil:
+			add("algorithms: unknown algorithm %q (allowed: %s)", a, strings.Join(jose.AlgorithmNames(), " "))
+		case jose.Algorithm(a).Kind == jose.KindHMAC:
 			hsAllowed[a] = true
 		}
 	}
@@ -249,7 +241,7 @@ func (c Config) Validate() error {
 	if len(c.Issuers) == 0 {
 		add("issuers: at least one issuer is required")
 	}
-	errs = append(errs, c.DPoP.validate()...)
+	errs = append(errs, c.DPoP.Validate()...)
 
 	seen := map[string]bool{}
 	symmetricCapable := false
@@ -275,8 +267,8 @@ func (c Config) Validate() error {
 				add("%s: hmac_secret is %d bytes, need at least %d", name, n, MinHMACSecretBytes)
 			} else {
 				for _, a := range []string{"HS384", "HS512"} {
-					if hsAllowed[a] && n < algorithms[a].minKey {
-						add("%s: hmac_secret is %d bytes, %s needs at least %d", name, n, a, algorithms[a].minKey)
+					if hsAllowed[a] && n < jose.Algorithm(a).MinKey {
+						add("%s: hmac_secret is %d bytes, %s needs at least %d", name, n, a, jose.Algorithm(a).MinKey)
 					}
 				}
 			}
@@ -295,30 +287,4 @@ func (c Config) Validate() error {
 		add("algorithms: HS256/HS384/HS512 allowed but no issuer has an hmac_secret or jwks_file (remove them from algorithms)")
 	}
 	return errors.Join(errs...)
-}
-
-// checkFetchURL accepts https URLs, and http only to a loopback host: keys
-// fetched over plain http could be replaced by anyone on the path.
-func checkFetchURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("not a URL: %w", err)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if host == "localhost" {
-			return nil
-		}
-		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-			return nil
-		}
-		return fmt.Errorf("%q uses http; use https (plain http is allowed only to a loopback host)", raw)
-	}
-	return fmt.Errorf("%q: scheme must be https", raw)
 }

@@ -19,14 +19,16 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/dpop"
 )
 
 // dpopClient is a DPoP client key: it signs proofs, and its thumbprint is
 // what a bound token's cnf.jkt holds.
 type dpopClient struct {
-	alg  string
+	Alg  string
 	priv any
-	pub  jwk.Key
+	Pub  jwk.Key
 	jkt  string
 }
 
@@ -49,7 +51,7 @@ func clientFor(t testing.TB, alg string, priv, pub any) *dpopClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &dpopClient{alg: alg, priv: priv, pub: k, jkt: b64.EncodeToString(tp)}
+	return &dpopClient{Alg: alg, priv: priv, Pub: k, jkt: b64.EncodeToString(tp)}
 }
 
 var jtiSeq atomic.Int64
@@ -69,7 +71,7 @@ func proofClaims(method, htu, token string, iat time.Time) map[string]any {
 // proof signs claims with the client's key; header overrides (nil deletes).
 func (c *dpopClient) proof(t testing.TB, claims map[string]any, header map[string]any) string {
 	t.Helper()
-	h := map[string]any{"typ": "dpop+jwt", "alg": c.alg, "jwk": c.pub}
+	h := map[string]any{"typ": "dpop+jwt", "alg": c.Alg, "jwk": c.Pub}
 	for k, v := range header {
 		if v == nil {
 			delete(h, k)
@@ -77,7 +79,7 @@ func (c *dpopClient) proof(t testing.TB, claims map[string]any, header map[strin
 		}
 		h[k] = v
 	}
-	return signRaw(t, c.alg, c.priv, mustJSON(t, h), mustJSON(t, claims))
+	return signRaw(t, c.Alg, c.priv, mustJSON(t, h), mustJSON(t, claims))
 }
 
 const testHTU = "https://api.example/echo/x"
@@ -105,14 +107,15 @@ func TestDPoPValidProofPasses(t *testing.T) {
 	v := newVerifier(t, baseConfig(t))
 	cl := newDPoPClient(t)
 	tok := boundToken(t, issEC, map[string]any{"jkt": cl.jkt}, nil)
-	id, e := v.Verify(t0ctx, dpopRequest(tok, cl.proof(t, proofClaims("GET", testHTU, tok, testNow), nil)))
+	res, e := v.Verify(t0ctx, dpopRequest(tok, cl.proof(t, proofClaims("GET", testHTU, tok, testNow), nil)))
 	if e != nil {
 		t.Fatalf("valid DPoP request refused: %v", e)
 	}
+	id := res.Identity
 	if id.Cnf.JKT != cl.jkt || id.Tenant != "acme" {
 		t.Fatalf("identity %+v", id)
 	}
-	if got := BindingOf(dpopRequest(tok), id); got != BindingDPoP {
+	if got := res.Binding; got != BindingDPoP {
 		t.Fatalf("binding %q", got)
 	}
 	// Other proof algorithms and htu spellings the RFC 3986 normalisation accepts.
@@ -127,8 +130,8 @@ func TestDPoPValidProofPasses(t *testing.T) {
 		{rs, testHTU + "?q=1#frag"},
 	} {
 		tok := boundToken(t, issEC, map[string]any{"jkt": c.cl.jkt}, nil)
-		if _, e := v.Verify(t0ctx, dpopRequest(tok, c.cl.proof(t, proofClaims("GET", c.htu, tok, testNow), nil))); e != nil {
-			t.Errorf("%s proof with htu %s refused: %v", c.cl.alg, c.htu, e)
+		if _, e := identityOf(v.Verify(t0ctx, dpopRequest(tok, c.cl.proof(t, proofClaims("GET", c.htu, tok, testNow), nil)))); e != nil {
+			t.Errorf("%s proof with htu %s refused: %v", c.cl.Alg, c.htu, e)
 		}
 	}
 }
@@ -157,7 +160,7 @@ func TestDPoPProofFailures(t *testing.T) {
 		m.Write([]byte(input))
 		return input + "." + b64.EncodeToString(m.Sum(nil))
 	}
-	none := b64.EncodeToString([]byte(mustJSON(t, map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": cl.pub}))) + "." + b64.EncodeToString([]byte(mustJSON(t, valid()))) + "."
+	none := b64.EncodeToString([]byte(mustJSON(t, map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": cl.Pub}))) + "." + b64.EncodeToString([]byte(mustJSON(t, valid()))) + "."
 	ps := cl.proof(t, valid(), nil)
 	tampered := ps[:strings.LastIndexByte(ps, '.')+1] + b64.EncodeToString(make([]byte, 64))
 
@@ -196,12 +199,12 @@ func TestDPoPProofFailures(t *testing.T) {
 		{"no ath", dpopRequest(tok, cl.proof(t, with("ath", nil), nil)), audit.ReasonBadDPoPProof},
 		{"wrong ath", dpopRequest(tok, cl.proof(t, with("ath", b64.EncodeToString(make([]byte, 32))), nil)), audit.ReasonBadDPoPProof},
 		{"no jti", dpopRequest(tok, cl.proof(t, with("jti", nil), nil)), audit.ReasonBadDPoPProof},
-		{"jti too long", dpopRequest(tok, cl.proof(t, with("jti", strings.Repeat("j", maxJTIBytes+1)), nil)), audit.ReasonBadDPoPProof},
-		{"payload not JSON", dpopRequest(tok, signRaw(t, "ES256", cl.priv, mustJSON(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": cl.pub}), "[1]")), audit.ReasonBadDPoPProof},
+		{"jti too long", dpopRequest(tok, cl.proof(t, with("jti", strings.Repeat("j", 256+1)), nil)), audit.ReasonBadDPoPProof},
+		{"payload not JSON", dpopRequest(tok, signRaw(t, "ES256", cl.priv, mustJSON(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": cl.Pub}), "[1]")), audit.ReasonBadDPoPProof},
 		{"another key than cnf.jkt", dpopRequest(tok, other.proof(t, valid(), nil)), audit.ReasonBindingMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, e := v.Verify(t0ctx, tc.req)
+			id, e := identityOf(v.Verify(t0ctx, tc.req))
 			if e == nil || e.Reason != tc.reason {
 				t.Fatalf("got %v, want %s", e, tc.reason)
 			}
@@ -220,10 +223,10 @@ func TestDPoPReplayRefused(t *testing.T) {
 	cl := newDPoPClient(t)
 	tok := boundToken(t, issEC, map[string]any{"jkt": cl.jkt}, nil)
 	p := cl.proof(t, proofClaims("GET", testHTU, tok, testNow), nil)
-	if _, e := v.Verify(t0ctx, dpopRequest(tok, p)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, dpopRequest(tok, p))); e != nil {
 		t.Fatal(e)
 	}
-	_, e := v.Verify(t0ctx, dpopRequest(tok, p))
+	_, e := identityOf(v.Verify(t0ctx, dpopRequest(tok, p)))
 	if e == nil || e.Reason != audit.ReasonBadDPoPProof || !strings.Contains(e.Detail, "replayed") {
 		t.Fatalf("replay: %v", e)
 	}
@@ -231,10 +234,10 @@ func TestDPoPReplayRefused(t *testing.T) {
 	// remembered: fixing nothing but the key would not be a replay.
 	other := newDPoPClient(t)
 	c := proofClaims("GET", testHTU, tok, testNow)
-	if _, e := v.Verify(t0ctx, dpopRequest(tok, other.proof(t, c, nil))); e == nil || e.Reason != audit.ReasonBindingMismatch {
+	if _, e := identityOf(v.Verify(t0ctx, dpopRequest(tok, other.proof(t, c, nil)))); e == nil || e.Reason != audit.ReasonBindingMismatch {
 		t.Fatalf("want binding_mismatch, got %v", e)
 	}
-	if _, e := v.Verify(t0ctx, dpopRequest(tok, cl.proof(t, c, nil))); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, dpopRequest(tok, cl.proof(t, c, nil)))); e != nil {
 		t.Fatalf("same jti from the bound key after a refused proof: %v", e)
 	}
 }
@@ -250,10 +253,10 @@ func TestDPoPPublicURLAndMaxAge(t *testing.T) {
 		r.URL, _ = url.Parse("http://10.0.0.7:8080/echo/x") // what a proxy in front sends
 		return r
 	}
-	if _, e := v.Verify(t0ctx, req("https://public.example/echo/x", testNow.Add(-4*time.Minute))); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, req("https://public.example/echo/x", testNow.Add(-4*time.Minute)))); e != nil {
 		t.Fatalf("public URL with a 4 min old proof under dpop_max_age 5m: %v", e)
 	}
-	if _, e := v.Verify(t0ctx, req("http://10.0.0.7:8080/echo/x", testNow)); e == nil || !strings.Contains(e.Detail, "https://public.example/echo/x") {
+	if _, e := identityOf(v.Verify(t0ctx, req("http://10.0.0.7:8080/echo/x", testNow))); e == nil || !strings.Contains(e.Detail, "https://public.example/echo/x") {
 		t.Fatalf("the internal URL must not pass when dpop_public_url is set, and the detail names the wanted htu: %v", e)
 	}
 	if got := v.DPoPAlgorithms(); got != "RS256 PS256 ES256 ES384 EdDSA" {
@@ -284,7 +287,7 @@ func TestDPoPConfigValidation(t *testing.T) {
 		}
 	}
 	cfg := Config{Algorithms: []string{"HS256"}}
-	cfg.DPoP.setDefaults(cfg.Algorithms)
+	cfg.DPoP.SetDefaults(cfg.Algorithms)
 	if strings.Join(cfg.DPoP.Algorithms, " ") != strings.Join(DefaultAlgorithms, " ") {
 		t.Fatalf("an HS-only gate falls back to the default proof algorithms, got %v", cfg.DPoP.Algorithms)
 	}
@@ -293,11 +296,11 @@ func TestDPoPConfigValidation(t *testing.T) {
 func TestPreCheckProofAcceptsOnlyWellFormed(t *testing.T) {
 	cl := newDPoPClient(t)
 	good := cl.proof(t, proofClaims("GET", testHTU, "t", testNow), nil)
-	if e := PreCheckProof(good); e != nil {
+	if e := dpop.PreCheckProof(good); e != nil {
 		t.Fatal(e)
 	}
-	for _, raw := range []string{"", "a.b", good + "x", strings.Repeat("A", MaxProofBytes+1)} {
-		if e := PreCheckProof(raw); e == nil || e.Reason != audit.ReasonBadDPoPProof {
+	for _, raw := range []string{"", "a.b", good + "x", strings.Repeat("A", dpop.MaxProofBytes+1)} {
+		if e := dpop.PreCheckProof(raw); e == nil || e.Reason != audit.ReasonBadDPoPProof {
 			t.Errorf("%.20q: %v", raw, e)
 		}
 	}

@@ -270,3 +270,7 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 	t.Fatalf("timed out after %s waiting for %s", within, what)
 }
+
+// identityOf is the identity of a Verify result, for tests that judge
+// only who the bearer is.
+func identityOf(r Result, e *Error) (*Identity, *Error) { return r.Identity, e }

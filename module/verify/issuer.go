@@ -4,41 +4,64 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/verify/jose"
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
 )
 
-// issuerState is one configured issuer: its keys and the audience set
-// built for it once, when the verifier is made.
+// issuerState is the issuer that verifies one token: its config, the
+// audience set built for it once, and its key source. For a tenant of a
+// multi-tenant issuer it is made per lookup from the block's shared parts
+// and the tenant's keysource.Tenant.
 type issuerState struct {
-	cfg IssuerConfig
+	cfg *IssuerConfig // the block as configured ({tenant} unreplaced for a template)
+	iss string        // the exact iss this state verifies
 	aud map[string]struct{}
-	src keySource
+	src keysource.Source
 
 	// Set for one tenant of a multi-tenant issuer: the tenant its iss
-	// names (the request's tenant), and the template it came from.
-	tenant   string
-	template *templateIssuer
-	retired  atomic.Bool // the tenant's set was evicted or the tenant removed
+	// names (the request's tenant), and its held key set.
+	tenant string
+	held   *keysource.Tenant
 }
 
 // live reports whether the state may still verify tokens: always for a
 // plain issuer; for a tenant, while its set is held and it is admitted, so
 // a cached token of a tenant taken off tenants_file stops passing at once.
-func (is *issuerState) live() bool {
-	if is.template == nil {
-		return true
-	}
-	return !is.retired.Load() && is.template.tenants.admits(is.tenant)
-}
+func (is *issuerState) live() bool { return is.held == nil || is.held.Live() }
 
-func (v *Verifier) newIssuerState(ic IssuerConfig) *issuerState {
-	is := &issuerState{cfg: ic, aud: make(map[string]struct{}, len(ic.Audiences))}
+func newIssuerState(ic *IssuerConfig) *issuerState {
+	is := &issuerState{cfg: ic, iss: ic.Issuer, aud: make(map[string]struct{}, len(ic.Audiences))}
 	for _, a := range ic.Audiences {
 		is.aud[a] = struct{}{}
 	}
 	return is
+}
+
+// tenantIssuer is a multi-tenant issuer block: its tenants' key sets
+// (keysource.Template) and the parts every tenant shares.
+type tenantIssuer struct {
+	keys *keysource.Template
+	base *issuerState
+}
+
+// lookup returns the state of the tenant iss names.
+func (t *tenantIssuer) lookup(ctx context.Context, iss, tenant string) (*issuerState, *Error) {
+	h, e := t.keys.Lookup(ctx, iss, tenant)
+	if e != nil {
+		return nil, e
+	}
+	return &issuerState{cfg: t.base.cfg, iss: h.Issuer, aud: t.base.aud, src: h.Source(), tenant: h.Name, held: h}, nil
+}
+
+// keySpec is what the key source of ic needs to know.
+func (v *Verifier) keySpec(ic *IssuerConfig) keysource.Spec {
+	return keysource.Spec{
+		Issuer: ic.Issuer, JWKSURL: ic.JWKSURL, OIDCDiscovery: ic.OIDCDiscovery,
+		JWKSFile: ic.JWKSFile, PublicKeyFile: ic.PublicKeyFile, HMACSecret: ic.HMACSecret,
+		RefreshInterval: ic.RefreshInterval, Algorithms: v.cfg.Algorithms,
+	}
 }
 
 // lookupIssuer picks the issuer whose keys may verify a token claiming iss.
@@ -51,11 +74,11 @@ func (v *Verifier) lookupIssuer(ctx context.Context, iss string) (*issuerState, 
 		return is, nil
 	}
 	for _, t := range v.templates {
-		if tenant, ok := t.match(iss); ok {
+		if tenant, ok := t.keys.Match(iss); ok {
 			return t.lookup(ctx, iss, tenant)
 		}
 	}
-	return nil, fail(audit.ReasonUnknownIssuer, fmt.Sprintf("issuer %q is not configured (iss is compared exactly: scheme, case and trailing slash count)", truncate(iss, 128)), nil)
+	return nil, fail(audit.ReasonUnknownIssuer, fmt.Sprintf("issuer %q is not configured (iss is compared exactly: scheme, case and trailing slash count)", jose.Truncate(iss, 128)), nil)
 }
 
 // checkTokenType enforces token_type: the JOSE header typ must be the
@@ -74,5 +97,5 @@ func (is *issuerState) checkTokenType(typ string) *Error {
 	if typ != "" {
 		got = "has another typ (an ID token is typ JWT)"
 	}
-	return fail(audit.ReasonWrongTokenType, fmt.Sprintf("issuer %q accepts only tokens of typ %q (RFC 9068 access tokens); this token %s", is.cfg.Issuer, want, got), nil)
+	return fail(audit.ReasonWrongTokenType, fmt.Sprintf("issuer %q accepts only tokens of typ %q (RFC 9068 access tokens); this token %s", is.iss, want, got), nil)
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
 )
 
 // CheckIssuer reports the problems of one issuer's config that need
@@ -61,7 +64,7 @@ func CheckIssuer(is IssuerConfig) []error {
 				continue
 			}
 		}
-		if err := checkFetchURL(strings.ReplaceAll(u.url, TenantPlaceholder, "tenant")); err != nil {
+		if err := keysource.CheckFetchURL(strings.ReplaceAll(u.url, TenantPlaceholder, "tenant")); err != nil {
 			add("%s: %v", u.what, err)
 		}
 	}
@@ -96,7 +99,7 @@ func checkTemplate(is IssuerConfig, anyTenant bool) []error {
 			add("tenants: * stands alone (it admits every tenant)")
 		case t == AnyTenant:
 		case !ValidTenant(t):
-			add("tenants: %q is not a tenant name (1-%d characters from A-Z a-z 0-9 . _ -, not \".\" or \"..\")", truncate(t, 80), MaxTenantLen)
+			add("tenants: %q is not a tenant name (1-%d characters from A-Z a-z 0-9 . _ -, not \".\" or \"..\")", jose.Truncate(t, 80), MaxTenantLen)
 		}
 	}
 	if anyTenant && is.TenantsFile != "" {

@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
 )
 
 // A second config for the same issuer and URL (what `caddy reload` makes)
@@ -26,13 +28,13 @@ func TestKeysOutliveAConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
-	eventually(t, 3*time.Second, "first keys", func() bool { _, e := old.Verify(t0ctx, Bearer(tok)); return e == nil })
+	eventually(t, 3*time.Second, "first keys", func() bool { _, e := identityOf(old.Verify(t0ctx, Bearer(tok))); return e == nil })
 
 	srv.set(nil, true) // the IdP goes down, then the config is reloaded
 	obs := &recordingObserver{}
 	cfg.Observer = obs
 	live := newVerifier(t, cfg)
-	if _, e := live.Verify(t0ctx, Bearer(tok)); e != nil {
+	if _, e := identityOf(live.Verify(t0ctx, Bearer(tok))); e != nil {
 		t.Fatalf("reload during an outage: want the last good keys at once, got %v", e)
 	}
 	if got := obs.inUseSnapshot(); len(got) != 1 || got[0].keys != 1 || !got[0].ok || got[0].issuer != srv.URL {
@@ -62,7 +64,7 @@ func TestReloadWithSlowJWKSDoesNotFetch(t *testing.T) {
 	srv.mu.Unlock()
 	hits := srv.jwksHits.Load()
 	live := newVerifier(t, cfg)
-	if _, e := live.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil)))); e != nil {
+	if _, e := identityOf(live.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))))); e != nil {
 		t.Fatal(e)
 	}
 	if got := srv.jwksHits.Load() - hits; got != 0 {
@@ -90,7 +92,7 @@ func TestFloodOfRandomKidsIsBounded(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for tok := range toks {
-				if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil && (e.Reason == audit.ReasonUnknownKey || e.Reason == audit.ReasonKeysUnavailable) {
+				if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil && (e.Reason == audit.ReasonUnknownKey || e.Reason == audit.ReasonKeysUnavailable) {
 					refused.Add(1)
 				}
 			}
@@ -117,21 +119,19 @@ func TestRotationRightAfterAFetch(t *testing.T) {
 	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256"), publicJWK(t, &k.rsa.PublicKey, "k2", "RS256")), false)
 	k2 := mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil))
-	_, e := v.Verify(t0ctx, Bearer(k2))
+	_, e := identityOf(v.Verify(t0ctx, Bearer(k2)))
 	if e != nil {
 		if e.Reason != audit.ReasonKeysUnavailable || e.RetryAfter <= 0 || e.RetryAfter > cfg.RefetchInterval {
 			t.Fatalf("want 503 keys_unavailable with Retry-After <= the gap, got %v (%s)", e, e.RetryAfter)
 		}
 		time.Sleep(e.RetryAfter)
-		if _, e := v.Verify(t0ctx, Bearer(k2)); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(k2))); e != nil {
 			t.Fatalf("after Retry-After: %v", e)
 		}
 	}
-	f := v.issuers[srv.URL].src.(*remoteSource).feed
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.nextTry.Equal(f.lastFinish.Add(time.Hour)) {
-		t.Fatalf("the refetch did not reset the refresh timer: next %s, last %s", f.nextTry, f.lastFinish)
+	last, next := v.issuers[srv.URL].src.(*keysource.Remote).Schedule()
+	if !next.Equal(last.Add(time.Hour)) {
+		t.Fatalf("the refetch did not reset the refresh timer: next %s, last %s", next, last)
 	}
 }
 
@@ -141,16 +141,16 @@ func TestRemovedKeyStopsAtNextFetch(t *testing.T) {
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
 	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil))
 	k1 := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
-	eventually(t, 3*time.Second, "first keys", func() bool { _, e := v.Verify(t0ctx, Bearer(k1)); return e == nil })
+	eventually(t, 3*time.Second, "first keys", func() bool { _, e := identityOf(v.Verify(t0ctx, Bearer(k1))); return e == nil })
 	srv.set(jwksJSON(t, publicJWK(t, &k.rsa.PublicKey, "k2", "RS256")), false)
 	agePastGap(v, srv.URL)
-	if _, e := v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil)))); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil))))); e != nil {
 		t.Fatalf("k2 after its refetch: %v", e)
 	}
 	// Right after the fetch that dropped it, no refetch and no "retry later":
 	// the IdP no longer publishes the key.
 	hits := srv.jwksHits.Load()
-	if _, e := v.Verify(t0ctx, Bearer(k1)); e == nil || e.Reason != audit.ReasonUnknownKey {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(k1))); e == nil || e.Reason != audit.ReasonUnknownKey {
 		t.Fatalf("removed key: want unknown_key, got %v", e)
 	}
 	if srv.jwksHits.Load() != hits {
@@ -166,7 +166,7 @@ func TestKidlessKeysDoNotDisableRefetch(t *testing.T) {
 	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
 	// A token with a kid verifies with the kid-less key, without a fetch.
 	hits := srv.jwksHits.Load()
-	if _, e := v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "any", nil, claimsFor(srv.URL, nil)))); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "any", nil, claimsFor(srv.URL, nil))))); e != nil {
 		t.Fatal(e)
 	}
 	if srv.jwksHits.Load() != hits {
@@ -174,7 +174,7 @@ func TestKidlessKeysDoNotDisableRefetch(t *testing.T) {
 	}
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "", "ES256"), publicJWK(t, &k.rsa.PublicKey, "k2", "RS256")), false)
 	agePastGap(v, srv.URL)
-	if _, e := v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil)))); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil))))); e != nil {
 		t.Fatalf("new kid next to a kid-less key: %v", e)
 	}
 }
@@ -192,59 +192,17 @@ func TestOutageRetryAfterAndRecovery(t *testing.T) {
 	v := newVerifier(t, cfg)
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
 	eventually(t, 3*time.Second, "a failed fetch", func() bool { return logs.FilterMessageSnippet("fetch failed").Len() > 0 })
-	_, e := v.Verify(t0ctx, Bearer(tok))
-	if e == nil || e.Reason != audit.ReasonKeysUnavailable || e.RetryAfter < time.Second || e.RetryAfter > maxBackoff {
+	_, e := identityOf(v.Verify(t0ctx, Bearer(tok)))
+	if e == nil || e.Reason != audit.ReasonKeysUnavailable || e.RetryAfter < time.Second || e.RetryAfter > 5*time.Second {
 		t.Fatalf("want keys_unavailable with Retry-After 1-5s, got %v (%v)", e, e)
 	}
 	if n := logs.FilterMessageSnippet("keeping the last good keys").Len(); n != 0 {
 		t.Fatal("the start-up log claims kept keys while there are none")
 	}
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")), false)
-	eventually(t, 8*time.Second, "keys after the IdP came back", func() bool { _, e := v.Verify(t0ctx, Bearer(tok)); return e == nil })
+	eventually(t, 8*time.Second, "keys after the IdP came back", func() bool { _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); return e == nil })
 	rec := logs.FilterMessage("jwks keys recovered").All()
 	if len(rec) != 1 || rec[0].Level != zapcore.InfoLevel {
 		t.Fatalf("want one INFO \"jwks keys recovered\", got %+v", rec)
-	}
-}
-
-func TestBackoffAndGapSteps(t *testing.T) {
-	var got []time.Duration
-	b := time.Duration(0)
-	for range 6 {
-		b = nextBackoff(b, time.Hour)
-		got = append(got, b)
-	}
-	if fmt.Sprint(got) != "[1s 2s 4s 5s 5s 5s]" {
-		t.Fatalf("backoff %v", got)
-	}
-	if b := nextBackoff(0, 300*time.Millisecond); b != 300*time.Millisecond {
-		t.Fatalf("backoff longer than the refresh interval: %v", b)
-	}
-	ks := &keySet{byKid: map[string]*verifyKey{"k2": {}}}
-	if g := nextGap(2*time.Second, 2*time.Second, ks, map[string]struct{}{"x": {}}); g != 4*time.Second {
-		t.Fatalf("fruitless refetch: gap %v", g)
-	}
-	if g := nextGap(16*time.Second, 2*time.Second, ks, map[string]struct{}{"x": {}}); g != maxRefetchGap {
-		t.Fatalf("gap beyond its cap: %v", g)
-	}
-	if g := nextGap(16*time.Second, 2*time.Second, ks, map[string]struct{}{"k2": {}}); g != 2*time.Second {
-		t.Fatalf("a refetch that found its kid should reset the gap: %v", g)
-	}
-}
-
-// Idle sets (no config uses them) are bounded.
-func TestIdleFeedsAreBounded(t *testing.T) {
-	s := &feedStore{m: map[feedKey]*keyFeed{}}
-	base := time.Now()
-	for i := range maxIdleFeeds + 10 {
-		key := feedKey{issuer: fmt.Sprint(i)}
-		s.m[key] = &keyFeed{key: key, idleSince: base.Add(time.Duration(i) * time.Second)}
-	}
-	s.evictIdleLocked()
-	if len(s.m) != maxIdleFeeds {
-		t.Fatalf("%d idle sets kept", len(s.m))
-	}
-	if _, ok := s.m[feedKey{issuer: "0"}]; ok {
-		t.Fatal("the oldest idle set was kept")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
 )
 
 // jwksServer is a loopback IdP whose JWKS, availability and latency tests change.
@@ -74,6 +76,7 @@ func remoteConfig(iss string, ic IssuerConfig, obs Observer) Config {
 		Algorithms: []string{"RS256", "ES256"},
 		Observer:   obs,
 		Now:        func() time.Time { return testNow },
+		Store:      NewStore(), // shared by every config made from this one, as reloads share it
 	}
 }
 
@@ -86,7 +89,7 @@ func TestRemoteDownAtStartThenUp(t *testing.T) {
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
 
 	eventually(t, 3*time.Second, "a failed first fetch", func() bool { return srv.jwksHits.Load() >= 1 })
-	if _, e := v.Verify(t0ctx, Bearer(tok)); e == nil || e.Reason != audit.ReasonKeysUnavailable {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e == nil || e.Reason != audit.ReasonKeysUnavailable {
 		t.Fatalf("want keys_unavailable, got %v", e)
 	}
 	if st := v.KeyStatus(); st[srv.URL] != 0 {
@@ -94,7 +97,7 @@ func TestRemoteDownAtStartThenUp(t *testing.T) {
 	}
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")), false)
 	eventually(t, 5*time.Second, "keys after the JWKS came up", func() bool {
-		_, e := v.Verify(t0ctx, Bearer(tok))
+		_, e := identityOf(v.Verify(t0ctx, Bearer(tok)))
 		return e == nil
 	})
 	if st := v.KeyStatus(); st[srv.URL] != 1 {
@@ -113,7 +116,7 @@ func TestRemoteFailedRefreshKeepsLastKeys(t *testing.T) {
 	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: 50 * time.Millisecond}, obs)
 	v := newVerifier(t, cfg)
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
-	eventually(t, 3*time.Second, "first keys", func() bool { _, e := v.Verify(t0ctx, Bearer(tok)); return e == nil })
+	eventually(t, 3*time.Second, "first keys", func() bool { _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); return e == nil })
 
 	for name, bad := range map[string]struct {
 		body []byte
@@ -150,7 +153,7 @@ func TestRemoteFailedRefreshKeepsLastKeys(t *testing.T) {
 				}
 				return n >= 2
 			})
-			if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil {
+			if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil {
 				t.Fatalf("last good keys were dropped: %v", e)
 			}
 			for _, c := range obs.snapshot()[before:] {
@@ -176,7 +179,7 @@ func TestRemoteUnknownKidRefetch(t *testing.T) {
 	// gap the honest answer is "retry then" (503), never 401.
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256"), publicJWK(t, &k.rsa.PublicKey, "k2", "RS256")), false)
 	k2 := mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil))
-	_, e := v.Verify(t0ctx, Bearer(k2))
+	_, e := identityOf(v.Verify(t0ctx, Bearer(k2)))
 	if e == nil || e.Reason != audit.ReasonKeysUnavailable || e.RetryAfter <= 0 || e.RetryAfter > time.Hour {
 		t.Fatalf("want keys_unavailable with a Retry-After within the gap, got %v (retry %s)", e, e.RetryAfter)
 	}
@@ -186,17 +189,15 @@ func TestRemoteUnknownKidRefetch(t *testing.T) {
 
 	// Once the gap has passed, the first such token refetches and passes.
 	f := agePastGap(v, srv.URL)
-	if _, e := v.Verify(t0ctx, Bearer(k2)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(k2))); e != nil {
 		t.Fatalf("new kid not picked up: %v", e)
 	}
 	if got := srv.jwksHits.Load() - hits; got != 1 {
 		t.Fatalf("want 1 refetch, got %d", got)
 	}
 	// A kid our own refetch did not find is unknown: 401 unknown_key.
-	f.mu.Lock()
-	f.lastFinish, f.gap = f.lastFinish.Add(-time.Hour), time.Hour
-	f.mu.Unlock()
-	if _, e := v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "k3", nil, claimsFor(srv.URL, nil)))); e == nil || e.Reason != audit.ReasonUnknownKey {
+	f.Backdate(time.Hour)
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "k3", nil, claimsFor(srv.URL, nil))))); e == nil || e.Reason != audit.ReasonUnknownKey {
 		t.Fatalf("want unknown_key, got %v", e)
 	}
 	if got := srv.jwksHits.Load() - hits; got != 2 {
@@ -224,7 +225,7 @@ func TestRemoteConcurrentUnknownKids(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				tok := mint(t, "ES256", k.ec256, "rnd-"+strings.Repeat("x", i%7), nil, claimsFor(srv.URL, nil))
-				if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil && (e.Reason == audit.ReasonUnknownKey || e.Reason == audit.ReasonKeysUnavailable) {
+				if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil && (e.Reason == audit.ReasonUnknownKey || e.Reason == audit.ReasonKeysUnavailable) {
 					refused.Add(1)
 				}
 			}()
@@ -245,7 +246,7 @@ func TestRemoteOIDCDiscovery(t *testing.T) {
 	obs := &recordingObserver{}
 	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{OIDCDiscovery: srv.URL + "/.well-known/openid-configuration"}, obs))
 	tok := mint(t, "RS256", k.rsa, "r1", nil, claimsFor(srv.URL, nil))
-	eventually(t, 3*time.Second, "keys via discovery", func() bool { _, e := v.Verify(t0ctx, Bearer(tok)); return e == nil })
+	eventually(t, 3*time.Second, "keys via discovery", func() bool { _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); return e == nil })
 	if srv.discoHits.Load() < 1 {
 		t.Fatal("discovery document not fetched")
 	}
@@ -261,7 +262,7 @@ func TestRemoteOIDCDiscovery(t *testing.T) {
 		if c := obs.snapshot()[0]; c.ok {
 			t.Fatalf("observer %+v", c)
 		}
-		if _, e := v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "r1", nil, claimsFor(srv2.URL, nil)))); e == nil || e.Reason != audit.ReasonKeysUnavailable {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "RS256", k.rsa, "r1", nil, claimsFor(srv2.URL, nil))))); e == nil || e.Reason != audit.ReasonKeysUnavailable {
 			t.Fatalf("want keys_unavailable, got %v", e)
 		}
 		if srv2.jwksHits.Load() != 0 {
@@ -291,11 +292,8 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 
 // agePastGap makes the issuer's last fetch look older than any refetch gap,
 // as if the gap had passed (a test does not wait seconds for it).
-func agePastGap(v *Verifier, iss string) *keyFeed {
-	f := v.issuers[iss].src.(*remoteSource).feed
-	f.mu.Lock()
-	f.lastFinish = f.lastFinish.Add(-48 * time.Hour)
-	f.lastKidFetch = f.lastKidFetch.Add(-48 * time.Hour)
-	f.mu.Unlock()
-	return f
+func agePastGap(v *Verifier, iss string) *keysource.Remote {
+	r := v.issuers[iss].src.(*keysource.Remote)
+	r.Backdate(48 * time.Hour)
+	return r
 }

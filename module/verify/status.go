@@ -1,40 +1,19 @@
 package verify
 
-import "time"
-
-// What the verifier reports of its keys: outcomes to the Observer, and
-// the key and tenant counts the gate exposes as gauges.
-
-func (v *Verifier) observe(issuer string, ok bool, keys int, at time.Time) {
-	if v.cfg.Observer != nil {
-		v.cfg.Observer.JWKSRefresh(issuer, ok, keys, at)
-	}
-}
-
-func (v *Verifier) observeTemplate(issuer string, tenants, keys int) {
-	if o, ok := v.cfg.Observer.(TemplateObserver); ok {
-		o.IssuerTenants(issuer, tenants, keys)
-	}
-}
-
-func (v *Verifier) inUse(issuer string, keys int, lastSuccess time.Time) {
-	if v.cfg.Observer != nil {
-		v.cfg.Observer.JWKSInUse(issuer, keys, lastSuccess)
-	}
-}
+// What the verifier reports of its keys, for the admin and tests.
 
 // KeyStatus reports per issuer how many usable keys are loaded (0: none yet).
 func (v *Verifier) KeyStatus() map[string]int {
 	out := make(map[string]int, len(v.issuers))
 	for name, is := range v.issuers {
-		if ks := is.src.keys(); ks != nil {
-			out[name] = len(ks.all)
+		if ks := is.src.Keys(); ks != nil {
+			out[name] = len(ks.All)
 		} else {
 			out[name] = 0
 		}
 	}
 	for _, t := range v.templates {
-		out[t.cfg.Issuer] = t.keyCount()
+		out[t.keys.Issuer()] = t.keys.KeyCount()
 	}
 	return out
 }
@@ -44,7 +23,7 @@ func (v *Verifier) KeyStatus() map[string]int {
 func (v *Verifier) TenantStatus() map[string]int {
 	out := make(map[string]int, len(v.templates))
 	for _, t := range v.templates {
-		out[t.cfg.Issuer] = t.heldTenants()
+		out[t.keys.Issuer()] = t.keys.Len()
 	}
 	return out
 }

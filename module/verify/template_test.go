@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
 )
 
 // realmServer is a loopback IdP with one realm per tenant, Keycloak style:
@@ -124,7 +126,7 @@ func TestTemplateKeysPinnedPerTenant(t *testing.T) {
 	v := newVerifier(t, templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", Tenants: []string{"acme", "globex"}}, obs))
 
 	for realm, key := range map[string]*rsa.PrivateKey{"acme": k.rsa, "globex": k.rsa2} {
-		id, e := v.Verify(t0ctx, Bearer(realmToken(t, s, realm, key, "shared", nil)))
+		id, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, realm, key, "shared", nil))))
 		if e != nil {
 			t.Fatalf("%s: %v", realm, e)
 		}
@@ -133,11 +135,11 @@ func TestTemplateKeysPinnedPerTenant(t *testing.T) {
 		}
 	}
 	// iss names globex, signed with acme's key under the shared kid.
-	if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, "globex", k.rsa, "shared", nil))); e == nil || e.Reason != audit.ReasonBadSignature {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, "globex", k.rsa, "shared", nil)))); e == nil || e.Reason != audit.ReasonBadSignature {
 		t.Fatalf("cross-realm token: want bad_signature, got %v", e)
 	}
 	// Unlisted tenant: refused before any fetch.
-	if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, "initech", k.rsa, "shared", nil))); e == nil || e.Reason != audit.ReasonUnknownIssuer {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, "initech", k.rsa, "shared", nil)))); e == nil || e.Reason != audit.ReasonUnknownIssuer {
 		t.Fatalf("unlisted tenant: want unknown_issuer, got %v", e)
 	}
 	if n := s.hitsOf("/realms/initech/jwks"); n != 0 {
@@ -174,7 +176,7 @@ func TestTemplateTenantClaim(t *testing.T) {
 		{42, audit.ReasonTenantMismatch},
 	} {
 		over := map[string]any{"tenant_id": tc.claim}
-		id, e := v.Verify(t0ctx, Bearer(realmToken(t, s, "acme", k.rsa, "k1", over)))
+		id, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, "acme", k.rsa, "k1", over))))
 		switch {
 		case tc.want == "" && (e != nil || id.Tenant != "acme"):
 			t.Fatalf("claim %v: %v %+v", tc.claim, e, id)
@@ -189,7 +191,7 @@ func TestTemplateDiscoveryPerTenant(t *testing.T) {
 	s := newRealmServer(t)
 	s.add(t, "acme", k.rsa, "k1")
 	v := newVerifier(t, templateConfig(IssuerConfig{Issuer: s.template(), OIDCDiscovery: s.template() + "/.well-known/openid-configuration", Tenants: []string{"*"}}, nil))
-	if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, "acme", k.rsa, "k1", nil))); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, "acme", k.rsa, "k1", nil)))); e != nil {
 		t.Fatal(e)
 	}
 	if s.hitsOf("/realms/acme/.well-known/openid-configuration") != 1 || s.hitsOf("/realms/acme/jwks") != 1 {
@@ -197,7 +199,7 @@ func TestTemplateDiscoveryPerTenant(t *testing.T) {
 	}
 	// A made-up realm: discovery 404, remembered.
 	for range 5 {
-		if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, "nosuch", k.rsa, "k1", nil))); e == nil || e.Reason != audit.ReasonUnknownIssuer {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, "nosuch", k.rsa, "k1", nil)))); e == nil || e.Reason != audit.ReasonUnknownIssuer {
 			t.Fatalf("made-up realm: want unknown_issuer, got %v", e)
 		}
 	}
@@ -221,7 +223,7 @@ func TestTemplateFloodOfMadeUpTenants(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < flood; i += 8 {
-				_, e := v.Verify(t0ctx, Bearer(realmToken(t, s, fmt.Sprintf("made-up-%d", i), k.rsa, "k1", nil)))
+				_, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, fmt.Sprintf("made-up-%d", i), k.rsa, "k1", nil))))
 				if e == nil {
 					t.Errorf("made-up tenant %d passed", i)
 					return
@@ -234,7 +236,7 @@ func TestTemplateFloodOfMadeUpTenants(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	bound := int64(NewTenantBurst) + int64(elapsed/NewTenantEvery) + 1
+	bound := int64(keysource.NewTenantBurst) + int64(elapsed/keysource.NewTenantEvery) + 1
 	if got := s.total.Load(); got > bound {
 		t.Fatalf("%d made-up tenants cost %d fetches in %s; the bound is %d", flood, got, elapsed, bound)
 	}
@@ -254,7 +256,7 @@ func TestTemplateFloodOfMadeUpTenants(t *testing.T) {
 			continue // refused by the rate limit, never fetched
 		}
 		repeated++
-		if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, realm, k.rsa, "k1", nil))); e == nil || e.Reason != audit.ReasonUnknownIssuer {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, realm, k.rsa, "k1", nil)))); e == nil || e.Reason != audit.ReasonUnknownIssuer {
 			t.Fatalf("remembered tenant: want unknown_issuer, got %v", e)
 		}
 	}
@@ -273,7 +275,7 @@ func TestTemplateEvictionAndRefetch(t *testing.T) {
 	v := newVerifier(t, templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", Tenants: []string{"a", "b", "c"}, MaxTenants: 2}, obs))
 	verify := func(r string) {
 		t.Helper()
-		if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil))); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil)))); e != nil {
 			t.Fatalf("%s: %v", r, e)
 		}
 	}
@@ -307,7 +309,7 @@ func TestEvictedSourceStops(t *testing.T) {
 	}
 	v := newVerifier(t, templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", Tenants: []string{"*"}, MaxTenants: 1, RefreshInterval: 50 * time.Millisecond}, nil))
 	for _, r := range []string{"a", "b"} {
-		if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil))); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil)))); e != nil {
 			t.Fatal(e)
 		}
 	}
@@ -330,7 +332,7 @@ func TestTemplateTenantsFile(t *testing.T) {
 	}
 	v := newVerifier(t, templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", TenantsFile: path}, nil))
 	reason := func(r string) audit.Reason {
-		_, e := v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil)))
+		_, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil))))
 		if e == nil {
 			return ""
 		}
@@ -358,7 +360,7 @@ func TestTemplateTenantsFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("acme\nnot a tenant\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * TenantsFilePoll)
+	time.Sleep(2 * keysource.TenantsFilePoll)
 	if reason("globex") != "" || reason("acme") != audit.ReasonUnknownIssuer {
 		t.Fatal("a bad tenants_file replaced the last good list")
 	}
@@ -416,7 +418,7 @@ func TestExactIssuerBeforeTemplate(t *testing.T) {
 	// The exact issuer for realm "acme" uses another key: it wins.
 	cfg.Issuers = append(cfg.Issuers, IssuerConfig{Issuer: s.iss("acme"), Audiences: []string{aud}, PublicKeyFile: writeFile(t, dir, "k.pem", pemPublic(t, &k.rsa2.PublicKey))})
 	v := newVerifier(t, cfg)
-	if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, "acme", k.rsa2, "", map[string]any{"tenant_id": "acme"}))); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, "acme", k.rsa2, "", map[string]any{"tenant_id": "acme"})))); e != nil {
 		t.Fatalf("exact issuer: %v", e)
 	}
 	if s.total.Load() != 0 {
@@ -444,7 +446,7 @@ func TestTemplateCachedTokenOfRemovedTenant(t *testing.T) {
 	v := newVerifier(t, cfg)
 	acme := realmToken(t, s, "acme", k.rsa, "k1", nil)
 	for range 2 {
-		if _, e := v.Verify(t0ctx, Bearer(acme)); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(acme))); e != nil {
 			t.Fatal(e)
 		}
 	}
@@ -453,12 +455,12 @@ func TestTemplateCachedTokenOfRemovedTenant(t *testing.T) {
 	}
 	// Evict acme (max_tenants 2): its cached token is verified afresh.
 	for _, r := range []string{"globex", "initech"} {
-		if _, e := v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil))); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil)))); e != nil {
 			t.Fatal(e)
 		}
 	}
 	hits := obs.hits.Load()
-	if _, e := v.Verify(t0ctx, Bearer(acme)); e != nil {
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(acme))); e != nil {
 		t.Fatal(e)
 	}
 	if obs.hits.Load() != hits {
@@ -468,7 +470,7 @@ func TestTemplateCachedTokenOfRemovedTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "acme refused", func() bool {
-		_, e := v.Verify(t0ctx, Bearer(acme))
+		_, e := identityOf(v.Verify(t0ctx, Bearer(acme)))
 		return e != nil && e.Reason == audit.ReasonUnknownIssuer
 	})
 }

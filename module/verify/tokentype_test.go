@@ -27,7 +27,7 @@ func TestTokenType(t *testing.T) {
 			if typ != "" {
 				extra["typ"] = typ
 			}
-			id, e := v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "ec1", extra, claimsFor(issEC, nil))))
+			id, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "ec1", extra, claimsFor(issEC, nil)))))
 			if want == "" {
 				if e != nil {
 					t.Fatal(e)
@@ -43,12 +43,12 @@ func TestTokenType(t *testing.T) {
 		})
 	}
 	t.Run("other issuers do not check typ", func(t *testing.T) {
-		if _, e := v.Verify(t0ctx, Bearer(mint(t, "EdDSA", k.ed, "ed1", map[string]any{"typ": "JWT"}, claimsFor(issEd, nil)))); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "EdDSA", k.ed, "ed1", map[string]any{"typ": "JWT"}, claimsFor(issEd, nil))))); e != nil {
 			t.Fatal(e)
 		}
 	})
 	t.Run("signature before typ", func(t *testing.T) {
-		_, e := v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec384, "ec1", map[string]any{"typ": "JWT"}, claimsFor(issEC, nil))))
+		_, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec384, "ec1", map[string]any{"typ": "JWT"}, claimsFor(issEC, nil)))))
 		if e == nil || e.Reason == audit.ReasonWrongTokenType {
 			t.Fatalf("an unsigned token learns about typ: %v", e)
 		}
@@ -73,7 +73,7 @@ func TestFailureAfterSignatureNamesIssuerAndToken(t *testing.T) {
 		"missing_claim":  {"exp": nil},
 	} {
 		t.Run(name, func(t *testing.T) {
-			id, e := v.Verify(t0ctx, Bearer(mint(t, "EdDSA", k.ed, "ed1", nil, claimsFor(issEd, over))))
+			id, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "EdDSA", k.ed, "ed1", nil, claimsFor(issEd, over)))))
 			if e == nil || string(e.Reason) != name {
 				t.Fatalf("want %s, got %v", name, e)
 			}
@@ -83,7 +83,7 @@ func TestFailureAfterSignatureNamesIssuerAndToken(t *testing.T) {
 		})
 	}
 	t.Run("bad signature names nobody", func(t *testing.T) {
-		id, e := v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "ed1", nil, claimsFor(issEd, nil))))
+		id, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "ed1", nil, claimsFor(issEd, nil)))))
 		if e == nil || id != nil {
 			t.Fatalf("want a failure without identity, got %+v %v", id, e)
 		}

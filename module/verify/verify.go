@@ -1,88 +1,10 @@
-// Package verify checks bearer tokens for the gate: a strict pre-check of the
-// compact form, per-issuer key sources (remote JWKS or OIDC discovery, local
-// JWKS, PEM public key, HMAC secret), signature verification and claim
-// validation with lestrrat-go/jwx v2, and extraction of the caller's tenant,
-// user and roles. It does not import Caddy.
-//
-// Order of checks in Verify, each with the reason it fails with:
-//
-//	size, parts, base64url, header JSON, JWE/JSON form   malformed_token
-//	jku/x5u/jwk/x5c, crit, b64, non-string kid            bad_header
-//	alg missing, none, not allow-listed                   bad_algorithm
-//	payload not a JSON object, duplicate members          malformed_token
-//	iss missing, not a string, not configured             unknown_issuer
-//	issuer's remote keys not fetched yet                  keys_unavailable (RetryAfter set)
-//	kid not yet seen, and a fetch ended within the gap    keys_unavailable (RetryAfter set)
-//	kid unknown after a refetch made for it, or dropped   unknown_key
-//	  by the last fetch
-//	no key of the issuer fits alg (type, curve, alg, size) bad_algorithm
-//	signature does not verify                             bad_signature
-//	typ is not the issuer's TokenType                     wrong_token_type
-//	exp/nbf/iat not a number; sub, jti, user or roles     missing_claim
-//	  claim of the wrong type; exp missing
-//	aud missing, empty, [""], not a string/array, or      wrong_audience
-//	  without a configured audience
-//	exp + leeway passed                                   token_expired
-//	nbf or iat later than now + leeway                    token_not_yet_valid
-//	tenant claim missing or malformed                     no_tenant (Identity returned too)
-//	cnf not an object, jkt / x5t#S256 not a string        missing_claim
-//
-// Then, for every request (binding.go, dpop.go; Identity returned too):
-//
-//	cnf with an unsupported confirmation method           binding_mismatch
-//	issuer requires dpop / mtls_binding, token unbound    binding_mismatch
-//	cnf.jkt token sent as Bearer (or cookie, query)       binding_mismatch
-//	DPoP scheme with a token that has no cnf.jkt          binding_mismatch
-//	DPoP proof missing, two, malformed, wrong typ/alg/    bad_dpop_proof
-//	  jwk, bad signature, htm, htu, iat, ath, jti
-//	proof key thumbprint differs from cnf.jkt             binding_mismatch
-//	proof jti seen before within dpop_max_age             bad_dpop_proof
-//	cnf x5t#S256 without a matching client certificate    binding_mismatch
-//
-// Claims are only judged after the signature verified, so an unsigned token
-// learns nothing about which claim would have failed. Every failure after
-// the signature verified returns the partial Identity (Issuer, TokenID and
-// what was read so far, never a Tenant) with the Error, for the audit record.
-//
-// Choices where the contract left room:
-//   - exp, nbf or iat that is not a non-negative JSON number (a string, null,
-//     -5) is missing_claim, as is a sub/jti/user claim that is not a string.
-//   - exp is accepted up to and including exp+leeway, nbf/iat down to and
-//     including now+leeway; times are compared in whole seconds.
-//   - roles that are neither an array of strings nor a string are refused with
-//     missing_claim (not read as "no roles"); absent or null means no roles.
-//   - A kid no key has triggers a refetch of a remote set, shared by all
-//     concurrent callers, unless one ended within the refetch gap (see
-//     keystore.go); keys without a kid (PEM, hmac_secret, kid-less JWKs)
-//     match any token kid (when none verifies, the refetch still runs), and
-//     a token without kid tries every key of the issuer that fits its alg.
-//     An empty kid counts as no kid.
-//   - Remote key sets belong to the process (keystore.go), shared by every
-//     Verifier naming the same issuer and URL, so a new config starts with
-//     the last good keys.
-//   - Key sets: a key with use other than "sig", key_ops without "verify", an
-//     alg that is not a supported JWS name (e.g. "ES521"), an alg that does not
-//     fit the key, or an X25519 key is skipped. A set fails as a whole (for a
-//     remote set: the refresh fails and the last good keys stay) on private key
-//     material ("d"), any oct key in a remote set, oct mixed with public keys
-//     in a local file, RSA under 2048 bits / over 16384 bits / exponent < 3 or
-//     even / ROCA fingerprint, an EC point off its curve, an HMAC key under 32
-//     bytes (or under 48/64 when it pins HS384/HS512), duplicate kids among
-//     usable keys, duplicate JSON members, or no usable key at all.
-//   - HS384 and HS512 need a secret of at least 48 and 64 bytes (RFC 7518
-//     §3.2); a shorter hmac_secret is a config error when they are allowed.
-//   - PS256/384/512 are verified with the salt length fixed to the hash size
-//     (RFC 7518 §3.5); see pss.go.
-//   - Rate limits and refresh timers use the wall clock, not Config.Now, which
-//     only drives claim validation.
-//   - jwks_url, oidc_discovery and a discovered jwks_uri must be https, or http
-//     to a loopback host.
 package verify
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -90,6 +12,10 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/verify/dpop"
+	"github.com/tenantgate/tenantgate/module/verify/jose"
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
+	"github.com/tenantgate/tenantgate/module/verify/verr"
 )
 
 // Identity is what a verified token says about its bearer.
@@ -103,29 +29,25 @@ type Identity struct {
 	Cnf Confirmation
 }
 
-// Error is a verification failure. Detail is safe to show to the caller: it
-// never contains the token, a signature or key material.
-type Error struct {
-	Reason audit.Reason // from module/audit
-	Detail string       // what is wrong and what to fix
-	Err    error        // underlying cause, for logs
-	// RetryAfter, with ReasonKeysUnavailable, is when a retry may succeed
-	// (the next fetch of the issuer's keys); 0 when unknown.
-	RetryAfter time.Duration
+// Result is what Verify established about one request's token: who the
+// bearer is, and how the request proved it holds the token.
+type Result struct {
+	// Identity is the bearer; on a failure after the signature verified,
+	// the partial identity (Issuer, TokenID, maybe Cnf) for the audit
+	// record; nil when the token did not verify. Shared between requests:
+	// callers must not modify it.
+	Identity *Identity
+	// Binding is the proof of possession checked (BindingDPoP,
+	// BindingMTLS, BindingBearer), named also when the check failed.
+	Binding string
 }
 
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Reason, e.Detail, e.Err)
-	}
-	return fmt.Sprintf("%s: %s", e.Reason, e.Detail)
-}
+// Error is a verification failure (module verify/verr). Detail is safe to
+// show to the caller: it never contains the token, a signature or key
+// material.
+type Error = verr.Error
 
-func (e *Error) Unwrap() error { return e.Err }
-
-func fail(r audit.Reason, detail string, err error) *Error {
-	return &Error{Reason: r, Detail: detail, Err: err}
-}
+func fail(r audit.Reason, detail string, err error) *Error { return verr.New(r, detail, err) }
 
 // Verifier verifies tokens. It is safe for concurrent use.
 type Verifier struct {
@@ -133,27 +55,31 @@ type Verifier struct {
 	allowed     map[string]bool
 	allowedList string
 	issuers     map[string]*issuerState
-	templates   []*templateIssuer // multi-tenant issuers, in config order
+	templates   []*tenantIssuer // multi-tenant issuers, in config order
 	clock       jwt.Clock
-	dpop        *dpopState
+	dpop        *dpop.Checker
 	cache       *tokenCache // nil when the verified-token cache is off
 
 	tenantPath, userPath, rolesPath claimPath
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	store     *Store
+	ownStore  bool     // made by New (no Config.Store): ended by Close
+	release   []func() // what Close gives back to the store
+	stopWatch func() bool
+	closeOnce sync.Once
 }
 
 // New loads file, PEM and secret keys (their errors are returned) and joins
-// the process's store of remote key sets, until ctx ends or Close. Keys an
-// earlier Verifier loaded for the same issuer and URL serve at once. An
-// unreachable JWKS or discovery document does not fail New: the issuer has
-// no keys yet, is retried with a backoff (1s doubling up to 5s), and Verify
-// answers ReasonKeysUnavailable for it until the first successful fetch.
+// the process's Store of remote key sets, until ctx ends or Close. Keys an
+// earlier Verifier loaded for the same issuer and URL in the same Store
+// serve at once. An unreachable JWKS or discovery document does not fail
+// New: the issuer has no keys yet, is retried with a backoff (1s doubling
+// up to 5s), and Verify answers ReasonKeysUnavailable for it until the
+// first successful fetch.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
+	// Issuer states point into this copy: a caller reusing its Config
+	// cannot change a live verifier.
+	cfg.Issuers = slices.Clone(cfg.Issuers)
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -164,8 +90,13 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		allowedList: strings.Join(cfg.Algorithms, " "),
 		issuers:     map[string]*issuerState{},
 		clock:       jwt.ClockFunc(cfg.Now),
-		dpop:        newDPoPState(cfg.DPoP),
+		store:       cfg.Store,
 	}
+	if v.store == nil {
+		v.store, v.ownStore = NewStore(), true
+	}
+	v.release = append(v.release, v.store.replay.Reserve(cfg.DPoP.ReplayCacheSize))
+	v.dpop = dpop.NewChecker(cfg.DPoP, v.store.replay)
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
 	}
@@ -173,23 +104,24 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v.tenantPath, _ = parseClaimPath(cfg.TenantClaim)
 	v.userPath, _ = parseClaimPath(cfg.UserClaim)
 	v.rolesPath, _ = parseClaimPath(cfg.RolesClaim)
-	// Remote sources join the process's key store at once; their context
-	// (and so their part in it) ends with the verifier's.
-	v.ctx, v.cancel = context.WithCancel(ctx)
+	env := keysource.Env{Feeds: v.store.feeds, Client: cfg.HTTPClient, Logger: cfg.Logger,
+		Observer: cfg.Observer, RefetchGap: cfg.RefetchInterval}
 	var errs []error
-	for _, ic := range cfg.Issuers {
+	for i := range v.cfg.Issuers {
+		ic := &v.cfg.Issuers[i]
 		if ic.IsTemplate() {
-			t, err := v.newTemplate(ic)
+			t, err := keysource.NewTemplate(keysource.TemplateSpec{Spec: v.keySpec(ic), Tenants: ic.Tenants,
+				TenantsFile: ic.TenantsFile, MaxTenants: ic.MaxTenants}, env)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			v.templates = append(v.templates, t)
+			v.templates = append(v.templates, &tenantIssuer{keys: t, base: newIssuerState(ic)})
 			continue
 		}
-		is := v.newIssuerState(ic)
+		is := newIssuerState(ic)
 		v.issuers[ic.Issuer] = is
-		src, err := v.newSource(ic, nil)
+		src, err := keysource.New(v.keySpec(ic), env)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -197,83 +129,82 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		is.src = src
 	}
 	if len(errs) > 0 {
-		for _, is := range v.issuers {
-			if is.src != nil {
-				is.src.close()
-			}
-		}
-		v.cancel()
+		v.Close()
 		return nil, errors.Join(errs...)
 	}
 	if cfg.TokenCacheSize > 0 {
 		v.cache = newTokenCache(cfg.TokenCacheSize, cfg.Leeway, cfg.Now, cfg.CacheObserver)
 	}
-	now := time.Now()
+	var held []Sizer
+	for _, t := range v.templates {
+		held = append(held, t.keys)
+	}
+	var cache Sizer
+	if v.cache != nil {
+		cache = v.cache
+	}
+	v.release = append(v.release, v.store.track(cache, held))
 	for _, is := range v.issuers {
-		ks := is.src.keys()
-		switch src := is.src.(type) {
-		case *remoteSource:
-			// The live config's keys: those kept from an earlier config, or none.
-			keys := 0
-			if ks != nil {
-				keys = len(ks.all)
-			}
-			v.inUse(is.cfg.Issuer, keys, src.lastSuccess())
-		default:
-			if ks != nil {
-				v.observe(is.cfg.Issuer, true, len(ks.all), now)
-			}
-		}
-		is.src.start()
+		is.src.Announce()
 	}
 	for _, t := range v.templates {
-		t.start()
+		t.keys.Start()
 	}
+	// The config's context ends the verifier's part in the store's work.
+	v.stopWatch = context.AfterFunc(ctx, v.Close)
 	return v, nil
 }
 
-// track registers a background goroutine; false once the verifier is closed.
-func (v *Verifier) track() bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.closed || v.ctx.Err() != nil {
-		return false
-	}
-	v.wg.Add(1)
-	return true
-}
-
-// Close stops background work and waits for it. It is idempotent.
+// Close leaves the store (remote sets whose last user this was stop
+// refreshing; their keys stay for the next config), stops background work
+// and waits for it. It is idempotent.
 func (v *Verifier) Close() {
-	v.mu.Lock()
-	if v.closed {
-		v.mu.Unlock()
-		return
-	}
-	v.closed = true
-	v.mu.Unlock()
-	v.cancel()
-	v.wg.Wait()
-	v.dpop.release()
-	if v.cache != nil {
-		v.cache.close()
-	}
+	v.closeOnce.Do(func() {
+		if v.stopWatch != nil {
+			v.stopWatch()
+		}
+		for _, is := range v.issuers {
+			if is.src != nil {
+				is.src.Close()
+			}
+		}
+		for _, t := range v.templates {
+			t.keys.Close()
+		}
+		for _, release := range v.release {
+			release()
+		}
+		if v.cache != nil {
+			v.cache.close()
+		}
+		if v.ownStore {
+			_ = v.store.Destruct()
+		}
+	})
 }
 
-// Verify returns what the token says about its bearer, or why it is
-// refused. A token verified before (same exact bytes, verified-token cache)
-// skips parsing and the signature, provided the key that verified it is
-// still in its issuer's set; every request, hit or not, then runs the
-// per-request checks (times with leeway). When the token is valid but its
-// tenant claim is missing or malformed, it returns the Identity (Tenant
-// empty) together with an *Error of ReasonNoTenant.
-//
-// The returned Identity may be shared with other requests: callers must
-// not modify it.
-func (v *Verifier) Verify(ctx context.Context, req *Request) (*Identity, *Error) {
+// DPoPAlgorithms lists the proof algorithms accepted, space-separated, as
+// the algs parameter of a DPoP challenge wants them (RFC 9449 §7.1).
+func (v *Verifier) DPoPAlgorithms() string { return v.dpop.Algorithms() }
+
+// Verify returns what the token says about its bearer and how the request
+// proved it holds the token, or why it is refused. A token verified before
+// (same exact bytes, verified-token cache) skips parsing and the
+// signature, provided the key that verified it is still in its issuer's
+// set; every request, hit or not, then runs the per-request checks (times
+// with leeway, then the binding: DPoP proof, client certificate). When the
+// token is valid but its tenant claim is missing or malformed, the Result
+// holds the Identity (Tenant empty) together with an *Error of
+// ReasonNoTenant.
+func (v *Verifier) Verify(ctx context.Context, req *Request) (Result, *Error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	id, e := v.verify(ctx, req)
+	return Result{Identity: id, Binding: bindingOf(req, id)}, e
+}
+
+func (v *Verifier) verify(ctx context.Context, req *Request) (*Identity, *Error) {
 	t, e := v.verified(ctx, req.Token)
 	if e != nil {
 		if t != nil {
@@ -318,48 +249,48 @@ func (v *Verifier) verified(ctx context.Context, token string) (*verifiedToken, 
 // The token is split, and its header and payload decoded and parsed, exactly
 // once; the signature is checked over the parts already split.
 func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken, *Error) {
-	p, e := precheck(token, v.cfg.MaxTokenBytes)
+	p, e := jose.Split(token, v.cfg.MaxTokenBytes)
 	if e != nil {
 		return nil, e
 	}
-	h, e := checkHeader(p.headerMembers)
+	h, e := jose.CheckHeader(p.HeaderMembers)
 	if e != nil {
 		return nil, e
 	}
-	if !v.allowed[h.alg] {
+	if !v.allowed[h.Alg] {
 		what := "an unknown algorithm"
-		if algorithms[h.alg] != nil {
-			what = h.alg
+		if jose.Algorithm(h.Alg) != nil {
+			what = h.Alg
 		}
 		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token is signed with %s; allowed: %s", what, v.allowedList), nil)
 	}
-	payload, err := strictB64.DecodeString(p.payload)
+	payload, err := jose.StrictB64.DecodeString(p.Payload)
 	if err != nil {
-		return nil, malformed("token payload is not canonical unpadded base64url", err)
+		return nil, jose.Malformed("token payload is not canonical unpadded base64url", err)
 	}
-	claims, err := parseObject(payload)
+	claims, err := jose.ParseObject(payload)
 	if err != nil {
-		return nil, malformed("token payload is not a valid JSON object", err)
+		return nil, jose.Malformed("token payload is not a valid JSON object", err)
 	}
 
 	// iss is read before verifying, only to choose whose keys to use.
 	var iss string
 	if rawIss, ok := claims["iss"]; !ok {
 		return nil, fail(audit.ReasonUnknownIssuer, "token has no iss claim", nil)
-	} else if err := unmarshalString(rawIss, &iss); err != nil {
+	} else if err := jose.UnmarshalString(rawIss, &iss); err != nil {
 		return nil, fail(audit.ReasonUnknownIssuer, "token iss claim is not a string", err)
 	}
 	is, e := v.lookupIssuer(ctx, iss)
 	if e != nil {
 		return nil, e
 	}
-	ks := is.src.keys()
+	ks := is.src.Keys()
 	if ks == nil {
 		e := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
-		e.RetryAfter = is.src.unavailable()
+		e.RetryAfter = is.src.Unavailable()
 		return nil, e
 	}
-	sig, e := decodeSignature(&p)
+	sig, e := jose.DecodeSignature(&p)
 	if e != nil {
 		return nil, e
 	}
@@ -371,11 +302,11 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 	// issuer and the token, so the audit record says whose token failed.
 	// token_type is a property of the token, so it is judged here, before
 	// the result may be cached.
-	t := &verifiedToken{is: is, hdr: h, set: set, key: signer, id: &Identity{Issuer: is.cfg.Issuer}}
-	if raw, ok := claims["jti"]; ok && isJSONString(raw) {
-		_ = unmarshalString(raw, &t.id.TokenID)
+	t := &verifiedToken{is: is, hdr: h, set: set, key: signer, id: &Identity{Issuer: is.iss}}
+	if raw, ok := claims["jti"]; ok && jose.IsJSONString(raw) {
+		_ = jose.UnmarshalString(raw, &t.id.TokenID)
 	}
-	if e := is.checkTokenType(h.typ); e != nil {
+	if e := is.checkTokenType(h.Typ); e != nil {
 		return t, e
 	}
 	t.id, e = v.checkClaims(is, claims, t, t.id)
@@ -388,17 +319,17 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 // source's unknown-kid refetch once; when no fetch may start yet the answer
 // is 503 with a Retry-After, since the key may have been published since.
 // It returns the set in force and the key that verified.
-func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (*keySet, *verifyKey, *Error) {
+func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *jose.KeySet, h jose.Header, p *jose.Parts, sig []byte) (*jose.KeySet, *jose.Key, *Error) {
 	k, e, known := tryKeys(is, ks, h, p, sig)
 	if e == nil || known {
 		return ks, k, e
 	}
-	next, retry := is.src.unknownKid(ctx, h.kid)
+	next, retry := is.src.UnknownKid(ctx, h.Kid)
 	if next == nil || next == ks && retry == 0 {
 		return ks, nil, e
 	}
-	if next.byKid[h.kid] == nil && retry > 0 {
-		u := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("no key of issuer %q has the token's kid yet; the issuer's keys are fetched again within %s, retry then", is.cfg.Issuer, retryCeil(retry)), nil)
+	if next.ByKid[h.Kid] == nil && retry > 0 {
+		u := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("no key of issuer %q has the token's kid yet; the issuer's keys are fetched again within %s, retry then", is.iss, retryCeil(retry)), nil)
 		u.RetryAfter = retry
 		return ks, nil, u
 	}
@@ -411,27 +342,27 @@ func retryCeil(d time.Duration) time.Duration { return (d + time.Second - 1).Tru
 // tryKeys checks the signature against the keys of ks that may have signed
 // it and returns the one that verified; known is false when the token's kid
 // is not in ks.
-func tryKeys(is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []byte) (signer *verifyKey, e *Error, known bool) {
+func tryKeys(is *issuerState, ks *jose.KeySet, h jose.Header, p *jose.Parts, sig []byte) (signer *jose.Key, e *Error, known bool) {
 	list, known := candidates(ks, h)
 	if len(list) == 0 {
-		return nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.cfg.Issuer), nil), known
+		return nil, fail(audit.ReasonUnknownKey, fmt.Sprintf("no key of issuer %q has the token's kid", is.iss), nil), known
 	}
 	var why, sigErr error
 	fitting := 0
 	for _, k := range list {
-		if err := k.fits(h.alg); err != nil {
+		if err := k.Fits(h.Alg); err != nil {
 			why = err
 			continue
 		}
 		fitting++
-		if err := verifySig(p, sig, h.alg, k); err != nil {
+		if err := jose.VerifySig(p, sig, h.Alg, k); err != nil {
 			sigErr = err
 			continue
 		}
 		return k, nil, known
 	}
 	if fitting == 0 {
-		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.alg), why), known
+		return nil, fail(audit.ReasonBadAlgorithm, fmt.Sprintf("token algorithm %s does not fit the issuer's key", h.Alg), why), known
 	}
 	return nil, fail(audit.ReasonBadSignature, "token signature does not verify with the issuer's keys", sigErr), known
 }
@@ -439,12 +370,12 @@ func tryKeys(is *issuerState, ks *keySet, h tokenHeader, p *compactParts, sig []
 // candidates are the keys of ks that may have signed a token with header h:
 // every key for a token without kid; the key with its kid; else the keys
 // without a kid (PEM, secret, kid-less JWK), which match any kid.
-func candidates(ks *keySet, h tokenHeader) ([]*verifyKey, bool) {
-	if h.kid == "" {
-		return ks.all, true
+func candidates(ks *jose.KeySet, h jose.Header) ([]*jose.Key, bool) {
+	if h.Kid == "" {
+		return ks.All, true
 	}
-	if k := ks.byKid[h.kid]; k != nil {
-		return []*verifyKey{k}, true
+	if k := ks.ByKid[h.Kid]; k != nil {
+		return []*jose.Key{k}, true
 	}
-	return ks.noKid, false
+	return ks.NoKid, false
 }

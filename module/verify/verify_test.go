@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
 type verifyCase struct {
@@ -25,7 +27,7 @@ func runVerifyCases(t *testing.T, v *Verifier, cases []verifyCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			id, e := v.Verify(t0ctx, Bearer(tc.token))
+			id, e := identityOf(v.Verify(t0ctx, Bearer(tc.token)))
 			if tc.want == "" {
 				if e != nil {
 					t.Fatalf("want success, got %v", e)
@@ -251,7 +253,7 @@ func TestVerifyCustomClaimNames(t *testing.T) {
 	cfg.TenantClaim, cfg.UserClaim, cfg.RolesClaim = "org", "email", "scope"
 	v := newVerifier(t, cfg)
 	tok := mint(t, "RS256", k.rsa, "", nil, claimsFor(issRSA, map[string]any{"org": "globex", "email": "a@b.c", "scope": "read write"}))
-	id, e := v.Verify(t0ctx, Bearer(tok))
+	id, e := identityOf(v.Verify(t0ctx, Bearer(tok)))
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -273,7 +275,7 @@ func TestVerifyKidInjection(t *testing.T) {
 		"url":            "http://127.0.0.1:1/jwks",
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, e := v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, kid, nil, claimsFor(issEC, nil))))
+			_, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, kid, nil, claimsFor(issEC, nil)))))
 			if e == nil || e.Reason != audit.ReasonUnknownKey {
 				t.Fatalf("want unknown_key, got %v", e)
 			}
@@ -283,13 +285,13 @@ func TestVerifyKidInjection(t *testing.T) {
 		})
 	}
 	t.Run("empty kid means no kid", func(t *testing.T) {
-		if _, e := v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "", map[string]any{"kid": ""}, claimsFor(issEC, nil)))); e != nil {
+		if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, "", map[string]any{"kid": ""}, claimsFor(issEC, nil))))); e != nil {
 			t.Fatal(e)
 		}
 	})
 	t.Run("10 kB kid over the default size", func(t *testing.T) {
 		v := newVerifier(t, baseConfig(t))
-		_, e := v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, strings.Repeat("k", 10<<10), nil, claimsFor(issEC, nil))))
+		_, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", k.ec256, strings.Repeat("k", 10<<10), nil, claimsFor(issEC, nil)))))
 		if e == nil || e.Reason != audit.ReasonMalformedToken || !strings.Contains(e.Detail, "max_token_bytes") {
 			t.Fatalf("want malformed_token naming max_token_bytes, got %v", e)
 		}
@@ -344,7 +346,7 @@ func TestPreCheck(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := PreCheck(tc.tok, 0)
+			e := jose.PreCheck(tc.tok, 0)
 			if tc.ok != (e == nil) {
 				t.Fatalf("ok=%v, got %v", tc.ok, e)
 			}
@@ -353,10 +355,10 @@ func TestPreCheck(t *testing.T) {
 			}
 		})
 	}
-	if e := PreCheck(good, len(good)); e != nil {
+	if e := jose.PreCheck(good, len(good)); e != nil {
 		t.Fatalf("exactly max bytes: %v", e)
 	}
-	if e := PreCheck(good, len(good)-1); e == nil || !strings.Contains(e.Detail, "max_token_bytes") {
+	if e := jose.PreCheck(good, len(good)-1); e == nil || !strings.Contains(e.Detail, "max_token_bytes") {
 		t.Fatalf("max-1: %v", e)
 	}
 }

@@ -7,6 +7,10 @@ import (
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/tenantgate/tenantgate/module/verify/jose"
+
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
 )
 
 // Wycheproof (github.com/C2SP/wycheproof, Apache-2.0; see
@@ -128,7 +132,7 @@ func TestWycheproofJWS(t *testing.T) {
 			if err := json.Unmarshal(tc.JWS, &raw); err != nil {
 				raw = string(tc.JWS) // JSON serialization given as an object
 			}
-			tally.check(t, file, tc.TcID, tc.Comment, tc.Result, VerifySignature(raw, key))
+			tally.check(t, file, tc.TcID, tc.Comment, tc.Result, jose.VerifySignature(raw, key))
 		}
 	}
 	if tally.total != 401 {
@@ -144,11 +148,11 @@ func TestWycheproofJWK(t *testing.T) {
 	for _, g := range f.TestGroups {
 		// A published set (public) loads under the remote policy; a group
 		// with only secrets is a local jwks_file.
-		setJSON, policy := g.Public, setPolicy{remote: true}
+		setJSON, policy := g.Public, jose.SetPolicy{Remote: true}
 		if setJSON == nil {
-			setJSON, policy = g.Private, setPolicy{}
+			setJSON, policy = g.Private, jose.SetPolicy{}
 		}
-		ks, _, loadErr := parseJWKS(setJSON, policy)
+		ks, _, loadErr := jose.ParseJWKS(setJSON, policy)
 		for _, tc := range g.Tests {
 			var raw string
 			if err := json.Unmarshal(tc.JWS, &raw); err != nil {
@@ -169,18 +173,18 @@ func TestWycheproofJWK(t *testing.T) {
 
 // verifyWithSet runs the signature path of Verify (header rules, kid
 // selection, key fit, jwx) against a loaded set, without claims.
-func verifyWithSet(raw string, ks *keySet) error {
-	p, e := precheck(raw, 0)
+func verifyWithSet(raw string, ks *jose.KeySet) error {
+	p, e := jose.Split(raw, 0)
 	if e != nil {
 		return e
 	}
-	h, e := checkHeader(p.headerMembers)
+	h, e := jose.CheckHeader(p.HeaderMembers)
 	if e != nil {
 		return e
 	}
 	v := &Verifier{}
-	is := &issuerState{src: staticSource{set: ks}}
-	sig, e := decodeSignature(&p)
+	is := &issuerState{src: keysource.NewStatic("", ks, keysource.Env{})}
+	sig, e := jose.DecodeSignature(&p)
 	if e != nil {
 		return e
 	}

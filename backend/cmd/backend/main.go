@@ -4,6 +4,7 @@
 //	backend routes         print the route table, one "METHOD PATTERN public|authenticated|roles R..." a line
 //	backend accounts set --tenant T --spot BTC=2.5 ...   provision a tenant's paper exchange account
 //	backend accounts show --tenant T
+//	backend help [serve|routes|accounts]   (every command also takes --help; help goes to stdout)
 //
 // Every flag can also be set with TENANTGATE_BACKEND_<FLAG> (upper case,
 // dashes as underscores); a flag on the command line wins over the variable.
@@ -73,6 +74,9 @@ func main() {
 // lookupEnv), then prints the routes or serves until ctx is done, and returns
 // the exit status. Logs and errors go to stderr.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	if code, ok := helpRequest(ctx, args, stdout, stderr); ok {
+		return code
+	}
 	if len(args) > 0 && args[0] == "routes" {
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "backend: routes takes no arguments, got %q\n", args[1:])
@@ -122,7 +126,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	fs.StringVar(&o.riskLimitsFile, "risk-limits", "", "JSON risk limits per tenant (default: built-in limits, see backend/README.md)")
 	fs.DurationVar(&o.idempotencyTTL, "idempotency-retention", api.DefaultIdempotencyRetention, "how long an Idempotency-Key replays its answer before it is swept")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: backend [flags]\n       backend routes\n       backend accounts set|show --tenant T ...\n\nflags (each also %s<FLAG>, e.g. %sLISTEN):\n", envPrefix, envPrefix)
+		fmt.Fprintf(stderr, "%s\nflags (each also %s<FLAG>, e.g. %sLISTEN):\n", usageCommands, envPrefix, envPrefix)
 		fs.PrintDefaults()
 	}
 	// Environment first, so the command line overrides it.
@@ -142,7 +146,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q; the only subcommand is \"routes\"", fs.Arg(0))
+		return o, unexpectedArg(fs.Arg(0))
 	}
 	// An empty issuer or audience would make the verifier's check vacuous
 	// or unsatisfiable; refuse to start rather than guess.

@@ -177,9 +177,9 @@ func TestHelp(t *testing.T) {
 	if code := run(context.Background(), []string{"-h"}, env{}.lookup, &out, &errb); code != exitOK {
 		t.Errorf("-h: exit %d", code)
 	}
-	for _, w := range []string{"usage: backend [flags]", "backend routes", "TENANTGATE_BACKEND_LISTEN", "-assertion-key", "-seed-demo", "-log-level"} {
-		if !strings.Contains(errb.String(), w) {
-			t.Errorf("usage does not mention %q:\n%s", w, errb.String())
+	for _, w := range []string{"usage: backend [serve] [flags]", "backend routes", "TENANTGATE_BACKEND_LISTEN", "-assertion-key", "-seed-demo", "-log-level"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("usage does not mention %q:\n%s", w, out.String())
 		}
 	}
 }

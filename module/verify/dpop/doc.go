@@ -1,0 +1,16 @@
+// Package dpop checks DPoP proofs (RFC 9449) for tokens bound to a key
+// (cnf.jkt). Checker.Check runs, in order: exactly one proof, the compact
+// form and header (PreCheckProof: typ dpop+jwt, an asymmetric allowed alg,
+// a public jwk and no key by reference), the signature with that jwk, htm,
+// htu (the request URL, or dpop_public_url's scheme and host), iat within
+// MaxAge, ath, the jwk thumbprint against cnf.jkt (binding_mismatch), and
+// last the jti, claimed in a ReplayStore so a proof passes once.
+//
+// ReplayStore is the seam for state: MemoryReplay is the bounded in-memory
+// store one process shares between its configs; a store shared by
+// replicas (Redis) implements the same Claim. Server-provided nonces
+// (RFC 9449 §8) would come in beside it as a second store the Checker
+// consults; none is implemented yet.
+//
+// It does not import Caddy; errors are *verr.Error.
+package dpop

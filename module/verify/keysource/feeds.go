@@ -322,6 +322,9 @@ func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]
 		}
 	} else {
 		f.backoff = nextBackoff(f.backoff, src.spec.RefreshInterval)
+		if _, asked := classify(err); asked > f.backoff {
+			f.backoff = asked // the IdP's Retry-After, bounded
+		}
 		f.nextTry = now.Add(f.backoff)
 		if !f.failing {
 			f.failing, f.failedSince = true, now

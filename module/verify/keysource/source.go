@@ -110,6 +110,13 @@ func (e Env) refresh(issuer string, ok bool, keys int, at time.Time) {
 	}
 }
 
+// temporary counts a temporary IdP failure of class; "" counts nothing.
+func (e Env) temporary(issuer, class string) {
+	if o, ok := e.Observer.(FailureObserver); ok && class != "" {
+		o.IdPTemporaryFailure(issuer, class)
+	}
+}
+
 func (e Env) tenants(issuer string, tenants, keys int) {
 	if o, ok := e.Observer.(TemplateObserver); ok {
 		o.IssuerTenants(issuer, tenants, keys)

@@ -321,7 +321,10 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 // It returns the set in force and the key that verified.
 func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *jose.KeySet, h jose.Header, p *jose.Parts, sig []byte) (*jose.KeySet, *jose.Key, *Error) {
 	k, e, known := tryKeys(is, ks, h, p, sig)
-	if e == nil || known {
+	// A kid-less token no held key verifies may be signed by a key
+	// published since the last fetch: it refetches like a new kid.
+	kidless := h.Kid == "" && e != nil && e.Reason == audit.ReasonBadSignature
+	if e == nil || known && !kidless {
 		return ks, k, e
 	}
 	next, retry := is.src.UnknownKid(ctx, h.Kid)

@@ -341,7 +341,6 @@ func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]
 		recovered: err == nil && wasFailing, downSince: downSince, retryIn: retryIn})
 }
 
-
 // nextGap doubles the refetch gap after a refetch that found none of the
 // kids asked for, and resets it after one that found any.
 func nextGap(gap, base time.Duration, ks *jose.KeySet, asked map[string]struct{}) time.Duration {

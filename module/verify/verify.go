@@ -286,7 +286,11 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 	}
 	ks := is.src.Keys()
 	if ks == nil {
-		e := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
+		why := "JWKS unreachable"
+		if lf, ok := is.src.(interface{ LastFailure() string }); ok && lf.LastFailure() != "" {
+			why = lf.LastFailure()
+		}
+		e := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (%s); retry shortly", iss, why), nil)
 		e.RetryAfter = is.src.Unavailable()
 		return nil, e
 	}

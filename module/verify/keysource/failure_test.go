@@ -180,3 +180,22 @@ func TestParseRetryAfter(t *testing.T) {
 		t.Fatal("classes described alike")
 	}
 }
+
+// A plain issuer with no keys says in its 503 why its fetches fail.
+func TestLastFailureNamesTheClass(t *testing.T) {
+	s := newIdP(t)
+	s.set("/jwks", nil, http.StatusServiceUnavailable)
+	r, err := NewRemote(Spec{Issuer: s.URL, JWKSURL: s.URL + "/jwks"}, env(t, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	waitFor(t, "a failed fetch", func() bool { return r.LastFailure() != "" })
+	if got := r.LastFailure(); !strings.Contains(got, "(5xx)") {
+		t.Fatalf("5xx: %q", got)
+	}
+	s.set("/jwks", nil, http.StatusNotFound)
+	waitFor(t, "a 404", func() bool { return strings.Contains(r.LastFailure(), "status 404") })
+	s.set("/jwks", jwks(t, "a"), 0)
+	waitFor(t, "recovery", func() bool { return r.LastFailure() == "" && r.Keys() != nil })
+}

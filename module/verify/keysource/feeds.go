@@ -158,6 +158,7 @@ type keyFeed struct {
 	nextTry      time.Time // when the refresher fetches next
 	backoff      time.Duration
 	failing      bool      // the last fetch failed
+	lastErr      error     // why, while failing
 	failedSince  time.Time // first failure of the current run of failures
 	gap          time.Duration
 	asked        map[string]struct{} // kids asked for since the last fetch started
@@ -317,7 +318,7 @@ func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]
 		f.removed.update(f.set.Load(), ks)
 		f.set.Store(ks)
 		f.lastSuccess = now
-		f.failing, f.backoff = false, 0
+		f.failing, f.backoff, f.lastErr = false, 0, nil
 		f.nextTry = now.Add(src.spec.RefreshInterval)
 		if forKid {
 			f.gap = nextGap(f.gap, src.refetchGap(), ks, asked)
@@ -331,6 +332,7 @@ func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]
 		if !f.failing {
 			f.failing, f.failedSince = true, now
 		}
+		f.lastErr = err
 	}
 	retryIn := f.backoff
 	f.poke()

@@ -177,6 +177,23 @@ func (r *Remote) UnknownKid(ctx context.Context, kid string) (*jose.KeySet, time
 
 func (r *Remote) Unavailable() time.Duration { return r.feed.unavailable() }
 
+// LastFailure says why the last fetch of the shared set failed, for a 503's
+// detail ("the identity provider answered a server error (5xx)"); "" when
+// it did not fail.
+func (r *Remote) LastFailure() string {
+	r.feed.mu.Lock()
+	err := r.feed.lastErr
+	r.feed.mu.Unlock()
+	if err == nil {
+		return ""
+	}
+	if unknownTenant(err) {
+		return "the identity provider answered " + err.Error()
+	}
+	class, _ := classify(err)
+	return describe(class)
+}
+
 // Announce reports the keys the live config starts with: those kept from
 // an earlier config, or none.
 func (r *Remote) Announce() {

@@ -362,8 +362,11 @@ func (t *Template) tenantKeys(h *Tenant, ok bool, keys int, at time.Time, class 
 	t.mu.Unlock()
 	if owned || pending {
 		t.env.refresh(t.spec.Issuer, ok, t.KeyCount(), at)
-		t.env.temporary(t.spec.Issuer, class)
 	}
+	// Counted whoever owns the tenant now: a first fetch's failure is
+	// reported after its requests were answered (the tenant no longer
+	// pending), and it did fail.
+	t.env.temporary(t.spec.Issuer, class)
 }
 
 // countKeys sets a held tenant's key count and publishes the gauges.

@@ -117,11 +117,14 @@ func TestTemporaryFailuresAreNotUnknownTenants(t *testing.T) {
 	// Outcomes are reported just after the requests waiting on a fetch
 	// were answered: wait for the counts.
 	waitFor(t, "the failures counted", func() bool {
-		return obs.count(iss+" 429") == 2 && obs.count(iss+" 4xx") == 2 && obs.count(iss+" 5xx") == 1
+		// At least: a fetch retried by a refresher under load counts too.
+		return obs.count(iss+" 429") >= 2 && obs.count(iss+" 4xx") >= 2 && obs.count(iss+" 5xx") >= 1
 	})
 	if obs.count(iss+" invalid") != 0 || obs.count(iss+" ") != 0 {
-		t.Fatalf("temporary failures counted: %v", obs.n)
+		t.Fatal("an invalid or unnamed class counted")
 	}
+	obs.fmu.Lock()
+	defer obs.fmu.Unlock()
 	for k := range obs.n {
 		if !strings.HasPrefix(k, iss+" ") {
 			t.Fatalf("a series per tenant: %q", k)
@@ -164,7 +167,7 @@ func TestTimeoutAndRefusedAreTemporary(t *testing.T) {
 		}
 		_, ve := tmpl.Lookup(context.Background(), c.base+"/r/acme", "acme")
 		wantTemporary(t, ve, c.detail, time.Second)
-		waitFor(t, c.class+" counted", func() bool { return obs.count(tmpl.Issuer()+" "+c.class) == 1 })
+		waitFor(t, c.class+" counted", func() bool { return obs.count(tmpl.Issuer()+" "+c.class) >= 1 })
 		tmpl.Close()
 	}
 }

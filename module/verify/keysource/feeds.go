@@ -77,6 +77,18 @@ func (s *Feeds) Close() {
 	}
 }
 
+// holds reports whether the process holds keys for k: a tenant whose set
+// an earlier config fetched (still in use, or idle) is no new tenant.
+func (s *Feeds) holds(k feedKey) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	f := s.m[k]
+	s.mu.Unlock()
+	return f != nil && f.set.Load() != nil
+}
+
 // acquire returns the shared set for k and registers u as one of its users;
 // the first user starts its refresher.
 func (s *Feeds) acquire(k feedKey, u *Remote) *keyFeed {

@@ -21,9 +21,12 @@ import (
 // Bounds of a multi-tenant issuer. They are part of the documented
 // behaviour (README "Multi-tenant issuers"): change both together.
 const (
-	// With `tenants *`, key fetches for tenants whose key set is not held
+	// Key fetches for tenants whose key set the process does not hold
 	// start at most NewTenantBurst at once, then one per NewTenantEvery,
-	// per issuer template. A request over the bound gets keys_unavailable.
+	// per issuer template, listed tenants as well as `tenants *`. A request
+	// over the bound gets keys_unavailable. A tenant whose keys the process
+	// holds (in the process's Feeds, also from the config before a reload)
+	// never waits on this budget.
 	NewTenantBurst = 10
 	NewTenantEvery = time.Second
 	// A tenant whose key or discovery URL answered 404 or 410, or whose
@@ -73,7 +76,7 @@ type Template struct {
 
 	held    *lru.Cache[string, *Tenant] // evicting closes the source
 	failed  *lru.Cache[string, failure] // negative cache
-	limiter *rate.Limiter               // only with tenants *
+	limiter *rate.Limiter               // the new-tenant budget
 
 	mu      sync.Mutex         // makes one state per tenant; guards pending, closed
 	pending map[string]*Tenant // first fetch in flight, not yet held
@@ -163,9 +166,7 @@ func NewTemplate(spec TemplateSpec, env Env) (*Template, error) {
 	if t.tenants, err = newTenantList(spec.Tenants, spec.TenantsFile); err != nil {
 		return nil, fmt.Errorf("issuer %q: %w", spec.Issuer, err)
 	}
-	if t.tenants.any {
-		t.limiter = rate.NewLimiter(rate.Every(NewTenantEvery), NewTenantBurst)
-	}
+	t.limiter = rate.NewLimiter(rate.Every(NewTenantEvery), NewTenantBurst)
 	if t.held, err = lru.NewWithEvict(spec.MaxTenants, t.evicted); err != nil {
 		return nil, fmt.Errorf("issuer %q: max_tenants: %w", spec.Issuer, err)
 	}
@@ -214,7 +215,7 @@ func (t *Template) Lookup(ctx context.Context, iss, tenant string) (*Tenant, *ve
 	}
 	h, ok := t.pending[tenant]
 	if !ok {
-		if t.limiter != nil && !t.limiter.Allow() {
+		if !t.env.Feeds.holds(t.feedKeyOf(iss, tenant)) && !t.limiter.Allow() {
 			t.mu.Unlock()
 			return nil, verr.New(audit.ReasonKeysUnavailable, fmt.Sprintf("issuer %q: too many tenants not seen before at once (keys of at most %d are fetched at once, then one per %s); retry shortly", t.spec.Issuer, NewTenantBurst, NewTenantEvery), nil)
 		}
@@ -234,13 +235,25 @@ func (t *Template) Lookup(ctx context.Context, iss, tenant string) (*Tenant, *ve
 	return t.first(ctx, h)
 }
 
-// newTenant makes a tenant's source with the constructor every remote
-// issuer uses; its refresh outcomes count under the template.
-func (t *Template) newTenant(iss, tenant string) (*Tenant, error) {
+// tenantSpec is the key source of one tenant: {tenant} replaced.
+func (t *Template) tenantSpec(iss, tenant string) Spec {
 	spec := t.spec.Spec
 	spec.Issuer = iss
 	spec.JWKSURL = strings.Replace(spec.JWKSURL, TenantPlaceholder, tenant, 1)
 	spec.OIDCDiscovery = strings.Replace(spec.OIDCDiscovery, TenantPlaceholder, tenant, 1)
+	return spec
+}
+
+// feedKeyOf names the tenant's key set in the process's Feeds.
+func (t *Template) feedKeyOf(iss, tenant string) feedKey {
+	spec := t.tenantSpec(iss, tenant)
+	return feedKey{issuer: spec.Issuer, jwksURL: spec.JWKSURL, discoveryURL: spec.OIDCDiscovery}
+}
+
+// newTenant makes a tenant's source with the constructor every remote
+// issuer uses; its refresh outcomes count under the template.
+func (t *Template) newTenant(iss, tenant string) (*Tenant, error) {
+	spec := t.tenantSpec(iss, tenant)
 	h := &Tenant{Name: tenant, Issuer: iss, t: t}
 	src, err := NewRemote(spec, t.env, func(ok bool, keys int, at time.Time, class string) {
 		t.tenantKeys(h, ok, keys, at, class)

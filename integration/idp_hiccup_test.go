@@ -85,6 +85,7 @@ var _ = Describe("IdP hiccups and key rotation (keys at scale)", Ordered, func()
 		gateURL string
 		idp     *hiccupIdP
 		keyA    signingKey
+		sites   func(extraRule string) string
 	)
 
 	BeforeAll(func() {
@@ -94,7 +95,8 @@ var _ = Describe("IdP hiccups and key rotation (keys at scale)", Ordered, func()
 		addr := freeAddr()
 		gateURL = "http://" + addr
 		echo := strings.TrimPrefix(env.echo.URL, "http://")
-		gate = env.startCaddy("idphiccup", fmt.Sprintf(`
+		sites = func(extraRule string) string {
+			return fmt.Sprintf(`
 http://%s {
 	tenant_gate {
 %%[1]s
@@ -104,11 +106,14 @@ http://%s {
 			tenants *
 		}
 		rule GET /public/ready public
+		%s
 		rule *   /echo/**      authenticated
 	}
 	reverse_proxy %s
 }
-`, addr, idp.srv.URL, idp.srv.URL, audience, echo), gateURL+"/public/ready")
+`, addr, idp.srv.URL, idp.srv.URL, audience, extraRule, echo)
+		}
+		gate = env.startCaddy("idphiccup", sites(""), gateURL+"/public/ready")
 		DeferCleanup(gate.stop)
 	})
 
@@ -168,5 +173,29 @@ http://%s {
 		status, _, body = get(token("rot", keyB))
 		Expect(status).To(Equal(http.StatusOK), string(body))
 		Expect(idp.fetches("rot") - before).To(Equal(1))
+	})
+
+	It("lets a held tenant pass right after a reload while 50 made-up tenants flood", func() {
+		idp.serve("held", 0, "", keyA)
+		status, _, body := get(token("held", keyA))
+		Expect(status).To(Equal(http.StatusOK), string(body))
+		gate.reload(env, sites("rule GET /public/other public"))
+		Eventually(func() int { s, _, _ := do(http.MethodGet, gateURL+"/public/other", "", nil, ""); return s }, "10s", "100ms").
+			ShouldNot(Equal(http.StatusUnauthorized), "the reloaded config is live")
+		for i := range 50 {
+			get(token(fmt.Sprintf("madeup%d", i), keyA)) // 404 each: spends the new-tenant budget
+		}
+		before := idp.fetches("held")
+		status, _, body = get(token("held", keyA))
+		Expect(status).To(Equal(http.StatusOK), string(body))
+		// Its kept keys served at once; rejoining the process's set may
+		// start one refresh in the background, never more.
+		Expect(idp.fetches("held") - before).To(BeNumerically("<=", 1))
+		madeUp := 0
+		for i := range 50 {
+			madeUp += idp.fetches(fmt.Sprintf("madeup%d", i))
+		}
+		GinkgoWriter.Printf("50 made-up tenants after a reload: %d fetches\n", madeUp)
+		Expect(madeUp).To(BeNumerically("<=", 10+5), "the budget bounds the flood's fetches")
 	})
 })

@@ -33,8 +33,9 @@
 //	  tenant's first fetch failed                           when known)
 //	issuer's remote keys not fetched yet                  keys_unavailable (RetryAfter set)
 //	kid not yet seen (or kid-less, verified by no held    waits for the next refetch when
-//	  key): the next refetch more than 3 s away           it is at most 3 s away; else
-//	                                                      keys_unavailable (RetryAfter set)
+//	  key): the next refetch more than 3 s away, or       it is at most 3 s away; else
+//	  a flood grew the gap past 3 s                       keys_unavailable (RetryAfter set;
+//	                                                      kid-less: bad_signature)
 //	kid unknown after a refetch made for it, or dropped   unknown_key
 //	  by the IdP (remembered while it stays dropped)
 //	no key of the issuer fits alg (type, curve, alg, size) bad_algorithm

@@ -335,6 +335,11 @@ func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *jose
 	if next == nil || next == ks && retry == 0 {
 		return ks, nil, e
 	}
+	if kidless && retry > 0 {
+		// Past the wait bound a kid-less token is judged by the keys held:
+		// a forged one is no reason to tell the client to come back.
+		return ks, nil, e
+	}
 	if next.ByKid[h.Kid] == nil && retry > 0 {
 		u := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("no key of issuer %q has the token's kid yet; the issuer's keys are fetched again within %s, retry then", is.iss, retryCeil(retry)), nil)
 		u.RetryAfter = retry

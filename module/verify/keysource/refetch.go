@@ -33,7 +33,8 @@ const MaxKidWait = 3 * time.Second
 // one when none finished within the refetch gap, or waits for the gap to
 // pass when that is at most MaxKidWait after the request came; every
 // waiting request shares the one fetch, so a flood of made-up kids still
-// costs one fetch per gap. It returns the set to use with 0, or, when the
+// costs one fetch per gap (and once a flood has grown the gap past
+// MaxKidWait, requests answer at once again). It returns the set to use with 0, or, when the
 // next refetch is further away, the current set and how long until it may
 // run (the caller answers 503 with that Retry-After, never 401: the key may
 // have been published since). A kid the IdP dropped is answered from the
@@ -45,6 +46,13 @@ func (f *keyFeed) unknownKid(ctx context.Context, kid string) (*jose.KeySet, tim
 	f.refetchGapLocked(arrived, f.baseGapLocked()) // judged before this request counts as an ask
 	f.lastAsk = arrived
 	f.mu.Unlock()
+	defer func() {
+		// Leaving counts as asking too: requests waiting out the gap
+		// are part of the flood, not a pause in it.
+		f.mu.Lock()
+		f.lastAsk = time.Now()
+		f.mu.Unlock()
+	}()
 	for {
 		f.mu.Lock()
 		if kid != "" && f.removed.has(kid) {
@@ -66,7 +74,9 @@ func (f *keyFeed) unknownKid(ctx context.Context, kid string) (*jose.KeySet, tim
 			gap := f.refetchGapLocked(now, f.baseGapLocked())
 			if allowed := f.lastFinish.Add(gap); !f.lastFinish.IsZero() && now.Before(allowed) {
 				f.mu.Unlock()
-				if allowed.After(deadline) {
+				if allowed.After(deadline) || gap > MaxKidWait {
+					// Too far, or a flood has grown the gap past the
+					// bound: waiting would hold requests for nothing.
 					return f.set.Load(), allowed.Sub(now)
 				}
 				if !sleepCtx(ctx, allowed.Sub(now)) {

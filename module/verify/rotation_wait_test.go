@@ -45,3 +45,28 @@ func TestRotationPassesOnTheFirstTry(t *testing.T) {
 		t.Fatalf("forged kid-less token: %v", e)
 	}
 }
+
+// Past the wait bound a kid-less token gets the held keys' verdict at once
+// (bad_signature), with no fetch; a token with a new kid gets 503.
+func TestKidlessPastTheBoundIsJudgedByHeldKeys(t *testing.T) {
+	k := keys(t)
+	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil)
+	cfg.RefetchInterval = 5 * time.Second
+	v := newVerifier(t, cfg)
+	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
+	hits := srv.jwksHits.Load()
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", other, "", nil, claimsFor(srv.URL, nil))))); e == nil || e.Reason != audit.ReasonBadSignature {
+		t.Fatalf("kid-less past the bound: %v", e)
+	}
+	if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "ES256", other, "new", nil, claimsFor(srv.URL, nil))))); e == nil || e.Reason != audit.ReasonKeysUnavailable || e.RetryAfter <= 0 {
+		t.Fatalf("new kid past the bound: %v", e)
+	}
+	if got := srv.jwksHits.Load() - hits; got != 0 {
+		t.Fatalf("%d fetches past the bound", got)
+	}
+}

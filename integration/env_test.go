@@ -256,14 +256,15 @@ func echoHandler(w http.ResponseWriter, r *http.Request) {
 		_, _ = fmt.Sscanf(code, "%d", &n)
 		w.WriteHeader(n)
 	}
-	_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), Header: r.Header})
+	_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Header: r.Header})
 }
 
 type echoed struct {
-	Method  string
-	Path    string
-	RawPath string
-	Header  http.Header
+	Method   string
+	Path     string
+	RawPath  string
+	RawQuery string
+	Header   http.Header
 }
 
 // do sends a request and returns status, header and body.

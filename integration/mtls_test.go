@@ -73,6 +73,21 @@ func (ca *testCA) issue(cn string, server bool) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
+// writeServerCerts writes the CA (ca.pem) and a localhost server
+// certificate and key it issued (server.pem, server.key) to a new folder
+// named name under the suite's directory, and returns that folder.
+func (ca *testCA) writeServerCerts(name string) string {
+	server := ca.issue("localhost", true)
+	dir := filepath.Join(env.dir, name)
+	Expect(os.MkdirAll(dir, 0o700)).To(Succeed())
+	writePEM(filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.cert.Raw)
+	writePEM(filepath.Join(dir, "server.pem"), "CERTIFICATE", server.Certificate[0])
+	keyDER, err := x509.MarshalPKCS8PrivateKey(server.PrivateKey)
+	Expect(err).NotTo(HaveOccurred())
+	writePEM(filepath.Join(dir, "server.key"), "PRIVATE KEY", keyDER)
+	return dir
+}
+
 func writePEM(path, typ string, der []byte) {
 	Expect(os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)).To(Succeed())
 }
@@ -140,15 +155,8 @@ var _ = Describe("certificate-bound tokens (RFC 8705) through the real binary", 
 
 	BeforeAll(func() {
 		ca = newTestCA()
-		server := ca.issue("localhost", true)
 		mine, theirs = ca.issue("client-mine", false), ca.issue("client-theirs", false)
-		dir := filepath.Join(env.dir, "mtls-certs")
-		Expect(os.MkdirAll(dir, 0o700)).To(Succeed())
-		writePEM(filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.cert.Raw)
-		writePEM(filepath.Join(dir, "server.pem"), "CERTIFICATE", server.Certificate[0])
-		keyDER, err := x509.MarshalPKCS8PrivateKey(server.PrivateKey)
-		Expect(err).NotTo(HaveOccurred())
-		writePEM(filepath.Join(dir, "server.key"), "PRIVATE KEY", keyDER)
+		dir := ca.writeServerCerts("mtls-certs")
 
 		tlsAddr, proxiedAddr = freeAddr(), freeAddr()
 		_, tlsPort, _ := net.SplitHostPort(tlsAddr)
@@ -179,6 +187,7 @@ http://%[8]s {
 	bind 127.0.0.1
 	tenant_gate {
 %%[1]s
+		client_cert_from 127.0.0.2/32
 		rule GET /public/** public
 		rule * /echo/** authenticated
 	}

@@ -2,9 +2,11 @@ package tenantgate
 
 import (
 	"crypto/x509"
+	"fmt"
 	"net/http"
+	"net/netip"
+	"strings"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dunglas/httpsfv"
 )
 
@@ -18,32 +20,69 @@ const (
 	headerClientCertChain = "Client-Cert-Chain"
 )
 
-// fromTrustedProxy reports whether the immediate peer is one of the
-// server's trusted_proxies (Caddy decided that when it prepared the request).
-func fromTrustedProxy(r *http.Request) bool {
-	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
-	return trusted
-}
+var (
+	keyDPoP            = http.CanonicalHeaderKey(headerDPoP)
+	keyClientCert      = http.CanonicalHeaderKey(headerClientCert)
+	keyClientCertChain = http.CanonicalHeaderKey(headerClientCertChain)
+)
 
-// stripUntrustedClientCert deletes Client-Cert and Client-Cert-Chain unless
-// a trusted proxy sent them: anyone else could name any certificate, and
-// neither the gate nor the upstream may believe it.
-func stripUntrustedClientCert(r *http.Request) {
-	if !fromTrustedProxy(r) {
-		r.Header.Del(headerClientCert)
-		r.Header.Del(headerClientCertChain)
+// certPeers are the client_cert_from networks: the only immediate peers
+// whose Client-Cert header is believed. Caddy's trusted_proxies is not
+// enough: operators set it to get client IPs right, often to a whole load
+// balancer range that passes any header a client sends.
+type certPeers []netip.Prefix
+
+// parseCertPeers reads client_cert_from values: CIDRs or single addresses.
+func parseCertPeers(values []string) (certPeers, error) {
+	var out certPeers
+	for _, v := range values {
+		p, err := parsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("client_cert_from %q: want a CIDR such as 10.0.0.0/8 or an IP address", v)
+		}
+		out = append(out, p)
 	}
+	return out, nil
 }
 
-// forwardedClientCert returns the DER of the certificate a trusted proxy put
-// in Client-Cert (an RFC 8941 byte sequence, :base64:), nil when there is
-// none. A header that is present but not one certificate yields an empty,
+func parsePrefix(v string) (netip.Prefix, error) {
+	if strings.Contains(v, "/") {
+		p, err := netip.ParsePrefix(v)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// trusts reports whether r's immediate peer (RemoteAddr, never
+// X-Forwarded-For) is in one of the networks.
+func (c certPeers) trusts(r *http.Request) bool {
+	if len(c) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range c {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseClientCert reads an RFC 9440 Client-Cert value (an RFC 8941 byte
+// sequence, :base64:). Anything but one certificate yields an empty,
 // non-nil slice: it then matches no binding, and the TLS connection's own
-// certificate (the proxy's) is not used in its place.
-func forwardedClientCert(r *http.Request) []byte {
-	values := r.Header.Values(headerClientCert)
-	if len(values) == 0 || !fromTrustedProxy(r) {
-		return nil
+// certificate (the proxy's) is never used in its place.
+func parseClientCert(values []string) []byte {
+	if len(values) == 0 {
+		return []byte{}
 	}
 	item, err := httpsfv.UnmarshalItem(values)
 	if err != nil {

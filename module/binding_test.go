@@ -75,6 +75,12 @@ func (u *unitGate) serveFrom(r *http.Request, up *upstream, trusted bool) *httpt
 	repl.Set("http.request.uuid", "req-123")
 	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
 	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.TrustedProxyVarKey: trusted})
+	// trusted: the peer is in client_cert_from (unitCertPeers) as well as
+	// in Caddy's trusted_proxies; otherwise it is neither.
+	r.RemoteAddr = "192.0.2.7:40000"
+	if trusted {
+		r.RemoteAddr = "10.1.2.3:40000"
+	}
 	w := httptest.NewRecorder()
 	_ = u.g.ServeHTTP(w, r.WithContext(ctx), up.handler())
 	if v, _ := repl.GetString("http.auth.binding"); up.called && v == "" {
@@ -158,8 +164,11 @@ func unitCert(t *testing.T) []byte {
 	return der
 }
 
+// unitCertPeers is the client_cert_from of unit gates that believe a proxy.
+var unitCertPeers = []string{"10.0.0.0/8"}
+
 func TestServeClientCertFromTrustedProxyOnly(t *testing.T) {
-	u := newUnitGate(t, nil)
+	u := newUnitGate(t, func(g *Gate) { g.ClientCertFrom = unitCertPeers })
 	der := unitCert(t)
 	tok := u.boundToken(t, map[string]any{"x5t#S256": verify.CertThumbprint(der)})
 	header := ":" + base64.StdEncoding.EncodeToString(der) + ":"

@@ -24,7 +24,7 @@ func TestCachedTokenStillMeetsTheRule(t *testing.T) {
 			t.Fatalf("whoami: %d", w.Code)
 		}
 	}
-	if n := u.g.verifier.CachedTokens(); n != 1 {
+	if n := u.g.keys.CachedTokens(); n != 1 {
 		t.Fatalf("CachedTokens = %d, want 1", n)
 	}
 	r := httptest.NewRequest("POST", "/api/trade", nil)
@@ -43,7 +43,7 @@ func TestTokenCacheOff(t *testing.T) {
 	if w, _ := u.serve(r, &upstream{}); w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
 	}
-	if n := u.g.verifier.CachedTokens(); n != 0 {
+	if n := u.g.keys.CachedTokens(); n != 0 {
 		t.Errorf("CachedTokens = %d with token_cache off", n)
 	}
 }

@@ -65,6 +65,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    dpop_max_age <duration>
 //	    dpop_algorithms <alg...>
 //	    dpop_replay_cache <n>
+//	    client_cert_from <cidr...>
 //	    audit_chain_key <secret>
 //	    audit_format native|ocsf
 //	    rule <methods> <pattern> <requirement...>
@@ -223,6 +224,16 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := intArg(d, &g.DPoPReplayCache); err != nil {
 				return err
 			}
+		case "client_cert_from":
+			at := d.Token()
+			cidrs := d.RemainingArgs()
+			if len(cidrs) == 0 {
+				return d.ArgErr()
+			}
+			if _, err := parseCertPeers(cidrs); err != nil {
+				problems = append(problems, errAt(at, err))
+			}
+			g.ClientCertFrom = append(g.ClientCertFrom, cidrs...)
 		case "rule":
 			rules++
 			at := d.Token()
@@ -332,12 +343,9 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 	return is, nil
 }
 
+// oneArg reads the one argument of the current subdirective.
 func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
+	if !d.AllArgs(dst) {
 		return d.ArgErr()
 	}
 	return nil

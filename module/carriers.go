@@ -9,7 +9,8 @@ import (
 
 // The token carriers: where the gate finds the end user's token
 // (Authorization header, else the configured cookie or query parameter),
-// and how it makes sure that token never travels on to the upstream.
+// and how it makes sure that token never travels on to an upstream, on any
+// route, public ones included.
 
 // carrier says where a request's token came from.
 type carrier uint8
@@ -20,47 +21,88 @@ const (
 	fromQuery                     // token_query
 )
 
-// credential is the token a request carried, and how.
+// credential is what a request carried to prove who it is, taken off the
+// request by the exchange's begin: the token and how it came, the DPoP
+// proofs, the client certificate a trusted proxy forwarded. When the
+// carriers were unusable (no token, two Authorization headers, another
+// scheme), reason and detail say why; decide reports them only on routes
+// that need a token.
 type credential struct {
 	token  string
 	scheme string // the Authorization scheme, "Bearer" or "DPoP"; "" for cookie and query
 	from   carrier
+	// dpop holds the request's DPoP header as verify reads it (the proofs).
+	dpop http.Header
+	// clientCert is the DER a client_cert_from peer put in Client-Cert (an
+	// empty, non-nil slice when such a peer sent none or a broken one: the
+	// peer's own TLS certificate never stands in); nil for other peers.
+	clientCert []byte
+
+	reason audit.Reason
+	detail string
 }
 
-// bearerToken finds the token: the Authorization header, else the
-// configured cookie or query parameter (already taken off the request by
-// decide). It removes the header it used, so the end user's token never
-// travels on to the upstream.
-func (g *Gate) bearerToken(r *http.Request, cookieTok, queryTok string) (credential, audit.Reason, string) {
-	switch values := r.Header.Values("Authorization"); len(values) {
+// tokenScheme reports whether an Authorization value carries an end-user
+// token (scheme Bearer or DPoP, any case), and the scheme's canonical name.
+func tokenScheme(value string) (scheme, token string, ok bool) {
+	scheme, token, _ = strings.Cut(strings.TrimSpace(value), " ")
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		return "Bearer", strings.TrimSpace(token), true
+	case strings.EqualFold(scheme, "DPoP"):
+		// RFC 9449: the token with a proof in the DPoP header.
+		return "DPoP", strings.TrimSpace(token), true
+	}
+	return "", "", false
+}
+
+// takeCredential takes every end-user token off r (Authorization values of
+// scheme Bearer or DPoP, the token cookie, the token query parameter) and
+// returns the one the request authenticates with. Authorization values of
+// other schemes (Basic, ...) stay on the request as sent.
+func (g *Gate) takeCredential(r *http.Request) credential {
+	cookieTok, queryTok := g.takeTokenCookie(r), g.takeTokenQuery(r)
+	var c credential
+	values := r.Header["Authorization"]
+	switch len(values) {
 	case 0:
 	case 1:
-		scheme, tok, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
-		switch {
-		case strings.EqualFold(scheme, "Bearer"):
-			scheme = "Bearer"
-		case strings.EqualFold(scheme, "DPoP"):
-			// RFC 9449: the token with a proof in the DPoP header.
-			scheme = "DPoP"
-		default:
-			return credential{}, audit.ReasonMissingToken, "send the token as Authorization: Bearer <token> (or Authorization: DPoP <token> with a DPoP proof header)"
+		scheme, tok, ok := tokenScheme(values[0])
+		if !ok {
+			c.reason, c.detail = audit.ReasonMissingToken, "send the token as Authorization: Bearer <token> (or Authorization: DPoP <token> with a DPoP proof header)"
+			return c
 		}
-		tok = strings.TrimSpace(tok)
+		delete(r.Header, "Authorization")
 		if tok == "" {
-			return credential{}, audit.ReasonMissingToken, "the Authorization header holds no token"
+			c.reason, c.detail = audit.ReasonMissingToken, "the Authorization header holds no token"
+			return c
 		}
-		r.Header.Del("Authorization")
-		return credential{token: tok, scheme: scheme, from: fromHeader}, "", ""
+		c.token, c.scheme, c.from = tok, scheme, fromHeader
+		return c
 	default:
-		return credential{}, audit.ReasonMalformedToken, "send exactly one Authorization header"
+		var kept []string
+		for _, v := range values {
+			if _, _, ok := tokenScheme(v); !ok {
+				kept = append(kept, v)
+			}
+		}
+		if len(kept) == 0 {
+			delete(r.Header, "Authorization")
+		} else {
+			r.Header["Authorization"] = kept
+		}
+		c.reason, c.detail = audit.ReasonMalformedToken, "send exactly one Authorization header"
+		return c
 	}
-	if cookieTok != "" {
-		return credential{token: cookieTok, from: fromCookie}, "", ""
+	switch {
+	case cookieTok != "":
+		c.token, c.from = cookieTok, fromCookie
+	case queryTok != "":
+		c.token, c.from = queryTok, fromQuery
+	default:
+		c.reason, c.detail = audit.ReasonMissingToken, "send a bearer token in the Authorization header"
 	}
-	if queryTok != "" {
-		return credential{token: queryTok, from: fromQuery}, "", ""
-	}
-	return credential{}, audit.ReasonMissingToken, "send a bearer token in the Authorization header"
+	return c
 }
 
 // takeTokenCookie returns the value of the configured token cookie and

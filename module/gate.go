@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -129,82 +128,41 @@ type Gate struct {
 	// Audit record format: native, or ocsf (OCSF 1.x API Activity, class 6003). Default: native
 	AuditFormat string `json:"audit_format,omitempty"`
 
-	verifier *verify.Verifier
-	store    *verify.Store // the process's verify state, from verifyStores
-	table    *rules.Table
-	signer   *assertion.Signer
-	strip    headerSet
-	metrics  *gateMetrics
-	binding  *bindingMetrics
-	dpopAlgs string // for DPoP challenges
-	logger   *zap.Logger
-	auditLog *zap.Logger
-	cancel   context.CancelFunc
-	origins  map[string]struct{}
+	// Networks (CIDRs, or single addresses) of the immediate peers whose
+	// Client-Cert and Client-Cert-Chain headers (RFC 9440) are believed: a
+	// TLS-terminating proxy that forwards the client's certificate. Caddy's
+	// trusted_proxies alone never makes them believed. From such a peer,
+	// only the header counts: without one the request has no client
+	// certificate (the proxy's own TLS certificate never stands in). Default: none
+	ClientCertFrom []string `json:"client_cert_from,omitempty"`
+
+	// verifier checks tokens; keys is the same verifier when the gate
+	// made it (nil when a test injected a fake), for its key and cache
+	// state and for Cleanup.
+	verifier  tokenVerifier
+	keys      *verify.Verifier
+	store     *verify.Store // the process's verify state, from verifyStores
+	certPeers certPeers
+	// siteHosts are the host names of the server the gate sits in; without
+	// dpop_public_url a DPoP proof passes only for one of them.
+	siteHosts siteHosts
+	// siteHandlesErrors: the server has handle_errors routes.
+	siteHandlesErrors bool
+	table             *rules.Table
+	signer            *assertion.Signer
+	strip             headerSet
+	metrics           *gateMetrics
+	binding           *bindingMetrics
+	dpopAlgs          string // for DPoP challenges
+	logger            *zap.Logger
+	auditLog          *zap.Logger
+	cancel            context.CancelFunc
+	origins           map[string]struct{}
 	// issuer names this instance holds key gauges for (released at Cleanup)
 	heldIssuers []string
 	// problems found while provisioning, reported by Validate all at once
 	configErrs []error
 	auditChain // the audit chain taken at Provision (auditsink.go)
-}
-
-// Issuer is one trusted token issuer.
-type Issuer struct {
-	// The exact iss value.
-	Issuer string `json:"issuer"`
-	// Audiences of which the token's aud must contain one.
-	Audiences []string `json:"audiences,omitempty"`
-	// Remote JWKS, cached and refreshed.
-	JWKSURL string `json:"jwks_url,omitempty"`
-	// OpenID discovery document URL (its jwks_uri is used like jwks_url).
-	OIDCDiscovery string `json:"oidc_discovery,omitempty"`
-	// Local JWKS file.
-	JWKSFile string `json:"jwks_file,omitempty"`
-	// Local PEM public key or certificate.
-	PublicKeyFile string `json:"public_key_file,omitempty"`
-	// Shared HMAC secret, at least 32 bytes; placeholders such as {env.NAME} or {file./path} are expanded.
-	HMACSecret string `json:"hmac_secret,omitempty"`
-	// How often remote keys are refreshed. Default: 5m
-	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
-	// "required" refuses tokens of this issuer that are not DPoP-bound (cnf.jkt). Default: optional
-	DPoP string `json:"dpop,omitempty"`
-	// "required" refuses tokens of this issuer that are not certificate-bound (cnf x5t#S256). Default: optional
-	MTLSBinding string `json:"mtls_binding,omitempty"`
-	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC 9068; application/at+jwt
-	// is accepted too), so an ID token cannot pass as an access token. Default: not checked
-	TokenType string `json:"token_type,omitempty"`
-	// Multi-tenant issuer (issuer URL with {tenant} once, in the path):
-	// tenants admitted, by name, or ["*"] for any. Unioned with tenants_file.
-	Tenants []string `json:"tenants,omitempty"`
-	// File of tenants admitted, one per line, re-read when it changes.
-	TenantsFile string `json:"tenants_file,omitempty"`
-	// Key sets of a multi-tenant issuer held at once. Default: 1000
-	MaxTenants int `json:"max_tenants,omitempty"`
-}
-
-// verifyConfig is the issuer as the verifier takes it; repl expands
-// placeholders in the HMAC secret (nil leaves them as written).
-func (is Issuer) verifyConfig(repl *caddy.Replacer) verify.IssuerConfig {
-	secret := is.HMACSecret
-	if repl != nil {
-		secret = repl.ReplaceKnown(secret, "")
-	}
-	return verify.IssuerConfig{
-		Issuer:          is.Issuer,
-		Audiences:       is.Audiences,
-		JWKSURL:         is.JWKSURL,
-		OIDCDiscovery:   is.OIDCDiscovery,
-		JWKSFile:        is.JWKSFile,
-		PublicKeyFile:   is.PublicKeyFile,
-		HMACSecret:      secret,
-		RefreshInterval: time.Duration(is.RefreshInterval),
-		Tenants:         is.Tenants,
-		TenantsFile:     is.TenantsFile,
-		MaxTenants:      is.MaxTenants,
-		TokenType:       is.TokenType,
-		RequireDPoP:     is.DPoP == requirementRequired,
-		RequireMTLS:     is.MTLSBinding == requirementRequired,
-	}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -241,6 +199,10 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 
 	g.strip = newHeaderSet(g.StripHeaders)
+	if g.certPeers, err = parseCertPeers(g.ClientCertFrom); err != nil {
+		g.configErrs = append(g.configErrs, err)
+	}
+	g.provisionSiteHosts(ctx)
 	g.origins = map[string]struct{}{}
 	for _, o := range g.AllowedOrigins {
 		if err := checkOrigin(o); err != nil {
@@ -272,12 +234,13 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)
 	g.cancel = cancel
-	g.verifier, err = verify.New(vctx, cfg)
+	g.keys, err = verify.New(vctx, cfg)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("tenant_gate keys: %w", err)
 	}
-	g.dpopAlgs = g.verifier.DPoPAlgorithms()
+	g.verifier = g.keys
+	g.dpopAlgs = g.keys.DPoPAlgorithms()
 	for _, is := range g.Issuers {
 		g.heldIssuers = append(g.heldIssuers, is.Issuer)
 	}
@@ -322,73 +285,6 @@ func (g *Gate) provisionSigner() error {
 	return nil
 }
 
-func (g *Gate) setDefaults() {
-	if g.Mode == "" {
-		g.Mode = ModeEnforce
-	}
-	if g.AssertionAlg == "" {
-		g.AssertionAlg = assertion.AlgEdDSA
-	}
-	if g.TokenCache == nil {
-		n := verify.DefaultTokenCacheSize
-		g.TokenCache = &n
-	}
-	if g.AssertionAudience == "" {
-		g.AssertionAudience = assertion.DefaultAudience
-	}
-	if g.AssertionIssuer == "" {
-		g.AssertionIssuer = assertion.DefaultIssuer
-	}
-	if g.Realm == "" {
-		g.Realm = "tenantgate"
-	}
-	if g.MetricsMaxTenants == 0 {
-		g.MetricsMaxTenants = 1000
-	}
-	if g.TenantClaim == "" {
-		g.TenantClaim = "tenant_id"
-	}
-	if g.UserClaim == "" {
-		g.UserClaim = "sub"
-	}
-	if g.RolesClaim == "" {
-		g.RolesClaim = "roles"
-	}
-}
-
-func (g *Gate) verifyConfig() verify.Config {
-	repl := caddy.NewReplacer()
-	cfg := verify.Config{
-		Algorithms:    g.Algorithms,
-		MaxTokenBytes: g.MaxTokenBytes,
-		TenantClaim:   g.TenantClaim,
-		UserClaim:     g.UserClaim,
-		RolesClaim:    g.RolesClaim,
-		Logger:        g.logger.Named("keys"),
-		DPoP: verify.DPoPConfig{
-			MaxAge:          time.Duration(g.DPoPMaxAge),
-			PublicURL:       g.DPoPPublicURL,
-			Algorithms:      g.DPoPAlgorithms,
-			ReplayCacheSize: g.DPoPReplayCache,
-		},
-	}
-	if g.Leeway != nil {
-		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
-	}
-	if g.TokenCache != nil {
-		cfg.TokenCacheSize = *g.TokenCache
-	}
-	if g.metrics != nil {
-		cfg.Observer = g.metrics
-		cfg.CacheObserver = g.metrics
-	}
-	for _, is := range g.Issuers {
-		cfg.Issuers = append(cfg.Issuers, is.verifyConfig(repl))
-	}
-	cfg.SetDefaults()
-	return cfg
-}
-
 // Validate checks what Provision could not: settings that are wrong on
 // their own. Key and rule problems were already reported, all at once.
 func (g *Gate) Validate() error {
@@ -424,8 +320,8 @@ func (g *Gate) Cleanup() error {
 	if g.cancel != nil {
 		g.cancel()
 	}
-	if g.verifier != nil {
-		g.verifier.Close()
+	if g.keys != nil {
+		g.keys.Close()
 	}
 	if g.store != nil {
 		g.store = nil

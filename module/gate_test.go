@@ -58,6 +58,9 @@ func newUnitGate(t *testing.T, mutate func(*Gate)) *unitGate {
 	g := &Gate{
 		Issuers:      []Issuer{{Issuer: unitIssuer, JWKSFile: filepath.Join(dir, "jwks.json"), Audiences: []string{"api"}}},
 		AssertionKey: filepath.Join(dir, "assertion.pem"),
+		// Unit requests name gate.test; a gate outside a Caddy server has
+		// no site host names to judge a DPoP proof's htu by (dpophosts.go).
+		DPoPPublicURL: "http://gate.test",
 		Rules: []rules.Rule{
 			{Methods: []string{"GET"}, Pattern: "/healthz", Public: true},
 			{Methods: []string{"GET"}, Pattern: "/api/whoami", Authenticated: true},

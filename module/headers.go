@@ -27,13 +27,21 @@ var (
 
 var identityHeaders = []string{HeaderTenantID, HeaderUserID, HeaderUserRoles, "X-Tenant-Assertion"}
 
-// headerSet is the list of header names to strip. It stays a short slice:
+// ownedHeaders are the other headers only the gate (or a client_cert_from
+// proxy) may set: the request id, the DPoP proof, and the client
+// certificate of RFC 9440. They fold like the identity headers, so a
+// Client_Cert or X_Request_ID cannot slip past to an upstream that folds
+// '_' into '-'.
+var ownedHeaders = []string{HeaderRequestID, headerDPoP, headerClientCert, headerClientCertChain}
+
+// headerSet is the list of header names to strip: the identity and owned
+// headers, then the configured extras. It stays a short slice:
 // a linear scan of a handful of names beats hashing a normalised copy of
 // every request header name, and allocates nothing.
 type headerSet []string
 
 func newHeaderSet(extra []string) headerSet {
-	s := append(headerSet(nil), identityHeaders...)
+	s := append(append(headerSet(nil), identityHeaders...), ownedHeaders...)
 	for _, e := range extra {
 		if e = strings.TrimSpace(e); e != "" && !s.has(e) {
 			s = append(s, e)

@@ -37,8 +37,13 @@ type gateMetrics struct {
 	// holds; its label is the issuer as configured ({tenant} unreplaced),
 	// so the series are bounded by the config, not by the tenants.
 	issuerTenants *prometheus.GaugeVec
-	tenants       *tenantLabels
-	issuers       *issuerRefs
+	// rateLimited counts the requests tenant_rate_limit refused with 429,
+	// per tenant. The gate counts them when it finishes such a request (the
+	// limiter tells it through audit.Outcome), so the tenant label is capped
+	// by metrics_max_tenants like every other tenant label.
+	rateLimited *prometheus.CounterVec
+	tenants     *tenantLabels
+	issuers     *issuerRefs
 	// counters caches the requests_total series by decision, reason and tenant.
 	counters *requestCounters
 }
@@ -85,6 +90,11 @@ var processMetrics = &gateMetrics{
 		Name:      "issuer_tenants",
 		Help:      "Tenants whose key sets a multi-tenant issuer holds (at most its max_tenants), per issuer as configured.",
 	}, []string{"issuer"}),
+	rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tenantgate",
+		Name:      "rate_limited_total",
+		Help:      "Requests answered 429 by tenant_rate_limit, by tenant.",
+	}, []string{"tenant"}),
 	tenants: newTenantLabels(),
 	issuers: &issuerRefs{n: map[string]int{}},
 }
@@ -109,7 +119,7 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast,
-		m.cacheHits, m.cacheMisses, m.cacheEntries, m.issuerTenants, rateLimitedTotal, idpTemporaryTotal} {
+		m.cacheHits, m.cacheMisses, m.cacheEntries, m.issuerTenants, m.rateLimited, idpTemporaryTotal} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) && are.ExistingCollector == c {
@@ -124,6 +134,9 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 func (m *gateMetrics) observe(d audit.Decision, r audit.Reason, tenant string, gateTime time.Duration) {
 	m.counters.get(counterKey{d, r, tenant}).Inc()
 	m.authTime.Observe(gateTime.Seconds())
+	if r == audit.ReasonRateLimited {
+		m.rateLimited.WithLabelValues(m.tenants.label(tenant)).Inc()
+	}
 }
 
 // JWKSRefresh implements verify.Observer. keys is the count in force after

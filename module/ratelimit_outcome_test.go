@@ -101,7 +101,7 @@ func TestRateLimitedRequestRecord(t *testing.T) {
 	})
 	tenant := "rl-record-tenant"
 	tok := testToken(t, tenant)
-	before := testutil.ToFloat64(rateLimitedTotal.WithLabelValues(tenant))
+	before := testutil.ToFloat64(processMetrics.rateLimited.WithLabelValues(tenant))
 	for i, want := range []int{200, 200, 429} {
 		c.recs = nil
 		w := httptest.NewRecorder()
@@ -124,13 +124,13 @@ func TestRateLimitedRequestRecord(t *testing.T) {
 			t.Errorf("request %d record %v", i+1, rec)
 		}
 	}
-	if got := testutil.ToFloat64(rateLimitedTotal.WithLabelValues(tenant)) - before; got != 1 {
+	if got := testutil.ToFloat64(processMetrics.rateLimited.WithLabelValues(tenant)) - before; got != 1 {
 		t.Errorf("rate_limited_total{tenant=%q} rose by %v, want 1", tenant, got)
 	}
 	// A `vars` directive cannot fake the outcome: only the handler's own type counts.
 	c.recs = nil
 	chain = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		caddyhttp.SetVar(r.Context(), ratelimit.OutcomeVar, "rate_limited")
+		caddyhttp.SetVar(r.Context(), "tenant_rate_limit.outcome", "rate_limited")
 		w.WriteHeader(http.StatusOK)
 		return nil
 	})

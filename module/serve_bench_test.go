@@ -430,7 +430,7 @@ func TestDashboardQueriesKnownMetrics(t *testing.T) {
 	for _, c := range []prometheus.Collector{processMetrics.requests, processMetrics.authTime,
 		processMetrics.jwksRefresh, processMetrics.jwksKeys, processMetrics.jwksLast,
 		processMetrics.cacheHits, processMetrics.cacheMisses, processMetrics.cacheEntries,
-		processBindingMetrics.decisions, processBindingMetrics.replay, rateLimitedTotal} {
+		processBindingMetrics.decisions, processBindingMetrics.replay, processMetrics.rateLimited} {
 		ch := make(chan *prometheus.Desc, 1)
 		c.Describe(ch)
 		d := (<-ch).String() // Desc{fqName: "tenantgate_…", …}

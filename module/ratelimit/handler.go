@@ -3,8 +3,9 @@
 // limits requests per tenant that tenant_gate verified; the limits, stores
 // and header values live in the pure package limiter.
 //
-// It does not import package tenantgate (module/): the gate reads the
-// outcome of a limited request from the Caddy variable OutcomeVar.
+// It does not import package tenantgate (module/): it hands the outcome of
+// a request it refuses to the gate through the audit.Outcome the gate put in
+// the request's context.
 package ratelimit
 
 import (
@@ -39,19 +40,6 @@ const (
 
 // DefaultTimeout bounds the store's answer per request.
 const DefaultTimeout = 50 * time.Millisecond
-
-// OutcomeVar is the Caddy variable (caddyhttp.SetVar) in which the handler
-// leaves an Outcome when it answered a request itself (429 rate_limited or
-// 503 rate_limit_unavailable), so tenant_gate's single audit record and
-// metrics say so. Placeholder: {http.vars.tenant_rate_limit.outcome}.
-const OutcomeVar = "tenant_rate_limit.outcome"
-
-// Outcome is the value of OutcomeVar: the reason of the denial. It has its
-// own type so that a string set by the `vars` directive is never taken for it.
-type Outcome audit.Reason
-
-// String gives the reason word, for the placeholder.
-func (o Outcome) String() string { return string(o) }
 
 // Handler limits requests per verified tenant: every `limit` a request
 // matches counts it against that tenant's own counter, and the first limit
@@ -223,9 +211,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// deny answers the request itself and tells tenant_gate why.
+// deny answers the request itself and tells tenant_gate why, so the gate's
+// one audit record says deny with this reason and status.
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, reason audit.Reason, checked []limiter.Checked, detail string) error {
-	caddyhttp.SetVar(r.Context(), OutcomeVar, Outcome(reason))
+	audit.OutcomeFrom(r.Context()).Deny(reason)
 	hdr := w.Header()
 	retry := int64(1)
 	if len(checked) > 0 {

@@ -46,11 +46,13 @@ func limits(lines ...string) []limiter.Limit {
 	return out
 }
 
-// request is prepared as tenant_gate leaves it: vars, a replacer with the
-// request id and, when tenant is not empty, {http.auth.tenant_id}.
+// request is prepared as tenant_gate leaves it: vars, the audit.Outcome
+// the gate reads back, a replacer with the request id and, when tenant is
+// not empty, {http.auth.tenant_id}.
 func request(method, target, tenant string) *http.Request {
 	r := httptest.NewRequest(method, target, nil)
 	ctx := context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{})
+	ctx = audit.WithOutcome(ctx, new(audit.Outcome))
 	r = r.WithContext(ctx)
 	repl := caddyhttp.NewTestReplacer(r)
 	repl.Set("http.request.uuid", "req-1")
@@ -79,7 +81,13 @@ func serve(t testing.TB, h *Handler, r *http.Request, n *next) *httptest.Respons
 	return w
 }
 
-func outcome(r *http.Request) any { return caddyhttp.GetVar(r.Context(), OutcomeVar) }
+// outcome is what the handler told the gate: nil when it did not refuse r.
+func outcome(r *http.Request) any {
+	if reason := audit.OutcomeFrom(r.Context()).Denied(); reason != "" {
+		return Outcome(reason)
+	}
+	return nil
+}
 
 func TestServeMemory(t *testing.T) {
 	h := provisioned(t, &Handler{Limits: limits("* /** 100/s burst 200", "POST /api/v1/hedging/execute 10/m burst 2")})

@@ -9,7 +9,8 @@ import (
 
 // metrics are process-wide, like tenant_gate's: registered on the registry
 // of every config Caddy loads, so counts survive `caddy reload`.
-// tenantgate_rate_limited_total{tenant} is counted by tenant_gate, which
+// tenantgate_rate_limited_total{tenant} is counted by tenant_gate when it
+// finishes a request this handler refused (module/metrics.go): the gate
 // owns the capped tenant label.
 type metrics struct {
 	storeErrors prometheus.Counter

@@ -248,6 +248,12 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			g.Rules = append(g.Rules, r)
 			ruleTokens = append(ruleTokens, at)
 		default:
+			if handled, err := g.unmarshalSharedState(d); handled {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
 	}

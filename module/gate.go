@@ -136,6 +136,9 @@ type Gate struct {
 	// certificate (the proxy's own TLS certificate never stands in). Default: none
 	ClientCertFrom []string `json:"client_cert_from,omitempty"`
 
+	// Revocation and the state replicas share (revocation.go).
+	SharedState
+
 	// verifier checks tokens; keys is the same verifier when the gate
 	// made it (nil when a test injected a fake), for its key and cache
 	// state and for Cleanup.
@@ -220,6 +223,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 
 	cfg := g.verifyConfig()
+	if err := g.provisionRevocations(ctx, cfg.Leeway); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		// Validate reports it together with every other problem.
 		g.configErrs = append(g.configErrs, err)
@@ -230,6 +236,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	// the new config before cleaning up the old one, so it never empties).
 	g.store = acquireStore()
 	cfg.Store = g.store
+	cfg.SharedReplay = g.sharedReplayHook()
 	// The key refreshers stop when this config is unloaded (reload or stop):
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)
@@ -308,6 +315,9 @@ func (g *Gate) Validate() error {
 			}
 		}
 	}
+	if err := g.validateSharedState(); err != nil {
+		problems = append(problems, err)
+	}
 	if g.TokenQuery != "" && strings.ContainsAny(g.TokenQuery, "&=") {
 		problems = append(problems, fmt.Errorf("token_query %q: not a query parameter name", g.TokenQuery))
 	}
@@ -316,6 +326,7 @@ func (g *Gate) Validate() error {
 
 // Cleanup stops the key refreshers of this config.
 func (g *Gate) Cleanup() error {
+	g.cleanupRevocations()
 	g.cleanupAudit()
 	if g.cancel != nil {
 		g.cancel()

@@ -1,8 +1,6 @@
 package tenantgate
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -10,9 +8,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	ruleset "github.com/tenantgate/tenantgate/module/rules"
-	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 func init() {
@@ -76,9 +71,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // files), so one run of `caddy validate` shows them all.
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
-	p := &parseState{directive: d.Token(), options: map[string]caddyfile.Token{}}
+	p := &parseState{directive: d.Token(), options: map[string]caddyfile.Token{}, unread: map[int]bool{}}
 	if d.NextArg() {
-		p.add(d.ArgErr())
+		p.addAt(d.Token(), d.ArgErr())
 		skipLine(d)
 	}
 	for d.NextBlock(0) {
@@ -91,6 +86,9 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "issuer":
 			is, errs := parseIssuer(d)
 			p.problems = append(p.problems, errs...)
+			if len(errs) > 0 {
+				p.unread[len(g.Issuers)] = true
+			}
 			g.Issuers = append(g.Issuers, is)
 			p.issuers = append(p.issuers, at)
 		case "client_cert_from":
@@ -109,13 +107,13 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if err != nil {
 			// Report it and go on with the next line: one mistake does
 			// not hide the others.
-			p.add(err)
+			p.addAt(at, err)
 			skipLine(d)
 		}
 	}
-	p.compileRules(g)
 	p.checkVerify(g)
-	return errors.Join(p.problems...)
+	p.compileRules(g)
+	return p.errors()
 }
 
 // parseOption reads one gate-wide option into g's JSON fields.
@@ -259,20 +257,21 @@ func (g *Gate) parseOption(d *caddyfile.Dispenser) error {
 
 // parseIssuer reads one issuer block, every problem of it reported (the
 // block is read to its end whatever it finds).
-func parseIssuer(d *caddyfile.Dispenser) (Issuer, []error) {
+func parseIssuer(d *caddyfile.Dispenser) (Issuer, []problem) {
 	var is Issuer
-	var errs []error
+	var errs []problem
 	if d.NextArg() {
 		is.Issuer = d.Val()
 		if d.NextArg() {
-			errs = append(errs, d.ArgErr())
+			errs = append(errs, problem{d.Token(), d.ArgErr()})
 			d.RemainingArgs()
 		}
 	} else {
-		errs = append(errs, d.Errf("issuer needs the exact iss value, e.g. issuer https://idp.example.com { ... }"))
+		errs = append(errs, problem{d.Token(), d.Errf("issuer needs the exact iss value, e.g. issuer https://idp.example.com { ... }")})
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		at := d.Token()
 		switch d.Val() {
 		case "jwks_url":
 			err = oneArg(d, &is.JWKSURL)
@@ -334,7 +333,7 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, []error) {
 			err = d.Errf("unrecognized issuer subdirective %q", d.Val())
 		}
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, problem{at, err})
 			skipLine(d)
 		}
 	}
@@ -373,22 +372,4 @@ func intArg(d *caddyfile.Dispenser, dst *int) error {
 	}
 	*dst = n
 	return nil
-}
-
-// splitErrors undoes errors.Join, so each problem gets its own position.
-func splitErrors(err error) []error {
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
-		return joined.Unwrap()
-	}
-	return []error{err}
-}
-
-// errAt adds the file and line of tok to err exactly as the dispenser's own
-// errors do (with the import chain when tok came from an imported file),
-// for problems found after the dispenser moved on.
-func errAt(tok caddyfile.Token, err error) error {
-	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
-	d.Next()
-	return d.WrapErr(err)
 }

@@ -51,7 +51,7 @@ func TestCaddyfileGolden(t *testing.T) {
 			}
 			want, rerr := os.ReadFile(golden)
 			if rerr != nil {
-				t.Fatalf("want %s (adapting gave %s): %v", golden, ext, rerr)
+				t.Fatalf("want %s (adapting gave %s): %v\n%s", golden, ext, rerr, got)
 			}
 			if string(got) != string(want) {
 				t.Errorf("%s:\n got: %s\nwant: %s", golden, got, want)

@@ -71,20 +71,21 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // files), so one run of `caddy validate` shows them all.
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
-	p := &parseState{directive: d.Token(), options: map[string]caddyfile.Token{}, unread: map[int]bool{}}
+	p := &parseState{directive: d.Token(), options: map[string]caddyfile.Token{}, unread: map[int]bool{}, order: map[tokenKey]int{}}
 	if d.NextArg() {
 		p.addAt(d.Token(), d.ArgErr())
 		skipLine(d)
 	}
 	for d.NextBlock(0) {
 		name, at := d.Val(), d.Token()
+		p.read(at)
 		if _, seen := p.options[name]; !seen {
 			p.options[name] = at
 		}
 		var err error
 		switch name {
 		case "issuer":
-			is, errs := parseIssuer(d)
+			is, errs := parseIssuer(d, p)
 			p.problems = append(p.problems, errs...)
 			if len(errs) > 0 {
 				p.unread[len(g.Issuers)] = true
@@ -257,7 +258,7 @@ func (g *Gate) parseOption(d *caddyfile.Dispenser) error {
 
 // parseIssuer reads one issuer block, every problem of it reported (the
 // block is read to its end whatever it finds).
-func parseIssuer(d *caddyfile.Dispenser) (Issuer, []problem) {
+func parseIssuer(d *caddyfile.Dispenser, p *parseState) (Issuer, []problem) {
 	var is Issuer
 	var errs []problem
 	if d.NextArg() {
@@ -272,6 +273,7 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, []problem) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		at := d.Token()
+		p.read(at)
 		switch d.Val() {
 		case "jwks_url":
 			err = oneArg(d, &is.JWKSURL)

@@ -21,8 +21,11 @@ type parseState struct {
 	options   map[string]caddyfile.Token // first line of each option
 	issuers   []caddyfile.Token          // g.Issuers[i] was written at issuers[i]
 	rules     []caddyfile.Token          // g.Rules[i] was written at rules[i]
-	unread    map[int]bool               // issuers with a line the parser could not read
-	ruleLines int                        // rule lines seen, parsed or not
+	// order numbers tokens in the order they were read (imported lines
+	// where they are imported), to list problems in that order.
+	order     map[tokenKey]int
+	unread    map[int]bool // issuers with a line the parser could not read
+	ruleLines int          // rule lines seen, parsed or not
 	problems  []problem
 }
 
@@ -37,25 +40,35 @@ func (p *parseState) addAt(at caddyfile.Token, err error) {
 	p.problems = append(p.problems, problem{at, err})
 }
 
-// errors returns every problem, in file order (files in the order they
-// first appear, lines ascending within each), joined.
-func (p *parseState) errors() error {
-	files := map[string]int{}
-	for _, pr := range p.problems {
-		if _, ok := files[pr.at.File]; !ok {
-			files[pr.at.File] = len(files)
-		}
+// tokenKey names a token (Token itself holds a slice: no map key).
+type tokenKey struct {
+	file string
+	line int
+	text string
+}
+
+func keyOf(t caddyfile.Token) tokenKey { return tokenKey{t.File, t.Line, t.Text} }
+
+// read notes that tok was read now.
+func (p *parseState) read(tok caddyfile.Token) {
+	if _, ok := p.order[keyOf(tok)]; !ok {
+		p.order[keyOf(tok)] = len(p.order) + 1
 	}
+}
+
+// errors returns every problem in the order its line was read, joined.
+func (p *parseState) errors() error {
 	sort.SliceStable(p.problems, func(i, j int) bool {
-		a, b := p.problems[i].at, p.problems[j].at
-		if a.File != b.File {
-			return files[a.File] < files[b.File]
-		}
-		return a.Line < b.Line
+		return p.order[keyOf(p.problems[i].at)] < p.order[keyOf(p.problems[j].at)]
 	})
 	errs := make([]error, len(p.problems))
 	for i, pr := range p.problems {
 		errs[i] = pr.err
+	}
+	if len(errs) > 1 {
+		// Caddy prints "...tokens for 'tenant_gate': " before the error:
+		// a count there puts every problem on a line of its own.
+		return fmt.Errorf("%d problems:\n%w", len(errs), errors.Join(errs...))
 	}
 	return errors.Join(errs...)
 }

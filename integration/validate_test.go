@@ -2,10 +2,14 @@ package integration_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -70,5 +74,50 @@ var _ = Describe("caddy validate of a Caddyfile with five mistakes", func() {
 			Expect(problems[i]).To(HaveSuffix(caddyfile + lines[i]))
 		}
 		Expect(text).NotTo(ContainSubstring(`"admin"`), "knock-on error for the rule's role")
+	})
+})
+
+// Issue 22: `caddy validate` checks a config without running it, so it
+// fetches no key set; `caddy run` of the same config does.
+var _ = Describe("caddy validate and remote keys", func() {
+	It("makes no request to the JWKS or discovery server", func() {
+		var hits atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"keys":[]}`))
+		}))
+		defer srv.Close()
+		dir := GinkgoT().TempDir()
+		caddyfile := filepath.Join(dir, "Caddyfile")
+		// Many remote issuers: provisioning them takes long enough that a
+		// fetch started at Provision reaches the server before validate
+		// exits (a binary that fetched at Provision hit it about 18 times
+		// a run).
+		var issuers strings.Builder
+		for i := range 200 {
+			fmt.Fprintf(&issuers, "\t\tissuer https://idp%d.example.com {\n\t\t\tjwks_url %s/jwks%d.json\n\t\t\taudience a\n\t\t}\n", i, srv.URL, i)
+		}
+		Expect(os.WriteFile(caddyfile, []byte(`{
+	admin off
+}
+http://127.0.0.1:1 {
+	tenant_gate {
+`+issuers.String()+`		issuer https://disco.example.com {
+			oidc_discovery `+srv.URL+`/.well-known/openid-configuration
+			audience alphapulse-api
+		}
+		assertion_alg HS256
+		assertion_secret 0123456789abcdef0123456789abcdef
+		rule GET /x authenticated
+	}
+}
+`), 0o600)).To(Succeed())
+		cmd := exec.Command(filepath.Join(env.binDir, "caddy"), "validate", "--config", caddyfile, "--adapter", "caddyfile")
+		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "caddy validate refused:\n%s", out)
+		Expect(string(out)).To(ContainSubstring("Valid configuration"))
+		Expect(hits.Load()).To(BeZero(), "caddy validate fetched keys")
 	})
 })

@@ -220,12 +220,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	// verify.New checks cfg (Config.Validate, once) and loads the keys;
+	// what it finds, Validate reports together with every other problem.
 	cfg := g.verifyConfig()
-	if err := cfg.Validate(); err != nil {
-		// Validate reports it together with every other problem.
-		g.configErrs = append(g.configErrs, err)
-		return nil
-	}
 	// Key sets, the replay set and cache sizes belong to the process: one
 	// Store shared by every config through the pool (a reload provisions
 	// the new config before cleaning up the old one, so it never empties).
@@ -240,7 +237,8 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		sv, err := g.provisionDeferred(ctx, vctx, cfg)
 		if err != nil {
 			cancel()
-			return fmt.Errorf("tenant_gate keys: %w", err)
+			g.configErrs = append(g.configErrs, err)
+			return nil
 		}
 		g.starting, g.verifier = sv, sv
 		g.dpopAlgs = sv.check.DPoPAlgorithms()
@@ -248,7 +246,8 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		g.keys, err = verify.New(vctx, cfg)
 		if err != nil {
 			cancel()
-			return fmt.Errorf("tenant_gate keys: %w", err)
+			g.configErrs = append(g.configErrs, err)
+			return nil
 		}
 		g.verifier = g.keys
 		g.dpopAlgs = g.keys.DPoPAlgorithms()

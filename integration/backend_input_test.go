@@ -27,7 +27,7 @@ import (
 // the answer, so an early 413 is read as soon as it arrives. (Go's
 // http.Client reports the write error instead when the server answers
 // early and closes, which curl and browsers do not.) It returns the status,
-// or the error a reset causes.
+// or the error a reset or a broken-off answer causes.
 func postBody(url, token string, size int, expectContinue bool) (int, string, error) {
 	u, err := neturl.Parse(url)
 	Expect(err).NotTo(HaveOccurred())
@@ -68,7 +68,10 @@ func postBody(url, token string, size int, expectContinue bool) (int, string, er
 			send()
 			continue
 		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		b, err := io.ReadAll(resp.Body) // to its end: a broken-off answer is an error, as for curl
+		if err != nil {
+			return resp.StatusCode, string(b), fmt.Errorf("reading the %d answer: %w", resp.StatusCode, err)
+		}
 		return resp.StatusCode, string(b), nil
 	}
 }

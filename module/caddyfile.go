@@ -103,7 +103,11 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "rule":
 			p.rule(g, d, at)
 		default:
-			err = g.parseOption(d)
+			handled, herr := g.unmarshalSharedState(d)
+			if !handled {
+				herr = g.parseOption(d)
+			}
+			err = herr
 		}
 		if err != nil {
 			// Report it and go on with the next line: one mistake does

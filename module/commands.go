@@ -18,7 +18,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "tenant-gate",
-		Usage: "explain|coverage|test|diff|audit verify ...",
+		Usage: "explain|coverage|test|diff|audit verify|revoke ...",
 		Short: "Inspects the rules of the tenant_gate handlers in a config",
 		Long: `
 explain prints which rule decides a request and what it requires:
@@ -36,9 +36,12 @@ role, or for a role outside the route's list).
 test runs decision cases through the real handler, offline; diff lists the
 access that widens or narrows between two configs (see their own --help):
   caddy tenant-gate test --config Caddyfile CASES.yaml...
-  caddy tenant-gate diff --adapter caddyfile OLD NEW`,
+  caddy tenant-gate diff --adapter caddyfile OLD NEW
+
+revoke revokes tokens at a running gate (its admin endpoint):
+  caddy tenant-gate revoke --jti ID | --sub S | --tenant T [--iss I] [--before T] [--address ADMIN]`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(explainCommand(), coverageCommand(), auditCommand(), policyTestCommand(), policyDiffCommand())
+			cmd.AddCommand(explainCommand(), coverageCommand(), auditCommand(), policyTestCommand(), policyDiffCommand(), revokeCommand())
 		},
 	})
 }

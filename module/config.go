@@ -54,6 +54,7 @@ func (g *Gate) verifyConfig() verify.Config {
 		cfg.Observer = g.metrics
 		cfg.CacheObserver = g.metrics
 	}
+	cfg.SetDefaults() // Leeway and the rest as the verifier will use them
 	return cfg
 }
 

@@ -136,6 +136,9 @@ type Gate struct {
 	// certificate (the proxy's own TLS certificate never stands in). Default: none
 	ClientCertFrom []string `json:"client_cert_from,omitempty"`
 
+	// Revocation and the state replicas share (revocation.go).
+	SharedState
+
 	// verifier checks tokens; keys is the same verifier when the gate
 	// made it (nil when a test injected a fake), for its key and cache
 	// state and for Cleanup.
@@ -223,11 +226,15 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	// verify.New checks cfg (Config.Validate, once) and loads the keys;
 	// what it finds, Validate reports together with every other problem.
 	cfg := g.verifyConfig()
+	if err := g.provisionRevocations(ctx, cfg.Leeway); err != nil {
+		return err
+	}
 	// Key sets, the replay set and cache sizes belong to the process: one
 	// Store shared by every config through the pool (a reload provisions
 	// the new config before cleaning up the old one, so it never empties).
 	g.store = acquireStore()
 	cfg.Store = g.store
+	cfg.SharedReplay = g.sharedReplayHook()
 	// The key refreshers stop when this config is unloaded (reload or stop):
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)
@@ -319,6 +326,9 @@ func (g *Gate) Validate() error {
 			}
 		}
 	}
+	if err := g.validateSharedState(); err != nil {
+		problems = append(problems, err)
+	}
 	if g.TokenQuery != "" && strings.ContainsAny(g.TokenQuery, "&=") {
 		problems = append(problems, fmt.Errorf("token_query %q: not a query parameter name", g.TokenQuery))
 	}
@@ -327,6 +337,7 @@ func (g *Gate) Validate() error {
 
 // Cleanup stops the key refreshers of this config.
 func (g *Gate) Cleanup() error {
+	g.cleanupRevocations()
 	g.cleanupAudit()
 	if g.cancel != nil {
 		g.cancel()

@@ -95,6 +95,9 @@ func (g *Gate) decide(r *http.Request, cred *credential) verdict {
 		}
 		return firstFailure(v, verr.Reason, detail)
 	}
+	if reason, detail := g.revoked(id); reason != "" {
+		return firstFailure(v, reason, detail)
+	}
 	v.verified = true
 	if cred.from == fromCookie {
 		if why := g.crossSiteCookieRequest(r); why != "" {

@@ -77,15 +77,13 @@ func storeOps(tb testing.TB, kind string) map[string]func(testing.TB) {
 	id := createEnsemble(tb, h, "acme", map[string]any{"name": "bench", "method": "confidence_weighted",
 		"agents": []map[string]any{{"agent_id": "a", "agent_type": "t"}, {"agent_id": "b", "agent_type": "t"}, {"agent_id": "c", "agent_type": "t"}}})
 	predictPath := "/api/v1/ensemble/" + id + "/predict"
-	predictAssertion := h.sign(h.claims("acme", "POST", predictPath))
 	predictBody := []byte(`{"symbol":"BTC-USD","signals":[{"agent_id":"a","signal":0.5,"confidence":0.8},{"agent_id":"b","signal":-0.2,"confidence":0.5},{"agent_id":"c","signal":0.9,"confidence":0.1}]}`)
 	const executePath = "/api/v1/hedging/execute"
-	executeAssertion := h.sign(h.claims("acme", "POST", executePath))
 	var seq atomic.Int64
 	return map[string]func(testing.TB){
 		"predict": func(tb testing.TB) {
 			req := httptest.NewRequest("POST", predictPath, bytes.NewReader(predictBody))
-			req.Header.Set(assertion.Header, predictAssertion)
+			req.Header.Set(assertion.Header, h.sign(h.claims("acme", "POST", predictPath))) // one use each
 			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
 			h.handler.ServeHTTP(rec, req)
@@ -103,7 +101,7 @@ func storeOps(tb testing.TB, kind string) map[string]func(testing.TB) {
 			}
 			body := fmt.Sprintf(`{"orders":[{"asset":"BTC","side":%q,"quantity":0.001}]}`, side)
 			req := httptest.NewRequest("POST", executePath, bytes.NewReader([]byte(body)))
-			req.Header.Set(assertion.Header, executeAssertion)
+			req.Header.Set(assertion.Header, h.sign(h.claims("acme", "POST", executePath)))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set(api.IdempotencyKeyHeader, fmt.Sprintf("bench-%s-%d-%d", kind, time.Now().UnixNano(), n))
 			rec := httptest.NewRecorder()
@@ -126,7 +124,7 @@ func storeHarness(b testing.TB, kind string) *harness {
 		return nil
 	}
 	ctx := context.Background()
-	pg, err := store.OpenPostgres(ctx, db.URL, store.PostgresOptions{Role: db.Role, MaxConns: 10, StatementTimeout: 10 * time.Second})
+	pg, err := store.OpenPostgres(ctx, db.RuntimeURL(b), store.PostgresOptions{MigrateURL: db.URL, MaxConns: 10, StatementTimeout: 10 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -128,21 +128,35 @@ func TestRequestIDHeader(t *testing.T) {
 	}
 }
 
-// An assertion without roles is a user without roles; an assertion without
-// jti keeps the request id the gate sent.
-func TestWhoamiWithoutRolesOrJTI(t *testing.T) {
+// An assertion without roles is a user without roles.
+func TestWhoamiWithoutRoles(t *testing.T) {
 	h := newHarness(t)
 	c := h.claims("acme", "GET", "/api/v1/whoami")
-	c.Roles, c.ID = nil, ""
+	c.Roles = nil
 	r := h.raw("GET", "/api/v1/whoami", nil, map[string]string{assertion.Header: h.sign(c), "X-Request-ID": "from-gate"})
 	expectStatus(t, r, http.StatusOK)
 	m := r.json(t)
 	if roles, ok := m["roles"].([]any); !ok || len(roles) != 0 {
 		t.Errorf("roles = %v, want []", m["roles"])
 	}
-	if str(m, "request_id") != "from-gate" {
-		t.Errorf("request_id = %q, want the X-Request-ID", str(m, "request_id"))
+	if str(m, "request_id") != c.ID {
+		t.Errorf("request_id = %q, want the jti %q", str(m, "request_id"), c.ID)
 	}
+}
+
+// Without a jti an assertion could not be used once only: missing or
+// longer than 128 characters is 401.
+func TestAssertionNeedsAJTI(t *testing.T) {
+	h := newHarness(t)
+	for _, id := range []string{"", strings.Repeat("j", 129)} {
+		c := h.claims("acme", "GET", "/api/v1/whoami")
+		c.ID = id
+		r := h.raw("GET", "/api/v1/whoami", nil, map[string]string{assertion.Header: h.sign(c)})
+		expectProblem(t, r, http.StatusUnauthorized, "jti")
+	}
+	c := h.claims("acme", "GET", "/api/v1/whoami")
+	c.ID = strings.Repeat("j", 128)
+	expectStatus(t, h.raw("GET", "/api/v1/whoami", nil, map[string]string{assertion.Header: h.sign(c)}), http.StatusOK)
 }
 
 // RequireAssertion works on its own (without the Server's logging), with

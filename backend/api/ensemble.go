@@ -277,7 +277,7 @@ func intParam(r *http.Request, name string, def, min, max int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < min || n > max {
+	if err != nil || !integerSyntax.MatchString(v) || n < min || n > max {
 		return 0, fmt.Errorf("query parameter %s must be an integer in [%d, %d], got %q", name, min, max, v)
 	}
 	return n, nil

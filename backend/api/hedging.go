@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -119,9 +118,9 @@ func policyFromQuery(r *http.Request) (hedging.Policy, error) {
 	q := r.URL.Query()
 	for name, dst := range map[string]*float64{"target_ratio": &p.TargetRatio, "tolerance": &p.Tolerance} {
 		if v := q.Get(name); v != "" {
-			f, err := strconv.ParseFloat(v, 64)
+			f, err := parseDecimal(v)
 			if err != nil {
-				return p, fmt.Errorf("query parameter %s must be a number, got %q", name, v)
+				return p, fmt.Errorf("query parameter %s: %w", name, err)
 			}
 			*dst = f
 		}

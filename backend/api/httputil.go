@@ -81,26 +81,22 @@ func writeRaw(w http.ResponseWriter, status int, contentType string, body []byte
 // readBody reads the capped body; on failure it writes the problem and
 // returns ok=false.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	if r.ContentLength > s.maxBody {
-		// Known too big before reading: answer at once, without a 100 Continue.
-		w.Header().Set("Connection", "close")
-		writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large",
-			fmt.Sprintf("the request body has %d bytes, more than the %d this endpoint takes; send a smaller JSON document", r.ContentLength, s.maxBody))
-		// Drain even with Expect: 100-continue: a proxy in front (Caddy's
-		// transport) may send the body without waiting for the 100.
-		drain(w, r.Body)
+	if !checkContentEncoding(w, r) {
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if r.ContentLength > s.maxBody {
+		s.bodyTooLarge(w, r, fmt.Sprintf("the request body has %d bytes, more than the %d this endpoint takes; send a smaller JSON document", r.ContentLength, s.maxBody))
+		return nil, false
+	}
+	// A LimitReader rather than http.MaxBytesReader: the latter marks the
+	// connection to be closed, which bodyTooLarge avoids when it can.
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody+1))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large",
-				fmt.Sprintf("the request body exceeds %d bytes; send a smaller JSON document", tooBig.Limit))
-			drain(w, r.Body)
-			return nil, false
-		}
 		writeProblem(w, r, http.StatusBadRequest, "unreadable-body", "the request body could not be read: "+err.Error())
+		return nil, false
+	}
+	if int64(len(body)) > s.maxBody {
+		s.bodyTooLarge(w, r, fmt.Sprintf("the request body exceeds %d bytes; send a smaller JSON document", s.maxBody))
 		return nil, false
 	}
 	return body, true
@@ -117,10 +113,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, body []byte, dst any, al
 		writeProblem(w, r, http.StatusBadRequest, "invalid-json", "the request body is empty; send a JSON object (Content-Type: application/json)")
 		return false
 	}
-	if ct := r.Header.Get("Content-Type"); !isJSONMediaType(ct) {
+	if err := jsonMediaType(r.Header.Get("Content-Type")); err != nil {
 		w.Header().Set("Accept-Post", "application/json")
-		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type",
-			fmt.Sprintf("the request body must be JSON sent with Content-Type: application/json (or another +json type), got %q", ct))
+		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", err.Error())
 		return false
 	}
 	if err := checkJSONText(body); err != nil {
@@ -306,6 +301,11 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 
 // internalError logs err and answers 500 without leaking it.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrReplayed) {
+		// The request's own transaction found its assertion spent.
+		s.refuseSpend(w, r, err)
+		return
+	}
 	id, tenant := "", ""
 	if info := requestInfoFrom(r.Context()); info != nil {
 		id, tenant = info.id, info.tenant

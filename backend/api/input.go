@@ -6,22 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
-
-// isJSONMediaType accepts application/json and any application/*+json
-// (RFC 6839), with or without parameters such as charset=utf-8.
-func isJSONMediaType(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
-}
 
 // checkJSONText refuses what encoding/json would accept silently but the
 // backend must not store: invalid UTF-8 (json replaces it with U+FFFD), a
@@ -107,6 +95,7 @@ func checkDuplicateKeys(body []byte) error {
 		expectKey bool
 		keys      map[string]bool
 		path      string
+		key       string // the key last read in an object
 	}
 	var stack []*frame
 	for {
@@ -128,11 +117,21 @@ func checkDuplicateKeys(body []byte) error {
 				return fmt.Errorf("the request body names %q twice in %s; send each field once", key, top.path)
 			}
 			top.keys[key] = true
+			top.key = key
 			top.expectKey = false
 			continue
 		}
 		if top != nil && top.object {
 			top.expectKey = true
+		}
+		if n, ok := tok.(json.Number); ok {
+			if _, err := parseDecimal(n.String()); err != nil {
+				field := ""
+				for i := len(stack) - 1; i >= 0 && field == ""; i-- {
+					field = stack[i].key
+				}
+				return fmt.Errorf("field %q holds a number out of range: %w", field, err)
+			}
 		}
 		switch tok {
 		case json.Delim('{'):
@@ -150,21 +149,38 @@ func checkDuplicateKeys(body []byte) error {
 }
 
 // drainLimit and drainTime bound how much of an over-limit body the backend
-// still reads after answering 413: enough for a body the edge let through
-// (the shipped Caddyfiles cap bodies at 1 MB), so the client or the proxy
-// reads the 413 instead of a connection reset; past that the connection is
-// closed anyway.
+// still reads before it answers 413: at loopback or LAN speed any body a
+// client sends within drainTime; past either bound the connection is closed
+// after the answer.
 const (
-	drainLimit = 16 << 20
-	drainTime  = 5 * time.Second
+	drainLimit = 1 << 30
+	drainTime  = 10 * time.Second
 )
 
+// bodyTooLarge answers 413 so that the peer reads all of it: only after
+// the rest of the body has been read to its end (within drainLimit and
+// drainTime), even when the peer asked Expect: 100-continue (reading sends
+// the 100; a proxy such as Caddy streams the body without waiting for it
+// anyway). Answering first breaks the answer through a proxy: Caddy's
+// reverse proxy stops reading its client's body once it forwards response
+// headers, fails the body it is still sending upstream and drops the
+// connection with the answer half-forwarded (a 502 in its log, curl's
+// "transfer closed with outstanding read data"); and closing on a peer
+// still sending resets the connection, which loses the answer. Drained to
+// the end, the connection even stays open.
+func (s *Server) bodyTooLarge(w http.ResponseWriter, r *http.Request, detail string) {
+	if !drain(w, r.Body) {
+		w.Header().Set("Connection", "close")
+	}
+	writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large", detail)
+}
+
 // drain reads and discards what is left of body, within drainLimit and
-// drainTime, so closing the connection after a 413 does not reset it while
-// the client is still sending (which loses the response: a 502 at a proxy).
-func drain(w http.ResponseWriter, body io.Reader) {
+// drainTime, and reports whether it reached the end.
+func drain(w http.ResponseWriter, body io.Reader) bool {
 	rc := http.NewResponseController(w)
-	_ = rc.Flush()
 	_ = rc.SetReadDeadline(time.Now().Add(drainTime))
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainLimit))
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	n, err := io.Copy(io.Discard, io.LimitReader(body, drainLimit))
+	return err == nil && n < drainLimit
 }

@@ -21,6 +21,9 @@ type Principal struct {
 	UserID    string
 	Roles     []string
 	RequestID string // the assertion's jti, which the gate also sends as X-Request-ID
+	// Expires is the assertion's exp: its jti is remembered until then
+	// (plus leeway), so the assertion is accepted once.
+	Expires time.Time
 }
 
 type principalKey struct{}
@@ -79,6 +82,12 @@ func RequireAssertion(v *assertion.Verifier, now func() time.Time) func(http.Han
 				writeProblem(w, r, http.StatusUnauthorized, "invalid-assertion", detail)
 				return
 			}
+			if c.ID == "" || len(c.ID) > store.MaxJTILength {
+				setLogReason(r, fmt.Sprintf("jti of %d bytes", len(c.ID)))
+				writeProblem(w, r, http.StatusUnauthorized, "invalid-assertion",
+					fmt.Sprintf("the X-Tenant-Assertion header needs a jti of 1 to %d characters, which makes it usable once; call the backend through the gate", store.MaxJTILength))
+				return
+			}
 			tenant, err := store.ParseTenantID(c.Tenant)
 			if err != nil {
 				setLogReason(r, err.Error())
@@ -86,14 +95,10 @@ func RequireAssertion(v *assertion.Verifier, now func() time.Time) func(http.Han
 					"the X-Tenant-Assertion header names a malformed tenant (tenants match [A-Za-z0-9._-]{1,64}); check the gate's tenant_claim")
 				return
 			}
-			p := Principal{Tenant: tenant, UserID: c.Subject, Roles: c.Roles, RequestID: c.ID}
+			p := Principal{Tenant: tenant, UserID: c.Subject, Roles: c.Roles, RequestID: c.ID, Expires: c.Expiry.Add(v.Leeway)}
 			if info := requestInfoFrom(r.Context()); info != nil {
-				if p.RequestID != "" {
-					info.id = p.RequestID
-					w.Header().Set("X-Request-ID", p.RequestID)
-				} else {
-					p.RequestID = info.id
-				}
+				info.id = p.RequestID
+				w.Header().Set("X-Request-ID", p.RequestID)
 				info.tenant, info.user = tenant.String(), p.UserID
 			}
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))

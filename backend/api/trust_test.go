@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantgate/tenantgate/backend/api"
 	"github.com/tenantgate/tenantgate/module/assertion"
 )
 
@@ -127,7 +128,7 @@ func TestUnauthenticated(t *testing.T) {
 	})
 
 	// Every protected route refuses a request without an assertion.
-	for _, rt := range apiRoutes() {
+	for _, rt := range api.Routes() {
 		if rt.Public {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,9 @@ func eachStore(t *testing.T, fn func(t *testing.T, s subject)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, openPostgresSubject(t)) })
 }
 
+// dollarParam is a PostgreSQL placeholder; SQLite's count takes ?.
+var dollarParam = regexp.MustCompile(`\$[0-9]+`)
+
 func openSQLiteSubject(t *testing.T) subject {
 	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "backend.db"))
 	if err != nil {
@@ -55,7 +59,7 @@ func openSQLiteSubject(t *testing.T) subject {
 		exec(t, s, fmt.Sprintf(`CREATE TRIGGER fail BEFORE %s ON %s BEGIN SELECT RAISE(ABORT, '%s'); END`, event, table, msg))
 		return func() { exec(t, s, `DROP TRIGGER fail`) }
 	}, count: func(t *testing.T, q string, args ...any) int {
-		return count(t, s, strings.ReplaceAll(q, "$1", "?"), args...)
+		return count(t, s, dollarParam.ReplaceAllString(q, "?"), args...)
 	}}
 }
 
@@ -63,7 +67,7 @@ func openSQLiteSubject(t *testing.T) subject {
 func openPostgres(t *testing.T) (*Postgres, *pgtest.DB) {
 	t.Helper()
 	db := pgtest.New(t)
-	p, err := OpenPostgres(context.Background(), db.URL, PostgresOptions{Role: db.Role})
+	p, err := OpenPostgres(context.Background(), db.RuntimeURL(t), PostgresOptions{MigrateURL: db.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -845,7 +849,7 @@ func TestConformanceClosedStore(t *testing.T) {
 				t.Errorf("%s on a closed store: %v", name, err)
 			}
 		}
-		if h := s.Store.(HealthChecker).Health(context.Background()); h.Status != "unavailable" || h.Driver != s.name || h.Error == "" {
+		if h := s.Health(context.Background()); h.Status != "unavailable" || h.Driver != s.name || h.Error == "" {
 			t.Errorf("health of a closed store: %+v", h)
 		}
 	})
@@ -853,7 +857,7 @@ func TestConformanceClosedStore(t *testing.T) {
 
 func TestConformanceHealth(t *testing.T) {
 	eachStore(t, func(t *testing.T, s subject) {
-		h := s.Store.(HealthChecker).Health(context.Background())
+		h := s.Health(context.Background())
 		if h.Status != "ok" || h.Driver != s.name || h.Error != "" {
 			t.Errorf("health = %+v", h)
 		}
@@ -891,4 +895,27 @@ func interfaceCalls(ctx context.Context, s Store, t TenantID, plan TradePlan) ma
 		calls["SweepIdempotencyKeys"] = func() error { _, err := s.SweepIdempotencyKeys(ctx, t0, 10); return err }
 	}
 	return calls
+}
+
+// The sweep never deletes a record younger than 24 h, whatever it is
+// asked: on PostgreSQL the runtime role may call it.
+func TestConformanceSweepClamps(t *testing.T) {
+	eachStore(t, func(t *testing.T, s subject) {
+		ctx := context.Background()
+		now := time.Now()
+		if _, err := s.SeedAccount(ctx, acme, hedging.DemoAccounts()["acme"], now); err != nil {
+			t.Fatal(err)
+		}
+		for i, at := range []time.Time{now.Add(-time.Hour), now.Add(-23 * time.Hour), now.Add(-25 * time.Hour)} {
+			if _, _, err := s.ExecuteOnce(ctx, acme, fmt.Sprintf("k%d", i), "h", at, at.Add(-time.Hour), sellBTC, okRender); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.SweepIdempotencyKeys(ctx, now.Add(1000*time.Hour), 100); err != nil || n != 1 {
+			t.Errorf("sweep asked for everything: %d %v, want only the 25 h old record", n, err)
+		}
+		if left := s.count(t, `SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1`, "acme"); left != 2 {
+			t.Errorf("%d records left, want 2", left)
+		}
+	})
 }

@@ -2,27 +2,20 @@ package store
 
 import "context"
 
-// Health is what GET /healthz reports about the store.
+// Health is the store's state for GET /healthz. Only Driver and whether
+// Status is "ok" reach the caller; Error and Pool go to the operator's log,
+// never to an anonymous client (they name users, hosts and databases).
 type Health struct {
-	Driver string `json:"driver"`          // "sqlite" or "postgres"
-	Status string `json:"status"`          // "ok" or "unavailable"
-	Error  string `json:"error,omitempty"` // why it is unavailable
-	// Pool describes the PostgreSQL connection pool (absent for SQLite).
-	Pool *PoolHealth `json:"pool,omitempty"`
+	Driver string // "sqlite" or "postgres"
+	Status string // "ok" or "unavailable"
+	Error  string // why it is unavailable
+	// Pool describes the PostgreSQL connection pool (nil for SQLite).
+	Pool *PoolHealth
 }
 
 // PoolHealth is a snapshot of a connection pool.
 type PoolHealth struct {
-	MaxConns      int32 `json:"max_conns"`
-	TotalConns    int32 `json:"total_conns"`
-	IdleConns     int32 `json:"idle_conns"`
-	AcquiredConns int32 `json:"acquired_conns"`
-}
-
-// HealthChecker is a Store that can say whether it answers. Both stores
-// implement it; the API reports it on /healthz.
-type HealthChecker interface {
-	Health(ctx context.Context) Health
+	MaxConns, TotalConns, IdleConns, AcquiredConns int32
 }
 
 // Health pings the database with a trivial query on a reading connection.
@@ -45,8 +38,3 @@ func (p *Postgres) Health(ctx context.Context) Health {
 	}
 	return h
 }
-
-var (
-	_ HealthChecker = (*SQLite)(nil)
-	_ HealthChecker = (*Postgres)(nil)
-)

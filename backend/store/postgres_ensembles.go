@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -50,13 +49,6 @@ func agentInsertError(err error, a ensemble.Agent, ensembleID string) error {
 	return fmt.Errorf("store: add agent: %w", err)
 }
 
-func pgInsertAgent(ctx context.Context, tx pgx.Tx, t TenantID, ensembleID string, a ensemble.Agent) error {
-	if _, err := tx.Exec(ctx, pgInsertAgentSQL, t.id, ensembleID, a.ID, a.Type, a.Weight, nanos(a.CreatedAt)); err != nil {
-		return agentInsertError(err, a, ensembleID)
-	}
-	return nil
-}
-
 const pgEnsembleColumns = `ensemble_id, name, method, threshold, min_agents, created_at`
 
 func scanPgEnsemble(row pgx.Row) (ensemble.Ensemble, error) {
@@ -75,7 +67,7 @@ func scanPgEnsemble(row pgx.Row) (ensemble.Ensemble, error) {
 // Ensemble returns one ensemble with its agents, in one round trip.
 func (p *Postgres) Ensemble(ctx context.Context, t TenantID, ensembleID string) (ensemble.Ensemble, error) {
 	var e ensemble.Ensemble
-	err := p.oneTrip(ctx, t, "load ensemble", func(b *pgx.Batch) {
+	err := p.readTrip(ctx, t, "load ensemble", func(b *pgx.Batch) {
 		b.Queue(`SELECT `+pgEnsembleColumns+` FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID)
 		b.Queue(`SELECT agent_id, agent_type, weight, created_at FROM agents
 			WHERE tenant_id = $1 AND ensemble_id = $2 ORDER BY created_at, agent_id`, t.id, ensembleID)
@@ -115,128 +107,28 @@ func (p *Postgres) Ensemble(ctx context.Context, t TenantID, ensembleID string) 
 
 // ListEnsembles pages through the tenant's ensembles by (created_at, id):
 // one query joins the page of ensembles with their agents.
-func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string, limit int) ([]ensemble.Ensemble, string, error) {
+func (p *Postgres) ListEnsembles(ctx context.Context, t TenantID, cursor string, limit int) (out []ensemble.Ensemble, next string, err error) {
 	if err := t.check(); err != nil {
 		return nil, "", err
 	}
-	after := listCursor{created: -1 << 63}
-	if cursor != "" {
-		c, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		after = c
+	args, err := listArgs(t, cursor, limit)
+	if err != nil {
+		return nil, "", err
 	}
-	out := []ensemble.Ensemble{}
-	const query = `WITH page AS (
-				SELECT ` + pgEnsembleColumns + ` FROM ensembles
-				WHERE tenant_id = $1 AND (created_at, ensemble_id) > ($2, $3)
-				ORDER BY created_at, ensemble_id LIMIT $4)
-			SELECT p.ensemble_id, p.name, p.method, p.threshold, p.min_agents, p.created_at,
-				a.agent_id, a.agent_type, a.weight, a.created_at
-			FROM page p LEFT JOIN agents a ON a.tenant_id = $1 AND a.ensemble_id = p.ensemble_id
-			ORDER BY p.created_at, p.ensemble_id, a.created_at, a.agent_id`
-	err := p.oneTrip(ctx, t, "list ensembles", func(b *pgx.Batch) {
-		b.Queue(query, t.id, after.created, after.id, limit+1)
-	}, func(br pgx.BatchResults) error {
+	err = p.readTrip(ctx, t, "list ensembles", func(b *pgx.Batch) { b.Queue(pgSQL(listEnsemblesSQL), args...) }, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("store: list ensembles: %w", err)
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var e ensemble.Ensemble
-			var method string
-			var created int64
-			var agentID, agentType *string
-			var weight *float64
-			var agentCreated *int64
-			if err := rows.Scan(&e.ID, &e.Name, &method, &e.Config.Threshold, &e.Config.MinAgents, &created,
-				&agentID, &agentType, &weight, &agentCreated); err != nil {
-				return fmt.Errorf("store: list ensembles: %w", err)
-			}
-			if n := len(out); n == 0 || out[n-1].ID != e.ID {
-				e.Method = ensemble.Method(method)
-				e.CreatedAt = fromNanos(created)
-				e.Agents = []ensemble.Agent{}
-				out = append(out, e)
-			}
-			if agentID != nil && agentType != nil && weight != nil && agentCreated != nil {
-				last := &out[len(out)-1]
-				last.Agents = append(last.Agents, ensemble.Agent{ID: *agentID, Type: *agentType, Weight: *weight, CreatedAt: fromNanos(*agentCreated)})
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("store: list ensembles: %w", err)
-		}
-		return nil
+		out, err = foldEnsembles(rows)
+		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		next = encodeCursor(listCursor{created: nanos(last.CreatedAt), id: last.ID})
-	}
+	out, next = page(out, limit)
 	return out, next, nil
-}
-
-// AddAgent registers a in an existing ensemble that has fewer than
-// maxAgents agents. The ensemble row is locked first, so concurrent calls
-// count one after another and cannot pass the cap together.
-func (p *Postgres) AddAgent(ctx context.Context, t TenantID, ensembleID string, a ensemble.Agent, maxAgents int) error {
-	return p.write(ctx, t, "add agent", func(tx pgx.Tx) error {
-		if err := pgEnsembleExists(ctx, tx, t, ensembleID, true); err != nil {
-			return err
-		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM agents WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID).Scan(&n); err != nil {
-			return fmt.Errorf("store: add agent: %w", err)
-		}
-		if n >= maxAgents {
-			return fmt.Errorf("%w: ensemble %s already has %d agents (at most %d)", ErrLimit, ensembleID, n, maxAgents)
-		}
-		return pgInsertAgent(ctx, tx, t, ensembleID, a)
-	})
-}
-
-// pgEnsembleExists is ErrNotFound unless t has the ensemble; lock holds its
-// row until the transaction ends.
-func pgEnsembleExists(ctx context.Context, tx pgx.Tx, t TenantID, ensembleID string, lock bool) error {
-	q := `SELECT 1 FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`
-	if lock {
-		q += ` FOR UPDATE`
-	}
-	var one int
-	err := tx.QueryRow(ctx, q, t.id, ensembleID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: ensemble %s", ErrNotFound, ensembleID)
-	}
-	if err != nil {
-		return fmt.Errorf("store: find ensemble: %w", err)
-	}
-	return nil
-}
-
-// SetWeights replaces the weights of the named agents, all or none.
-func (p *Postgres) SetWeights(ctx context.Context, t TenantID, ensembleID string, weights map[string]float64) error {
-	return p.write(ctx, t, "set weights", func(tx pgx.Tx) error {
-		if err := pgEnsembleExists(ctx, tx, t, ensembleID, false); err != nil {
-			return err
-		}
-		for id, w := range weights {
-			tag, err := tx.Exec(ctx, `UPDATE agents SET weight = $1 WHERE tenant_id = $2 AND ensemble_id = $3 AND agent_id = $4`, w, t.id, ensembleID, id)
-			if err != nil {
-				return fmt.Errorf("store: set weights: %w", err)
-			}
-			if tag.RowsAffected() == 0 {
-				return fmt.Errorf("%w: agent %q in ensemble %s", ErrNotFound, id, ensembleID)
-			}
-		}
-		return nil
-	})
 }
 
 // AddPrediction stores pr and one contributions row per agent signal: one
@@ -268,61 +160,4 @@ func (p *Postgres) AddPrediction(ctx context.Context, t TenantID, pr ensemble.Pr
 		}
 		return nil
 	})
-}
-
-const pgPredictionColumns = `prediction_id, ensemble_id, symbol, signal, action, confidence, contributions, created_at, realized_return, outcome_at`
-
-func scanPgPrediction(row pgx.Row) (ensemble.Prediction, error) {
-	var pr ensemble.Prediction
-	var action string
-	var contrib []byte
-	var created int64
-	var outcomeAt *int64
-	if err := row.Scan(&pr.ID, &pr.EnsembleID, &pr.Symbol, &pr.Signal, &action, &pr.Confidence, &contrib, &created, &pr.RealizedReturn, &outcomeAt); err != nil {
-		return pr, err
-	}
-	pr.Action = ensemble.Action(action)
-	pr.CreatedAt = fromNanos(created)
-	if err := json.Unmarshal(contrib, &pr.Contributions); err != nil {
-		return pr, fmt.Errorf("decode contributions of %s: %w", pr.ID, err)
-	}
-	if outcomeAt != nil {
-		at := fromNanos(*outcomeAt)
-		pr.OutcomeAt = &at
-	}
-	return pr, nil
-}
-
-// RecordOutcome sets a prediction's realized return, once. The row is
-// locked, so of two concurrent calls exactly one records.
-func (p *Postgres) RecordOutcome(ctx context.Context, t TenantID, ensembleID, predictionID string, realized float64, at time.Time) (ensemble.Prediction, error) {
-	var pr ensemble.Prediction
-	err := p.write(ctx, t, "record outcome", func(tx pgx.Tx) error {
-		var err error
-		pr, err = scanPgPrediction(tx.QueryRow(ctx, `SELECT `+pgPredictionColumns+` FROM predictions
-			WHERE tenant_id = $1 AND ensemble_id = $2 AND prediction_id = $3 FOR UPDATE`, t.id, ensembleID, predictionID))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: prediction %s in ensemble %s", ErrNotFound, predictionID, ensembleID)
-		}
-		if err != nil {
-			return fmt.Errorf("store: record outcome: %w", err)
-		}
-		if pr.RealizedReturn != nil {
-			return fmt.Errorf("%w: prediction %s already has an outcome", ErrConflict, predictionID)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE predictions SET realized_return = $1, outcome_at = $2
-			WHERE tenant_id = $3 AND prediction_id = $4`, realized, nanos(at), t.id, predictionID); err != nil {
-			return fmt.Errorf("store: record outcome: %w", err)
-		}
-		return nil
-	})
-	if errors.Is(err, ErrConflict) {
-		return pr, err
-	}
-	if err != nil {
-		return ensemble.Prediction{}, err
-	}
-	at = fromNanos(nanos(at))
-	pr.RealizedReturn, pr.OutcomeAt = &realized, &at
-	return pr, nil
 }

@@ -5,10 +5,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,62 +17,19 @@ var postgresMigrations embed.FS
 // ("tgmigr" in ASCII): replicas that start together queue on it.
 const migrationLockKey int64 = 0x74676d696772
 
-type pgMigration struct {
-	version int
-	file    string // path in the FS
-}
-
-// listPostgresMigrations returns migrations/postgres/NNNN_name.sql of fsys
-// by number (10_x.sql after 9_y.sql); a name without a positive number, or
-// two files with one number, is an error.
-func listPostgresMigrations(fsys fs.FS) ([]pgMigration, error) {
-	names, err := fs.Glob(fsys, "migrations/postgres/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("store: list postgres migrations: %w", err)
-	}
-	seen := map[int]string{}
-	list := make([]pgMigration, 0, len(names))
-	for _, name := range names {
-		base := path.Base(name)
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil || version <= 0 {
-			return nil, fmt.Errorf("store: migration %s: name must start with a positive number (NNNN_name.sql)", base)
-		}
-		if other, dup := seen[version]; dup {
-			return nil, fmt.Errorf("store: migrations %s and %s have the same version %d", other, base, version)
-		}
-		seen[version] = base
-		list = append(list, pgMigration{version, name})
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].version < list[j].version })
-	return list, nil
-}
-
 // migratePostgres applies the migrations that schema_migrations does not
 // list, in order, each in its own transaction. The caller holds the
 // migration lock.
 func migratePostgres(ctx context.Context, conn *pgx.Conn, fsys fs.FS) error {
-	list, err := listPostgresMigrations(fsys)
-	if err != nil {
-		return err
-	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER NOT NULL PRIMARY KEY,
 		name       TEXT    NOT NULL,
 		applied_at BIGINT  NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	for _, m := range list {
-		base := path.Base(m.file)
-		body, err := fs.ReadFile(fsys, m.file)
-		if err != nil {
-			return fmt.Errorf("store: read migration %s: %w", base, err)
-		}
-		if err := applyPostgresMigration(ctx, conn, m.version, base, string(body)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return applyAll(fsys, "postgres", func(version int, name, body string) error {
+		return applyPostgresMigration(ctx, conn, version, name, body)
+	})
 }
 
 func applyPostgresMigration(ctx context.Context, conn *pgx.Conn, version int, name, body string) error {
@@ -110,16 +63,16 @@ func applyPostgresMigration(ctx context.Context, conn *pgx.Conn, version int, na
 // migrating (it may not create tables): it refuses a schema that lacks a
 // migration this binary has, naming the fix.
 func checkMigrated(ctx context.Context, conn *pgx.Conn, fsys fs.FS) error {
-	list, err := listPostgresMigrations(fsys)
+	list, err := listMigrations(fsys, "postgres")
 	if err != nil {
 		return err
 	}
 	var latest int
 	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&latest); err != nil {
-		return fmt.Errorf("store: read schema_migrations as the runtime role (start once with the owner's URL to migrate): %w", err)
+		return fmt.Errorf("store: read schema_migrations as the runtime role (start once with --db-migrate-url, the owner's URL, to migrate): %w", err)
 	}
 	if want := list[len(list)-1].version; latest < want {
-		return fmt.Errorf("store: the schema is at migration %d, this backend needs %d: start it once with the owner's URL to migrate", latest, want)
+		return fmt.Errorf("store: the schema is at migration %d, this backend needs %d: start it once with --db-migrate-url, the owner's URL, to migrate", latest, want)
 	}
 	return nil
 }

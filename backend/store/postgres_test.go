@@ -188,7 +188,7 @@ func TestPostgresRowLevelSecurity(t *testing.T) {
 func TestPostgresPoolRunsAsRuntimeRole(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
-	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role, MaxConns: 1, StatementTimeout: 300 * time.Millisecond})
+	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{MigrateURL: db.URL, Role: db.Role, MaxConns: 1, StatementTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestPostgresConcurrentStartMigratesOnce(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			stores[i], errs[i] = OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role, MaxConns: 2})
+			stores[i], errs[i] = OpenPostgres(ctx, db.URL, PostgresOptions{MigrateURL: db.URL, Role: db.Role, MaxConns: 2})
 		}(i)
 	}
 	wg.Wait()
@@ -240,12 +240,12 @@ func TestPostgresConcurrentStartMigratesOnce(t *testing.T) {
 		t.Errorf("another replica does not see the write: %v", err)
 	}
 	admin := connectAs(t, db, "")
-	want, _ := listPostgresMigrations(postgresMigrations)
+	want, _ := listMigrations(postgresMigrations, "postgres")
 	if n := countRows(t, admin, `SELECT count(*) FROM schema_migrations`); n != len(want) {
 		t.Errorf("schema_migrations has %d rows, want %d", n, len(want))
 	}
 	// Reopening applies nothing again.
-	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role})
+	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{MigrateURL: db.URL, Role: db.Role})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,14 +255,15 @@ func TestPostgresConcurrentStartMigratesOnce(t *testing.T) {
 	}
 }
 
-// tenant_id leads every table, primary key and index.
+// tenant_id leads every table, primary key and index; spent_assertions
+// holds no tenant rows (a jti is unique across tenants) and is left out.
 func TestPostgresSchemaIsTenantScoped(t *testing.T) {
 	_, db := openPostgres(t)
 	admin := connectAs(t, db, "")
 	ctx := context.Background()
 	rows, err := admin.Query(ctx, `SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = 1
-		WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname <> 'schema_migrations' ORDER BY 1`)
+		WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname NOT IN ('schema_migrations', 'spent_assertions') ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestPostgresSchemaIsTenantScoped(t *testing.T) {
 	rows, err = admin.Query(ctx, `SELECT i.indexrelid::regclass::text, t.relname, a.attname FROM pg_index i
 		JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
 		JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0]
-		WHERE n.nspname = current_schema() AND t.relname <> 'schema_migrations'`)
+		WHERE n.nspname = current_schema() AND t.relname NOT IN ('schema_migrations', 'spent_assertions')`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func TestPostgresMigrate(t *testing.T) {
 	// Somebody else's table in the way: the first migration fails and says which.
 	db2 := pgtest.New(t)
 	adminExec(t, db2, `CREATE TABLE ensembles (x int)`)
-	if _, err := OpenPostgres(ctx, db2.URL, PostgresOptions{Role: db2.Role}); err == nil || !strings.Contains(err.Error(), "0001_init.sql") || !strings.Contains(err.Error(), "already exists") {
+	if _, err := OpenPostgres(ctx, db2.URL, PostgresOptions{MigrateURL: db2.URL, Role: db2.Role}); err == nil || !strings.Contains(err.Error(), "0001_init.sql") || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("foreign schema: %v", err)
 	}
 }
@@ -367,12 +368,12 @@ func TestPostgresStartAsRuntimeRole(t *testing.T) {
 	if _, err := OpenPostgres(ctx, urlAs(t, db, db.Role), PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), "owner's URL") {
 		t.Errorf("runtime role on an empty database: %v", err)
 	}
-	owner, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role})
+	owner, err := OpenPostgres(ctx, db.URL, PostgresOptions{MigrateURL: db.URL, Role: db.Role})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = owner.Close()
-	list, _ := listPostgresMigrations(postgresMigrations)
+	list, _ := listMigrations(postgresMigrations, "postgres")
 	latest := list[len(list)-1].version
 	adminExec(t, db, `UPDATE schema_migrations SET version = -version WHERE version = $1`, latest)
 	if _, err := OpenPostgres(ctx, urlAs(t, db, db.Role), PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema is at migration %d, this backend needs %d", latest-1, latest)) {
@@ -422,17 +423,17 @@ func TestPostgresRefuses(t *testing.T) {
 		t.Errorf("connect error: %q", err)
 	}
 	adminExec(t, db, `CREATE ROLE `+db.Role+` BYPASSRLS`)
-	if _, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), "BYPASSRLS") {
+	if _, err := OpenPostgres(ctx, db.URL, PostgresOptions{MigrateURL: db.URL, Role: db.Role}); err == nil || !strings.Contains(err.Error(), "BYPASSRLS") {
 		t.Errorf("BYPASSRLS role: %v", err)
 	}
 	adminExec(t, db, `ALTER ROLE `+db.Role+` NOBYPASSRLS`)
 	adminExec(t, db, `CREATE TABLE owned_by_runtime (x int)`)
 	adminExec(t, db, `ALTER TABLE owned_by_runtime OWNER TO `+db.Role)
-	if _, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role}); err == nil || !strings.Contains(err.Error(), "owns 1 tables") {
+	if _, err := OpenPostgres(ctx, db.URL, PostgresOptions{MigrateURL: db.URL, Role: db.Role}); err == nil || !strings.Contains(err.Error(), "owns 1 tables") {
 		t.Errorf("role owning a table: %v", err)
 	}
 	adminExec(t, db, `DROP TABLE owned_by_runtime`)
-	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role})
+	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{MigrateURL: db.URL, Role: db.Role})
 	if err != nil {
 		t.Fatalf("after the fixes: %v", err)
 	}
@@ -503,7 +504,7 @@ func TestPostgresNonSuperuserOwner(t *testing.T) {
 		t.Errorf("forced RLS: the owner without a tenant sees %d predictions", n)
 	}
 
-	p, err := OpenPostgres(ctx, ownerURL, PostgresOptions{Role: db.Role})
+	p, err := OpenPostgres(ctx, db.RuntimeURL(t), PostgresOptions{MigrateURL: ownerURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +546,7 @@ func TestPostgresStartWaitsForTheMigrationLock(t *testing.T) {
 		released.Store(true)
 		_, _ = holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey)
 	}()
-	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{Role: db.Role, StatementTimeout: 200 * time.Millisecond})
+	p, err := OpenPostgres(ctx, db.URL, PostgresOptions{MigrateURL: db.URL, Role: db.Role, StatementTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("start behind the lock: %v", err)
 	}

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/tenantgate/tenantgate/backend/hedging"
 )
 
 // dollarParams turns the ? placeholders of SQL shared with SQLite into
@@ -28,40 +25,17 @@ func dollarParams(q string) string {
 	return b.String()
 }
 
-// The window SQL is SQLite's (sqlite_window.go), written for both.
+// The window SQL of window_sql.go, with $n placeholders.
 var (
-	pgEnsembleTally = dollarParams(`WITH ` + ensembleWindow + `
-		SELECT count(*),
-			coalesce(sum(CASE WHEN action IN ('buy', 'sell') THEN 1 ELSE 0 END), 0),
-			coalesce(sum(CASE WHEN (action = 'buy' AND r > 0) OR (action = 'sell' AND r < 0) THEN 1 ELSE 0 END), 0),
-			coalesce(sum(CASE action WHEN 'buy' THEN r WHEN 'sell' THEN -r ELSE 0 END), 0),
-			coalesce(sum(CASE WHEN action IN ('buy', 'sell') THEN r * r ELSE 0 END), 0)
-		FROM win`)
-	pgAgentTallies = dollarParams(`WITH ` + ensembleWindow + `,
-		wc AS (SELECT c.agent_id, c.signal, win.r FROM win JOIN contributions c ON c.tenant_id = ? AND c.prediction_id = win.prediction_id)
-		SELECT a.agent_id, a.agent_type, a.weight, a.created_at, ` + agentTallyColumns + `
-		FROM agents a LEFT JOIN wc ON wc.agent_id = a.agent_id
-		WHERE a.tenant_id = ? AND a.ensemble_id = ?
-		GROUP BY a.agent_id, a.agent_type, a.weight, a.created_at
-		ORDER BY a.created_at, a.agent_id`)
-	pgRankings = dollarParams(`WITH win AS (
-			SELECT ensemble_id, prediction_id, r FROM (
-				SELECT ensemble_id, prediction_id, realized_return AS r,
-					row_number() OVER (PARTITION BY ensemble_id ORDER BY created_at DESC, prediction_id DESC) AS rn
-				FROM predictions WHERE tenant_id = ? AND realized_return IS NOT NULL) ranked
-			WHERE rn <= ?),
-		wc AS (SELECT win.ensemble_id, c.agent_id, c.signal, win.r FROM win JOIN contributions c ON c.tenant_id = ? AND c.prediction_id = win.prediction_id)
-		SELECT a.ensemble_id, a.agent_id, a.agent_type, a.weight, a.created_at, ` + agentTallyColumns + `
-		FROM agents a LEFT JOIN wc ON wc.ensemble_id = a.ensemble_id AND wc.agent_id = a.agent_id
-		WHERE a.tenant_id = ?
-		GROUP BY a.ensemble_id, a.agent_id, a.agent_type, a.weight, a.created_at
-		ORDER BY a.ensemble_id, a.agent_id`)
+	pgEnsembleTally = dollarParams(ensembleTallySQL)
+	pgAgentTallies  = dollarParams(agentTalliesSQL)
+	pgRankings      = dollarParams(rankingsSQL)
 )
 
 // Performance aggregates the ensemble's window in SQL, in one read transaction.
 func (p *Postgres) Performance(ctx context.Context, t TenantID, ensembleID string, lookback int) (Window, error) {
 	w := Window{Lookback: lookback, Agents: []AgentTally{}}
-	err := p.oneTrip(ctx, t, "performance", func(b *pgx.Batch) {
+	err := p.readTrip(ctx, t, "performance", func(b *pgx.Batch) {
 		b.Queue(`SELECT count(*) FROM ensembles WHERE tenant_id = $1 AND ensemble_id = $2`, t.id, ensembleID)
 		b.Queue(pgEnsembleTally, t.id, ensembleID, lookback)
 		b.Queue(pgAgentTallies, t.id, ensembleID, lookback, t.id, t.id, ensembleID)
@@ -107,7 +81,7 @@ func (p *Postgres) Performance(ctx context.Context, t TenantID, ensembleID strin
 // Rankings aggregates every agent of the tenant over its own ensemble's window.
 func (p *Postgres) Rankings(ctx context.Context, t TenantID, lookback int) ([]AgentTally, error) {
 	out := []AgentTally{}
-	err := p.oneTrip(ctx, t, "rankings", func(b *pgx.Batch) {
+	err := p.readTrip(ctx, t, "rankings", func(b *pgx.Batch) {
 		b.Queue(pgRankings, t.id, lookback, t.id, t.id)
 	}, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
@@ -134,51 +108,4 @@ func (p *Postgres) Rankings(ctx context.Context, t TenantID, lookback int) ([]Ag
 		return nil, err
 	}
 	return out, nil
-}
-
-// SetAccount provisions or changes a tenant's account (operator command).
-func (p *Postgres) SetAccount(ctx context.Context, t TenantID, set AccountSet, at time.Time) (hedging.Account, error) {
-	var acct hedging.Account
-	err := p.write(ctx, t, "set account", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO accounts (tenant_id, cash_usd, fees_paid_usd, created_at) VALUES ($1, 0, 0, $2)
-			ON CONFLICT (tenant_id) DO NOTHING`, t.id, nanos(at)); err != nil {
-			return fmt.Errorf("store: set account: %w", err)
-		}
-		if set.CashUSD != nil {
-			if _, err := tx.Exec(ctx, `UPDATE accounts SET cash_usd = $1 WHERE tenant_id = $2`, *set.CashUSD, t.id); err != nil {
-				return fmt.Errorf("store: set account: cash: %w", err)
-			}
-		}
-		for asset, q := range set.Spot {
-			var err error
-			if q == 0 {
-				_, err = tx.Exec(ctx, `DELETE FROM spot_balances WHERE tenant_id = $1 AND asset = $2`, t.id, asset)
-			} else {
-				_, err = tx.Exec(ctx, `INSERT INTO spot_balances (tenant_id, asset, quantity) VALUES ($1, $2, $3)
-					ON CONFLICT (tenant_id, asset) DO UPDATE SET quantity = excluded.quantity`, t.id, asset, q)
-			}
-			if err != nil {
-				return fmt.Errorf("store: set account: spot %s: %w", asset, err)
-			}
-		}
-		var err error
-		acct, err = pgLoadAccount(ctx, tx, t, false)
-		return err
-	})
-	if err != nil {
-		return hedging.Account{}, err
-	}
-	return acct, nil
-}
-
-// SweepIdempotencyKeys deletes up to limit records of any tenant created
-// before olderThan. The runtime role cannot see other tenants' rows, so it
-// calls sweep_idempotency_keys (migration 0002), a SECURITY DEFINER function
-// of the tables' owner that may delete expired records and nothing else.
-func (p *Postgres) SweepIdempotencyKeys(ctx context.Context, olderThan time.Time, limit int) (int, error) {
-	var n int
-	if err := p.pool.QueryRow(ctx, `SELECT sweep_idempotency_keys($1, $2)`, nanos(olderThan), limit).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: sweep idempotency keys: %w", err)
-	}
-	return n, nil
 }

@@ -14,15 +14,17 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql
 var migrations embed.FS
 
 // SQLite is the embedded Store. Writes go through a pool of one connection,
 // so write transactions queue in process instead of failing with SQLITE_BUSY;
 // reads use their own pool and run concurrently thanks to WAL.
 type SQLite struct {
-	w *sql.DB
-	r *sql.DB
+	flows
+	w      *sql.DB
+	r      *sql.DB
+	ledger *MemoryLedger // spent assertions: per process, as SQLite is one machine's
 }
 
 var _ Store = (*SQLite)(nil)
@@ -67,7 +69,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &SQLite{w: w, r: r}, nil
+	s := &SQLite{w: w, r: r, ledger: NewMemoryLedger(0)}
+	s.flows = flows{run: s.flow}
+	return s, nil
 }
 
 // Close closes both pools.

@@ -5,14 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 )
 
-// migrate applies the migrations/NNNN_name.sql files of fsys that
+// migrate applies the migrations/sqlite/NNNN_name.sql files of fsys that
 // schema_migrations does not list yet, in order, each in its own transaction.
 func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -21,41 +17,9 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 		applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("store: list migrations: %w", err)
-	}
-	type migration struct {
-		version int
-		name    string
-	}
-	list := make([]migration, 0, len(names))
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil || version <= 0 {
-			return fmt.Errorf("store: migration %s: name must start with a positive number (NNNN_name.sql)", base)
-		}
-		if other, dup := seen[version]; dup {
-			return fmt.Errorf("store: migrations %s and %s have the same version %d", other, base, version)
-		}
-		seen[version] = base
-		list = append(list, migration{version, name})
-	}
-	// By number, not by name: 10_x.sql comes after 9_y.sql.
-	sort.Slice(list, func(i, j int) bool { return list[i].version < list[j].version })
-	for _, m := range list {
-		base := path.Base(m.name)
-		body, err := fs.ReadFile(fsys, m.name)
-		if err != nil {
-			return fmt.Errorf("store: read migration %s: %w", base, err)
-		}
-		if err := applyMigration(ctx, db, m.version, base, string(body)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return applyAll(fsys, "sqlite", func(version int, name, body string) error {
+		return applyMigration(ctx, db, version, name, body)
+	})
 }
 
 func applyMigration(ctx context.Context, db *sql.DB, version int, name, body string) error {

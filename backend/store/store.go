@@ -1,11 +1,15 @@
-// Package store persists ensembles, predictions, paper exchange accounts and
-// idempotency records. Every method takes the tenant as a required TenantID,
-// so a query that is not scoped to one tenant cannot be written through it;
-// another tenant's row is simply not found (ErrNotFound, never "forbidden").
+// Package store persists ensembles, predictions, paper exchange accounts,
+// idempotency records and spent assertions. Every method takes the tenant as
+// a required TenantID, so a query that is not scoped to one tenant cannot be
+// written through it; another tenant's row is simply not found (ErrNotFound,
+// never "forbidden").
 //
-// Store is the interface the API uses; SQLite (pure Go, modernc.org/sqlite)
-// implements it. A PostgreSQL implementation keeps the same schema shape:
-// tenant_id leads every key and index.
+// Store is the interface the API uses, with two implementations that pass
+// one conformance suite: SQLite (pure Go, modernc.org/sqlite; one machine)
+// and PostgreSQL (pgx; replicas, with forced row-level security under a
+// runtime role). The exchange flows are written once (flows.go) over a small
+// transaction interface; each engine adds only its SQL dialect and driver
+// glue. Migrations live in migrations/{sqlite,postgres} with one lister.
 package store
 
 import (
@@ -113,7 +117,21 @@ type Store interface {
 	// tenant) created before olderThan and returns how many it deleted. It
 	// is the one maintenance call that is not scoped to a tenant: the
 	// backend runs it on a timer with the retention (24 h by default).
+	// It never deletes a record younger than MinSweepAge, whatever
+	// olderThan says (on PostgreSQL the database function clamps it, as
+	// the runtime role may call it).
 	SweepIdempotencyKeys(ctx context.Context, olderThan time.Time, limit int) (int, error)
+
+	// --- Assertions ---
+
+	// SpendAssertion records sp.JTI until sp.Until, or fails with
+	// ErrReplayed when a request already spent it (every replica of a
+	// shared store sees the same set). The API calls it for a request whose
+	// spend no transaction recorded (see SpendsInTransaction).
+	SpendAssertion(ctx context.Context, sp *Spend) error
+
+	// Health says whether the database answers, within ctx.
+	Health(ctx context.Context) Health
 
 	Close() error
 }
@@ -163,6 +181,18 @@ type Response struct {
 	Status      int
 	ContentType string
 	Body        []byte
+}
+
+// MinSweepAge is the youngest an idempotency record may be and still be
+// swept.
+const MinSweepAge = 24 * time.Hour
+
+// clampSweep moves olderThan back to now - MinSweepAge if it is later.
+func clampSweep(olderThan, now time.Time) time.Time {
+	if limit := now.Add(-MinSweepAge); olderThan.After(limit) {
+		return limit
+	}
+	return olderThan
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

@@ -230,8 +230,8 @@ func TestMigrationBackfillsContributions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	init, _ := fs.ReadFile(migrations, "migrations/0001_init.sql")
-	if err := migrate(ctx, db, fstest.MapFS{"migrations/0001_init.sql": {Data: init}}); err != nil {
+	init, _ := fs.ReadFile(migrations, "migrations/sqlite/0001_init.sql")
+	if err := migrate(ctx, db, fstest.MapFS{"migrations/sqlite/0001_init.sql": {Data: init}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{

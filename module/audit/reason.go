@@ -37,6 +37,7 @@ const (
 	ReasonBindingMismatch Reason = "binding_mismatch"    // bound token without its key or certificate, or sent as Bearer
 	ReasonWrongTokenType  Reason = "wrong_token_type"    // JOSE typ is not the issuer's token_type (e.g. an ID token where at+jwt is required)
 	ReasonCSRFSuspected   Reason = "csrf_suspected"      // cookie token on an unsafe method without a same-origin signal
+	ReasonTokenRevoked    Reason = "token_revoked"       // the token's jti, subject or tenant was revoked (after it was issued)
 
 	// From tenant_rate_limit (module/ratelimit), recorded by the gate.
 	ReasonRateLimited          Reason = "rate_limited"           // the tenant is over a limit
@@ -51,7 +52,7 @@ var Reasons = []Reason{
 	ReasonKeysUnavailable, ReasonNoTenant, ReasonMissingRole, ReasonTenantMismatch,
 	ReasonTenantNotAllow, ReasonNoRoute, ReasonBadPath, ReasonInternal,
 	ReasonBadDPoPProof, ReasonBindingMismatch,
-	ReasonWrongTokenType, ReasonCSRFSuspected,
+	ReasonWrongTokenType, ReasonCSRFSuspected, ReasonTokenRevoked,
 	ReasonRateLimited, ReasonRateLimitUnavailable,
 }
 

@@ -70,7 +70,7 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 		return id, fail(audit.ReasonWrongAudience, fmt.Sprintf("token aud does not contain an audience accepted for issuer %q", is.iss), nil)
 	}
 
-	id.Expiry = t.exp
+	id.Expiry, id.IssuedAt = t.exp, t.iat
 	if raw, ok := v.userPath.lookup(claims); ok && !jose.IsJSONNull(raw) {
 		if err := jose.UnmarshalString(raw, &id.Subject); err != nil {
 			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.userPath), err)

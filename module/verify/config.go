@@ -132,6 +132,9 @@ type Config struct {
 	// the verifier joins. Default: a store of the verifier's own, ended by
 	// Close (keys then do not outlive the verifier).
 	Store *Store
+	// SharedReplay, when set, wraps the process's DPoP replay store in one
+	// shared by replicas (issue 23: shared_store); nil keeps it per process.
+	SharedReplay func(local dpop.ReplayStore) dpop.ReplayStore
 	// Entries of the verified-token cache; 0 turns it off (the gate's
 	// default is 10000, DefaultTokenCacheSize). Default: 0
 	TokenCacheSize int

@@ -23,6 +23,9 @@ type Identity struct {
 	Issuer, Subject, Tenant, TokenID string // Subject comes from UserClaim, TokenID from jti
 	Roles                            []string
 	Expiry                           time.Time
+	// IssuedAt is the token's iat (zero when it had none): revocations of
+	// a subject or tenant cover tokens issued before them.
+	IssuedAt time.Time
 	// Cnf is the token's confirmation claim (RFC 7800): the key or client
 	// certificate the token is bound to. A property of the token, so a
 	// cache may keep it; the request is checked against it every time.
@@ -96,7 +99,11 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.store, v.ownStore = NewStore(), true
 	}
 	v.release = append(v.release, v.store.replay.Reserve(cfg.DPoP.ReplayCacheSize))
-	v.dpop = dpop.NewChecker(cfg.DPoP, v.store.replay)
+	var replay dpop.ReplayStore = v.store.replay
+	if cfg.SharedReplay != nil {
+		replay = cfg.SharedReplay(replay)
+	}
+	v.dpop = dpop.NewChecker(cfg.DPoP, replay)
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
 	}

@@ -66,6 +66,7 @@ func runAccounts(ctx context.Context, args []string, lookupEnv func(string) (str
 	var pg store.PostgresOptions
 	addPostgresFlags(fs, &pg)
 	pg.Role = envOr(lookupEnv, "DB_ROLE", pg.Role)
+	pg.MigrateURL = envOr(lookupEnv, "DB_MIGRATE_URL", pg.MigrateURL)
 	tenant := fs.String("tenant", "", "the tenant (required)")
 	spot := spotFlag{}
 	cash := fs.String("cash", "", "cash balance in USD (set only; default: keep, 0 for a new account)")

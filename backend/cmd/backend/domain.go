@@ -68,3 +68,44 @@ func sweepIdempotencyKeys(ctx context.Context, st store.Store, retention time.Du
 		}
 	}
 }
+
+// spentAssertionSweeper is a store that keeps spent assertions in the
+// database (PostgreSQL) and so must drop expired ones.
+type spentAssertionSweeper interface {
+	SweepSpentAssertions(ctx context.Context, limit int) (int, error)
+}
+
+// spentSweepEvery: assertions live a minute, so their rows are swept about
+// as often; the table holds a couple of minutes of traffic.
+const spentSweepEvery = time.Minute
+
+// sweepSpentAssertions deletes expired spent assertions every
+// spentSweepEvery until ctx ends (nothing to do on SQLite, whose in-memory
+// set drops them itself).
+func sweepSpentAssertions(ctx context.Context, st store.Store, log *zap.Logger) {
+	sw, ok := st.(spentAssertionSweeper)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(spentSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			n, err := sw.SweepSpentAssertions(ctx, sweepBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("spent assertion sweep", zap.Error(err))
+				}
+				break
+			}
+			if n < sweepBatch {
+				break
+			}
+		}
+	}
+}

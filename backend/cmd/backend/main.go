@@ -225,6 +225,7 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 		return fmt.Errorf("--db: %w", err)
 	}
 	defer func() { _ = st.Close() }()
+	warnStore(st, log)
 
 	if o.seedDemo {
 		for name, acct := range hedging.DemoAccounts() {
@@ -245,6 +246,7 @@ func serve(ctx context.Context, o options, logOut io.Writer) error {
 		return err
 	}
 	go sweepIdempotencyKeys(ctx, st, o.idempotencyTTL, log)
+	go sweepSpentAssertions(ctx, st, log)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", o.listen)
 	if err != nil {

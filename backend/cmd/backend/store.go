@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/tenantgate/tenantgate/backend/store"
 )
 
@@ -26,7 +28,8 @@ func addPostgresFlags(fs *flag.FlagSet, o *store.PostgresOptions) {
 		return err
 	})
 	fs.DurationVar(&o.StatementTimeout, "db-statement-timeout", o.StatementTimeout, "PostgreSQL only: statement_timeout of every connection (0: the server's)")
-	fs.StringVar(&o.Role, "db-role", o.Role, "PostgreSQL only: the role queries run as (no table owner, no BYPASSRLS; created if missing)")
+	fs.StringVar(&o.MigrateURL, "db-migrate-url", "", "PostgreSQL only: the owner's URL, which runs the migrations and grants --db's user (the runtime role) what it needs; the same URL as --db is the one-machine mode (warned)")
+	fs.StringVar(&o.Role, "db-role", o.Role, "PostgreSQL only, one-machine mode (--db-migrate-url equal to --db): the role queries run as after SET ROLE (created if missing)")
 }
 
 func parsePositive(v string) (int32, error) {
@@ -44,6 +47,14 @@ func openStore(ctx context.Context, o options) (store.Store, error) {
 		return store.OpenPostgres(ctx, o.db, o.pg)
 	}
 	return store.OpenSQLite(ctx, o.db)
+}
+
+// warnStore logs what the store has to say about how it was opened (the
+// PostgreSQL one-machine mode).
+func warnStore(st store.Store, log *zap.Logger) {
+	if w, ok := st.(interface{ Warning() string }); ok && w.Warning() != "" {
+		log.Warn(w.Warning())
+	}
 }
 
 // describeDB is --db for the log: a URL without its password.

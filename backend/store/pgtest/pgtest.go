@@ -122,6 +122,40 @@ func (db *DB) drop(t T) {
 	}
 }
 
+// RuntimeURL creates the runtime role db.Role as a plain LOGIN role (no
+// superuser, no BYPASSRLS, owning nothing) unless it exists, and returns
+// the test database's URL with that user: what --db is in production,
+// with db.URL (the admin) as the owner's --db-migrate-url.
+func (db *DB) RuntimeURL(t T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db.admin)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+		return ""
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, db.Role).Scan(&exists); err != nil {
+		t.Fatalf("pgtest: look up %s: %v", db.Role, err)
+		return ""
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE ROLE `+db.Role+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`); err != nil {
+			t.Fatalf("pgtest: create role %s: %v", db.Role, err)
+			return ""
+		}
+	}
+	u, err := url.Parse(db.URL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+		return ""
+	}
+	u.User = url.User(db.Role)
+	return u.String()
+}
+
 // Exists reports whether the database and the role are (still) on the server.
 func (db *DB) Exists(ctx context.Context) (database, role bool, err error) {
 	conn, err := pgx.Connect(ctx, db.admin)

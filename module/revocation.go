@@ -1,0 +1,223 @@
+package tenantgate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/revocation"
+	"github.com/tenantgate/tenantgate/module/verify"
+)
+
+// SharedState configures revocation and the state that gate replicas
+// share. Gate embeds it, so its fields sit in the tenant_gate JSON object.
+type SharedState struct {
+	// Redis shared by every gate replica (redis://, rediss://, unix://):
+	// revocations are written there and broadcast to every replica.
+	// Default: none, revocations are held per process.
+	SharedStore string `json:"shared_store,omitempty"`
+
+	// Prefix of the shared store's keys and pub/sub channel, so several
+	// fleets (or tests) can share one Redis. Default: tenantgate:
+	SharedStorePrefix string `json:"shared_store_prefix,omitempty"`
+
+	// Longest a revocation is kept: entries go once no token they match
+	// can still be valid, judged by the longest token lifetime seen per
+	// issuer, but never later than this. Default: 24h
+	RevocationRetention caddy.Duration `json:"revocation_retention,omitempty"`
+
+	// Most revocation entries held; beyond it new ones are refused (507),
+	// live ones are never dropped. Default: 100000
+	RevocationMaxEntries int `json:"revocation_max_entries,omitempty"`
+
+	// Path of the OIDC Back-Channel Logout 1.0 receiver. Not in this build
+	// yet: setting it fails validation rather than silently not revoking.
+	BackchannelLogoutPath string `json:"backchannel_logout_path,omitempty"`
+
+	// Path of the Shared Signals (RFC 8935 push) receiver. Not in this
+	// build yet: setting it fails validation.
+	SSFReceiverPath string `json:"ssf_receiver_path,omitempty"`
+
+	// Require server-issued DPoP nonces (RFC 9449 §9). Not in this build
+	// yet: setting it fails validation rather than not requiring them.
+	DPoPNonce bool `json:"dpop_nonce,omitempty"`
+
+	revocations *storeHandle
+	storeKey    string
+}
+
+// revocationPool holds the revocation stores of the process, one per
+// shared store (URL and prefix; "" for the per-process one), shared by
+// every tenant_gate of every loaded config: a reload keeps the entries,
+// since the new config takes its reference before the old one lets go.
+var revocationPool = caddy.NewUsagePool()
+
+// revocationAuditLog is the audit logger of the newest config: the admin
+// API is process-wide, and its lines must go where the config routes
+// http.handlers.tenant_gate.audit (caddy.Log() reaches only the default log).
+var revocationAuditLog atomic.Pointer[zap.Logger]
+
+// storeHandle is a pooled store.
+type storeHandle struct{ *revocation.Store }
+
+// Destruct implements caddy.Destructor.
+func (h *storeHandle) Destruct() error { return h.Close() }
+
+// unmarshalSharedState parses the tenant_gate options of SharedState;
+// handled is false for any other option.
+func (s *SharedState) unmarshalSharedState(d *caddyfile.Dispenser) (handled bool, err error) {
+	switch d.Val() {
+	case "shared_store":
+		return true, oneArg(d, &s.SharedStore)
+	case "shared_store_prefix":
+		return true, oneArg(d, &s.SharedStorePrefix)
+	case "revocation_retention":
+		var v string
+		if err := oneArg(d, &v); err != nil {
+			return true, err
+		}
+		dur, err := caddy.ParseDuration(v)
+		if err != nil || dur <= 0 {
+			return true, d.Errf("revocation_retention %q: want a positive duration such as 24h", v)
+		}
+		s.RevocationRetention = caddy.Duration(dur)
+	case "revocation_max_entries":
+		return true, intArg(d, &s.RevocationMaxEntries)
+	case "backchannel_logout_path":
+		return true, oneArg(d, &s.BackchannelLogoutPath)
+	case "ssf_receiver_path":
+		return true, oneArg(d, &s.SSFReceiverPath)
+	case "dpop_nonce":
+		if d.NextArg() {
+			return true, d.ArgErr()
+		}
+		s.DPoPNonce = true
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// provisionRevocations takes this config's reference on the store of its
+// shared_store (opening it, and loading the shared entries, the first
+// time) before the config serves.
+func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Duration) error {
+	if err := registerRevocationMetrics(ctx); err != nil {
+		return err
+	}
+	revocationAuditLog.Store(ctx.Logger().Named("audit"))
+	// {env.NAME} and {file./path} keep a password out of the Caddyfile.
+	url := caddy.NewReplacer().ReplaceKnown(s.SharedStore, "")
+	if url != "" {
+		if _, err := revocation.ParseURL(url); err != nil {
+			return err
+		}
+	}
+	s.storeKey = url + "\x00" + s.SharedStorePrefix
+	v, _, err := revocationPool.LoadOrNew(s.storeKey, func() (caddy.Destructor, error) {
+		st, err := revocation.Open(revocation.StoreConfig{
+			URL:       url,
+			KeyPrefix: s.SharedStorePrefix,
+			Set: revocation.Options{
+				MaxEntries: s.RevocationMaxEntries,
+				Retention:  time.Duration(s.RevocationRetention),
+				Leeway:     leeway,
+			},
+			// The store outlives this config: log on Caddy's process logger.
+			Logger:   caddy.Log().Named("http.handlers.tenant_gate.revocation"),
+			Observer: revocationObserver{},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &storeHandle{st}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("tenant_gate revocations: %w", err)
+	}
+	s.revocations = v.(*storeHandle)
+	// The newest config's retention applies to the shared set.
+	s.revocations.Set().SetRetention(time.Duration(s.RevocationRetention))
+	return nil
+}
+
+// validateSharedState reports the options this build does not implement:
+// accepting them and not acting on them would be a silent security gap.
+func (s *SharedState) validateSharedState() error {
+	var errs []error
+	for name, set := range map[string]bool{
+		"backchannel_logout_path": s.BackchannelLogoutPath != "",
+		"ssf_receiver_path":       s.SSFReceiverPath != "",
+		"dpop_nonce":              s.DPoPNonce,
+	} {
+		if set {
+			errs = append(errs, fmt.Errorf("%s: not supported by this build of tenant_gate yet (see issue 23)", name))
+		}
+	}
+	if s.RevocationMaxEntries < 0 {
+		errs = append(errs, fmt.Errorf("revocation_max_entries %d: must be positive", s.RevocationMaxEntries))
+	}
+	if s.SharedStorePrefix != "" && strings.ContainsAny(s.SharedStorePrefix, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("shared_store_prefix %q: no whitespace", s.SharedStorePrefix))
+	}
+	return errors.Join(errs...)
+}
+
+// cleanupRevocations lets go of this config's reference; the last one
+// closes the store.
+func (s *SharedState) cleanupRevocations() {
+	if s.revocations != nil {
+		_, _ = revocationPool.Delete(s.storeKey)
+		s.revocations = nil
+	}
+}
+
+// revoked is the revocation check of a verified token: in memory, no
+// network. It names the reason and a detail when the token is revoked.
+func (s *SharedState) revoked(id *verify.Identity) (audit.Reason, string) {
+	if s.revocations == nil || id == nil {
+		return "", ""
+	}
+	t := revocation.Token{Issuer: id.Issuer, ID: id.TokenID, Subject: id.Subject, Tenant: id.Tenant, IssuedAt: id.IssuedAt, Expiry: id.Expiry}
+	kind, ok := s.revocations.Revoked(&t)
+	if !ok {
+		return "", ""
+	}
+	switch kind {
+	case revocation.KindJTI:
+		return audit.ReasonTokenRevoked, "this token has been revoked"
+	case revocation.KindSub:
+		return audit.ReasonTokenRevoked, "the tokens of this user issued before a revocation are revoked; get a new token"
+	}
+	return audit.ReasonTokenRevoked, "the tokens of this tenant issued before a revocation are revoked; get a new token"
+}
+
+// logRevocation writes who revoked what, and from where, on the audit
+// logger.
+func logRevocation(e revocation.Entry, shared bool, remote string) {
+	l := revocationAuditLog.Load()
+	if l == nil {
+		l = caddy.Log().Named("http.handlers.tenant_gate.audit")
+	}
+	l.Info("revocation",
+		zap.String("event", "revocation"),
+		zap.String("revocation_id", e.ID),
+		zap.String("kind", e.Kind),
+		zap.String("jti", e.JTI),
+		zap.String("sub", e.Sub),
+		zap.String("tenant_id", e.Tenant),
+		zap.String("issuer", e.Iss),
+		zap.Time("before", e.Before),
+		zap.String("revocation_reason", e.Reason),
+		zap.String("source", e.Source),
+		zap.String("remote_ip", remote),
+		zap.Bool("shared", shared),
+	)
+}

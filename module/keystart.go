@@ -86,16 +86,27 @@ func (g *Gate) provisionDeferred(ctx caddy.Context, vctx context.Context, cfg ve
 	}
 	s := &startingVerifier{check: check, log: g.logger,
 		make: func() (*verify.Verifier, error) { return verify.New(vctx, cfg) }}
-	app, err := ctx.App("events")
-	if err != nil {
-		check.Close()
-		return nil, err
-	}
-	if err := app.(*caddyevents.App).On("started", startedHandler(s.start)); err != nil {
+	if err := onStarted(ctx, s.start); err != nil {
 		check.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// onStarted runs f on Caddy's "started" event of ctx's config. A context
+// made without a config (caddy.NewContext in tests, embedders) has no
+// events app; the first request then starts the keys.
+func onStarted(ctx caddy.Context, f func()) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = nil // no config behind ctx: caddy's App panics
+		}
+	}()
+	app, err := ctx.App("events")
+	if err != nil {
+		return err
+	}
+	return app.(*caddyevents.App).On("started", startedHandler(f))
 }
 
 // startedHandler runs f on the event it is subscribed to.

@@ -2,9 +2,11 @@ package tenantgate
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 // The token carriers: where the gate finds the end user's token
@@ -40,6 +42,11 @@ type credential struct {
 
 	reason audit.Reason
 	detail string
+
+	// req and url are what the verifier is handed (verifyRequest): kept
+	// here, inside the exchange's one allocation, not made per request.
+	req verify.Request
+	url url.URL
 }
 
 // tokenScheme reports whether an Authorization value carries an end-user

@@ -42,9 +42,38 @@ type exchange struct {
 	dpop     bool // the token came as Authorization: DPoP (for challenges)
 	// outcome is what a later handler (tenant_rate_limit) tells the gate.
 	outcome  audit.Outcome
+	octx     audit.OutcomeContext
 	idw      requestIDWriter
 	rw       caddyhttp.ResponseRecorder // nil until forwarded
 	finished bool
+	// hv backs the values of the headers the gate sets (hv* indexes), so
+	// setting one allocates no []string of its own. Each header gets a
+	// one-element slice with cap 1: an append by a later handler copies.
+	hv [hvCount]string
+	// auth answers the {http.auth.*} placeholders (authPlaceholder): set
+	// lazily instead of boxing four values into the replacer per request.
+	auth struct {
+		binding                string
+		injected               bool
+		tenant, subject, roles string
+	}
+}
+
+// Indexes into exchange.hv.
+const (
+	hvRequestID  = iota // X-Request-ID toward the upstream
+	hvResponseID        // X-Request-ID toward the client
+	hvTenant
+	hvUser
+	hvRoles
+	hvAssertion
+	hvCount
+)
+
+// setHeader sets h[key] (key in canonical form) to v, backed by x.hv[i].
+func (x *exchange) setHeader(h http.Header, key string, i int, v string) {
+	x.hv[i] = v
+	h[key] = x.hv[i : i+1 : i+1]
 }
 
 // begin starts the exchange: it strips every client-supplied identity,
@@ -58,8 +87,11 @@ func (g *Gate) begin(w http.ResponseWriter, r *http.Request) *exchange {
 		repl = caddy.NewReplacer()
 	}
 	x.repl = repl
+	// The request id is Caddy's {http.request.uuid} (a contract: Caddy's
+	// access log carries it too); the client IP is read from the vars
+	// directly, not through the replacer's provider chain.
 	requestID, _ := repl.GetString("http.request.uuid")
-	clientIP, _ := repl.GetString("http.vars.client_ip")
+	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	x.rec = audit.Record{
 		RequestID: requestID,
 		Method:    r.Method,
@@ -69,7 +101,7 @@ func (g *Gate) begin(w http.ResponseWriter, r *http.Request) *exchange {
 	traceRecord(r, &x.rec)
 	x.sanitise()
 	// Echo our request id to the client, so a support ticket can quote it.
-	w.Header().Set(keyRequestID, requestID)
+	x.setHeader(w.Header(), keyRequestID, hvResponseID, requestID)
 	return x
 }
 
@@ -119,7 +151,8 @@ func (x *exchange) admit(v verdict) bool {
 	rec.Route, rec.Reason, rec.Binding = v.route, v.reason, v.binding
 	x.dpop = v.dpop
 	if v.binding != "" {
-		x.repl.Set("http.auth.binding", v.binding)
+		x.auth.binding = v.binding
+		x.repl.Map(x.authPlaceholder)
 	}
 	if id := v.identity; id != nil {
 		rec.TenantID, rec.UserID, rec.Issuer, rec.TokenID = id.Tenant, id.Subject, id.Issuer, id.TokenID
@@ -138,7 +171,7 @@ func (x *exchange) admit(v verdict) bool {
 		return false
 	}
 	if v.reason != audit.ReasonPublic && v.verified && v.identity.Tenant != "" {
-		if err := x.g.inject(x.r, x.repl, v.identity, rec.RequestID); err != nil {
+		if err := x.inject(v.identity); err != nil {
 			x.g.logger.Error("signing the identity assertion failed", zap.Error(err))
 			rec.Decision, rec.Reason = audit.DecisionDeny, audit.ReasonInternal
 			rec.Status = x.g.writeProblem(x.w, audit.ReasonInternal, "the gate could not sign the identity assertion", rec.RequestID, v.dpop, 0)
@@ -152,11 +185,12 @@ func (x *exchange) admit(v verdict) bool {
 // A later handler reports its own refusal through the audit.Outcome in the
 // request's context.
 func (x *exchange) forward(next caddyhttp.Handler) error {
-	x.r.Header.Set(keyRequestID, x.rec.RequestID)
+	x.setHeader(x.r.Header, keyRequestID, hvRequestID, x.rec.RequestID)
 	x.gateTime = time.Since(x.start)
 	x.idw = requestIDWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: x.w}, x: x}
 	x.rw = caddyhttp.NewResponseRecorder(&x.idw, nil, nil)
-	r := x.r.WithContext(audit.WithOutcome(x.r.Context(), &x.outcome))
+	x.octx = audit.OutcomeContext{Context: x.r.Context(), Outcome: &x.outcome}
+	r := x.r.WithContext(&x.octx)
 	err := next.ServeHTTP(x.rw, r)
 	if x.finished { // recorded at the 101
 		return err
@@ -270,7 +304,7 @@ type requestIDWriter struct {
 }
 
 func (w *requestIDWriter) WriteHeader(status int) {
-	w.Header().Set(keyRequestID, w.x.rec.RequestID)
+	w.x.setHeader(w.Header(), keyRequestID, hvResponseID, w.x.rec.RequestID)
 	w.ResponseWriterWrapper.WriteHeader(status)
 	if status == http.StatusSwitchingProtocols {
 		w.x.rec.Status = http.StatusSwitchingProtocols

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tenantgate/tenantgate/module/assertion"
@@ -129,15 +128,19 @@ func (g *Gate) verifyRequest(r *http.Request, c *credential) (req *verify.Reques
 	if c.scheme == "DPoP" && g.DPoPPublicURL == "" && !g.siteHosts.serves(r) {
 		host, hostRefused = "", true
 	}
-	return &verify.Request{
+	// Filled in place: the credential lives in the exchange, so a cached
+	// request allocates no Request or URL of its own.
+	c.url = url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawPath: r.URL.RawPath}
+	c.req = verify.Request{
 		Token:      c.token,
 		Scheme:     c.scheme,
 		Method:     r.Method,
-		URL:        &url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawPath: r.URL.RawPath},
+		URL:        &c.url,
 		Header:     c.dpop,
 		TLS:        r.TLS,
 		ClientCert: c.clientCert,
-	}, hostRefused
+	}
+	return &c.req, hostRefused
 }
 
 // firstFailure keeps an earlier failure (no_route in report mode) in front
@@ -181,7 +184,8 @@ func authorizeDetail(reason audit.Reason, r *rules.Rule) string {
 
 // inject sets the identity headers and the signed assertion; the client's
 // copies were deleted before (strip-before-inject).
-func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity, requestID string) error {
+func (x *exchange) inject(id *verify.Identity) error {
+	g, r := x.g, x.r
 	now := time.Now()
 	// The assertion never outlives the token it stands for.
 	exp := now.Add(assertion.MaxLifetime)
@@ -198,18 +202,44 @@ func (g *Gate) inject(r *http.Request, repl *caddy.Replacer, id *verify.Identity
 		Path:     r.URL.Path,
 		IssuedAt: now,
 		Expiry:   exp,
-		ID:       requestID,
+		ID:       x.rec.RequestID,
 	})
 	if err != nil {
 		return err
 	}
 	roles := strings.Join(id.Roles, ",")
-	r.Header.Set(keyTenantID, id.Tenant)
-	r.Header.Set(keyUserID, id.Subject)
-	r.Header.Set(keyUserRoles, roles)
-	r.Header.Set(keyAssertion, tok)
-	repl.Set("http.auth.tenant_id", id.Tenant)
-	repl.Set("http.auth.user.id", id.Subject)
-	repl.Set("http.auth.user.roles", roles)
+	// Direct map writes with canonical keys: Header.Set would canonicalise
+	// and allocate a []string per header.
+	x.setHeader(r.Header, keyTenantID, hvTenant, id.Tenant)
+	x.setHeader(r.Header, keyUserID, hvUser, id.Subject)
+	x.setHeader(r.Header, keyUserRoles, hvRoles, roles)
+	x.setHeader(r.Header, keyAssertion, hvAssertion, tok)
+	if x.auth.binding == "" {
+		x.repl.Map(x.authPlaceholder)
+	}
+	x.auth.injected = true
+	x.auth.tenant, x.auth.subject, x.auth.roles = id.Tenant, id.Subject, roles
 	return nil
+}
+
+// authPlaceholder answers {http.auth.tenant_id}, {http.auth.user.id},
+// {http.auth.user.roles} (once the identity is injected) and
+// {http.auth.binding}: one provider per request instead of a boxed value
+// per placeholder. Values a later handler Sets still win (the replacer's
+// static values come first).
+func (x *exchange) authPlaceholder(key string) (any, bool) {
+	if !strings.HasPrefix(key, "http.auth.") {
+		return nil, false
+	}
+	switch key[len("http.auth."):] {
+	case "binding":
+		return x.auth.binding, x.auth.binding != ""
+	case "tenant_id":
+		return x.auth.tenant, x.auth.injected
+	case "user.id":
+		return x.auth.subject, x.auth.injected
+	case "user.roles":
+		return x.auth.roles, x.auth.injected
+	}
+	return nil, false
 }

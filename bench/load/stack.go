@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -148,6 +149,21 @@ func startStack(dir string, set settings, keys *benchKeys, tgts []target, p peer
 	return s, nil
 }
 
+// auditOutput is the audit log's output: through tenantgate_buffered (one
+// write(2) per 10 ms, as docs/audit.md recommends and the shipped
+// Caddyfiles do) when bin has that module, else straight to the file (an
+// older build given as BENCH_BEFORE).
+func auditOutput(bin, file string) string {
+	plain := fmt.Sprintf("output file %s {\n\t\t\troll_disabled\n\t\t}", file)
+	out, err := exec.Command(bin, "list-modules").Output() // #nosec G204 -- the binary under test
+	if err != nil || !bytes.Contains(out, []byte("caddy.logging.writers.tenantgate_buffered")) {
+		fmt.Printf("audit log of %s: one write(2) per record (no tenantgate_buffered in this build)\n", bin)
+		return plain
+	}
+	fmt.Printf("audit log of %s: through tenantgate_buffered (flush_interval 10ms)\n", bin)
+	return fmt.Sprintf("output tenantgate_buffered {\n\t\t\tflush_interval 10ms\n\t\t\toutput file %s {\n\t\t\t\troll_disabled\n\t\t\t}\n\t\t}", file)
+}
+
 // healthPath answers without a token on every target.
 func healthPath(t target) string {
 	if t.proc == procOAuth2Proxy {
@@ -178,9 +194,7 @@ func (s *stack) startCaddy(proc, bin string, keys *benchKeys, tgts []target) err
 	persist_config off
 	log audit {
 		include http.handlers.tenant_gate.audit
-		output file %s {
-			roll_disabled
-		}
+		%s
 		format json
 	}
 	log default {
@@ -189,7 +203,7 @@ func (s *stack) startCaddy(proc, bin string, keys *benchKeys, tgts []target) err
 		level WARN
 	}
 }
-`, admin, filepath.Join(s.dir, proc+"-audit.log"), filepath.Join(s.dir, proc+".log"))
+`, admin, auditOutput(bin, filepath.Join(s.dir, proc+"-audit.log")), filepath.Join(s.dir, proc+".log"))
 	for _, t := range tgts {
 		fmt.Fprintf(&b, "\n# %s\nhttp://%s {\n\tbind 127.0.0.1\n", t.name, s.siteAddr[t.name])
 		if t.gate != "" {

@@ -19,6 +19,22 @@ func WithOutcome(ctx context.Context, o *Outcome) context.Context {
 	return context.WithValue(ctx, outcomeKey{}, o)
 }
 
+// OutcomeContext is ctx carrying Outcome, like WithOutcome, as a value the
+// caller can embed in a struct of its own: the gate's exchange holds one,
+// so forwarding a request allocates no context node.
+type OutcomeContext struct {
+	context.Context
+	Outcome *Outcome
+}
+
+// Value answers the Outcome's key, and asks the parent for any other.
+func (c *OutcomeContext) Value(key any) any {
+	if _, ok := key.(outcomeKey); ok {
+		return c.Outcome
+	}
+	return c.Context.Value(key)
+}
+
 // OutcomeFrom returns the Outcome the gate put in ctx, nil when no gate
 // runs in front.
 func OutcomeFrom(ctx context.Context) *Outcome {

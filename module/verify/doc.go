@@ -28,13 +28,16 @@
 //	payload not a JSON object, duplicate members          malformed_token
 //	iss missing, not a string, not configured             unknown_issuer
 //	  (multi-tenant: tenant not admitted, or its IdP
-//	  answered 4xx for its keys)
+//	  answered 404/410, or discovery names another issuer)
 //	multi-tenant: too many new tenants at once, or the    keys_unavailable (RetryAfter set
 //	  tenant's first fetch failed                           when known)
 //	issuer's remote keys not fetched yet                  keys_unavailable (RetryAfter set)
-//	kid not yet seen, and a fetch ended within the gap    keys_unavailable (RetryAfter set)
+//	kid not yet seen (or kid-less, verified by no held    waits for the next refetch when
+//	  key): the next refetch more than 3 s away, or       it is at most 3 s away; else
+//	  a flood grew the gap past 3 s                       keys_unavailable (RetryAfter set;
+//	                                                      kid-less: bad_signature)
 //	kid unknown after a refetch made for it, or dropped   unknown_key
-//	  by the last fetch
+//	  by the IdP (remembered while it stays dropped)
 //	no key of the issuer fits alg (type, curve, alg, size) bad_algorithm
 //	signature does not verify                             bad_signature
 //	typ is not the issuer's TokenType                     wrong_token_type

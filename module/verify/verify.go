@@ -293,7 +293,11 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 	}
 	ks := is.src.Keys()
 	if ks == nil {
-		e := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (JWKS unreachable); retry shortly", iss), nil)
+		why := "JWKS unreachable"
+		if lf, ok := is.src.(interface{ LastFailure() string }); ok && lf.LastFailure() != "" {
+			why = lf.LastFailure()
+		}
+		e := fail(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are not loaded yet (%s); retry shortly", iss, why), nil)
 		e.RetryAfter = is.src.Unavailable()
 		return nil, e
 	}
@@ -328,11 +332,19 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 // It returns the set in force and the key that verified.
 func (v *Verifier) checkSignature(ctx context.Context, is *issuerState, ks *jose.KeySet, h jose.Header, p *jose.Parts, sig []byte) (*jose.KeySet, *jose.Key, *Error) {
 	k, e, known := tryKeys(is, ks, h, p, sig)
-	if e == nil || known {
+	// A kid-less token no held key verifies may be signed by a key
+	// published since the last fetch: it refetches like a new kid.
+	kidless := h.Kid == "" && e != nil && e.Reason == audit.ReasonBadSignature
+	if e == nil || known && !kidless {
 		return ks, k, e
 	}
 	next, retry := is.src.UnknownKid(ctx, h.Kid)
 	if next == nil || next == ks && retry == 0 {
+		return ks, nil, e
+	}
+	if kidless && retry > 0 {
+		// Past the wait bound a kid-less token is judged by the keys held:
+		// a forged one is no reason to tell the client to come back.
 		return ks, nil, e
 	}
 	if next.ByKid[h.Kid] == nil && retry > 0 {

@@ -77,6 +77,18 @@ func (s *Feeds) Close() {
 	}
 }
 
+// holds reports whether the process holds keys for k: a tenant whose set
+// an earlier config fetched (still in use, or idle) is no new tenant.
+func (s *Feeds) holds(k feedKey) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	f := s.m[k]
+	s.mu.Unlock()
+	return f != nil && f.set.Load() != nil
+}
+
 // acquire returns the shared set for k and registers u as one of its users;
 // the first user starts its refresher.
 func (s *Feeds) acquire(k feedKey, u *Remote) *keyFeed {
@@ -84,7 +96,7 @@ func (s *Feeds) acquire(k feedKey, u *Remote) *keyFeed {
 	defer s.mu.Unlock()
 	f := s.m[k]
 	if f == nil {
-		f = &keyFeed{key: k, wake: make(chan struct{}, 1), asked: map[string]struct{}{}}
+		f = &keyFeed{key: k, wake: make(chan struct{}, 1), asked: map[string]struct{}{}, removed: &removedKids{}}
 		s.m[k] = f
 		s.evictIdleLocked()
 	}
@@ -132,8 +144,9 @@ type feedRun struct {
 
 // flight is one fetch in progress; every caller that needs it waits on done.
 type flight struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	started time.Time
 }
 
 // keyFeed is one remote key set and its lifecycle: a scheduled refresh, a
@@ -153,13 +166,15 @@ type keyFeed struct {
 	lastFinish   time.Time // when the last fetch (any cause) ended
 	lastSuccess  time.Time
 	lastKidFetch time.Time // when the last unknown-kid refetch started
+	lastAsk      time.Time // when the last token with an unknown kid came
 	nextTry      time.Time // when the refresher fetches next
 	backoff      time.Duration
 	failing      bool      // the last fetch failed
+	lastErr      error     // why, while failing
 	failedSince  time.Time // first failure of the current run of failures
 	gap          time.Duration
 	asked        map[string]struct{} // kids asked for since the last fetch started
-	removed      map[string]struct{} // kids the last fetch dropped: known gone, no refetch
+	removed      *removedKids        // kids the IdP dropped and has not published again: no refetch
 	wake         chan struct{}       // tells the refresher nextTry changed
 }
 
@@ -274,7 +289,7 @@ func (f *keyFeed) startLocked(run *feedRun, forKid bool) *flight {
 	if run == nil || run.ctx.Err() != nil || len(f.users) == 0 {
 		return nil
 	}
-	fl := &flight{done: make(chan struct{})}
+	fl := &flight{done: make(chan struct{}), started: time.Now()}
 	f.inflight = fl
 	if forKid {
 		f.lastKidFetch = time.Now()
@@ -312,20 +327,24 @@ func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]
 	}
 	wasFailing, downSince := f.failing, f.failedSince
 	if err == nil {
-		f.removed = droppedKids(f.set.Load(), ks)
+		f.removed.update(f.set.Load(), ks)
 		f.set.Store(ks)
 		f.lastSuccess = now
-		f.failing, f.backoff = false, 0
+		f.failing, f.backoff, f.lastErr = false, 0, nil
 		f.nextTry = now.Add(src.spec.RefreshInterval)
 		if forKid {
 			f.gap = nextGap(f.gap, src.refetchGap(), ks, asked)
 		}
 	} else {
 		f.backoff = nextBackoff(f.backoff, src.spec.RefreshInterval)
+		if _, asked := classify(err); asked > f.backoff {
+			f.backoff = asked // the IdP's Retry-After, bounded
+		}
 		f.nextTry = now.Add(f.backoff)
 		if !f.failing {
 			f.failing, f.failedSince = true, now
 		}
+		f.lastErr = err
 	}
 	retryIn := f.backoff
 	f.poke()
@@ -334,23 +353,6 @@ func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]
 	close(fl.done)
 	src.report(reportArgs{ks: ks, skipped: skipped, err: err, kept: kept, at: now,
 		recovered: err == nil && wasFailing, downSince: downSince, retryIn: retryIn})
-}
-
-// droppedKids are the kids of old that next no longer has.
-func droppedKids(old, next *jose.KeySet) map[string]struct{} {
-	if old == nil {
-		return nil
-	}
-	var out map[string]struct{}
-	for kid := range old.ByKid {
-		if next.ByKid[kid] == nil {
-			if out == nil {
-				out = map[string]struct{}{}
-			}
-			out[kid] = struct{}{}
-		}
-	}
-	return out
 }
 
 // nextGap doubles the refetch gap after a refetch that found none of the

@@ -33,8 +33,9 @@ type Remote struct {
 }
 
 // keyReporter receives a source's refresh outcomes: keys is the number in
-// force afterwards (the last good set's on a failure).
-type keyReporter func(ok bool, keys int, at time.Time)
+// force afterwards (the last good set's on a failure); class names a
+// temporary failure ("" on success, or when the IdP has no such tenant).
+type keyReporter func(ok bool, keys int, at time.Time, class string)
 
 // NewRemote makes the key source of spec.Issuer from spec.JWKSURL, or
 // from the discovery document at spec.OIDCDiscovery, refreshed every
@@ -94,7 +95,11 @@ func (r *Remote) report(a reportArgs) {
 			log.Warn("jwks fetch failed; no keys yet, requests for this issuer answer 503 until a fetch succeeds",
 				zap.Duration("retry_in", a.retryIn), zap.Error(a.err))
 		}
-		r.observe(false, a.kept, a.at)
+		class := ""
+		if !unknownTenant(a.err) {
+			class, _ = classify(a.err)
+		}
+		r.observe(false, a.kept, a.at, class)
 		return
 	}
 	if a.recovered {
@@ -102,15 +107,16 @@ func (r *Remote) report(a reportArgs) {
 	} else {
 		log.Debug("jwks refreshed", zap.Int("keys", len(a.ks.All)))
 	}
-	r.observe(true, len(a.ks.All), a.at)
+	r.observe(true, len(a.ks.All), a.at, "")
 }
 
-func (r *Remote) observe(ok bool, keys int, at time.Time) {
+func (r *Remote) observe(ok bool, keys int, at time.Time, class string) {
 	if r.onReport != nil {
-		r.onReport(ok, keys, at)
+		r.onReport(ok, keys, at, class)
 		return
 	}
 	r.env.refresh(r.spec.Issuer, ok, keys, at)
+	r.env.temporary(r.spec.Issuer, class)
 }
 
 // fetchFirst waits until the shared set has keys, joining the fetch in
@@ -179,7 +185,7 @@ func (r *Remote) discover(ctx context.Context) (string, error) {
 		if doc.Issuer != nil {
 			got = fmt.Sprintf("%q", jose.Truncate(*doc.Issuer, 128))
 		}
-		return "", fmt.Errorf("discovery %s: issuer is %s, want %q", r.spec.OIDCDiscovery, got, r.spec.Issuer)
+		return "", &issuerMismatchError{fmt.Sprintf("discovery %s: issuer is %s, want %q", r.spec.OIDCDiscovery, got, r.spec.Issuer)}
 	}
 	if doc.JWKSURI == nil || *doc.JWKSURI == "" {
 		return "", fmt.Errorf("discovery %s: no jwks_uri", r.spec.OIDCDiscovery)
@@ -203,7 +209,7 @@ func (r *Remote) get(ctx context.Context, url string) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, &statusError{url: url, code: resp.StatusCode}
+		return nil, &statusError{url: url, code: resp.StatusCode, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, jose.MaxKeyBody+1))
 	if err != nil {
@@ -214,12 +220,3 @@ func (r *Remote) get(ctx context.Context, url string) ([]byte, error) {
 	}
 	return body, nil
 }
-
-// statusError is a key or discovery URL that answered other than 200. A
-// 4xx from a tenant's URL says the IdP knows no such tenant.
-type statusError struct {
-	url  string
-	code int
-}
-
-func (e *statusError) Error() string { return fmt.Sprintf("GET %s: status %d", e.url, e.code) }

@@ -110,6 +110,13 @@ func (e Env) refresh(issuer string, ok bool, keys int, at time.Time) {
 	}
 }
 
+// temporary counts a temporary IdP failure of class; "" counts nothing.
+func (e Env) temporary(issuer, class string) {
+	if o, ok := e.Observer.(FailureObserver); ok && class != "" {
+		o.IdPTemporaryFailure(issuer, class)
+	}
+}
+
 func (e Env) tenants(issuer string, tenants, keys int) {
 	if o, ok := e.Observer.(TemplateObserver); ok {
 		o.IssuerTenants(issuer, tenants, keys)
@@ -169,6 +176,23 @@ func (r *Remote) UnknownKid(ctx context.Context, kid string) (*jose.KeySet, time
 }
 
 func (r *Remote) Unavailable() time.Duration { return r.feed.unavailable() }
+
+// LastFailure says why the last fetch of the shared set failed, for a 503's
+// detail ("the identity provider answered a server error (5xx)"); "" when
+// it did not fail.
+func (r *Remote) LastFailure() string {
+	r.feed.mu.Lock()
+	err := r.feed.lastErr
+	r.feed.mu.Unlock()
+	if err == nil {
+		return ""
+	}
+	if unknownTenant(err) {
+		return "the identity provider answered " + err.Error()
+	}
+	class, _ := classify(err)
+	return describe(class)
+}
 
 // Announce reports the keys the live config starts with: those kept from
 // an earlier config, or none.

@@ -66,16 +66,20 @@ type idp struct {
 	mu    sync.Mutex
 	docs  map[string][]byte
 	codes map[string]int
+	retry map[string]string // Retry-After by path
 	hits  atomic.Int64
 }
 
 func newIdP(t testing.TB) *idp {
-	s := &idp{docs: map[string][]byte{}, codes: map[string]int{}}
+	s := &idp{docs: map[string][]byte{}, codes: map[string]int{}, retry: map[string]string{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
-		body, code := s.docs[r.URL.Path], s.codes[r.URL.Path]
+		body, code, ra := s.docs[r.URL.Path], s.codes[r.URL.Path], s.retry[r.URL.Path]
 		s.mu.Unlock()
+		if ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 		if code != 0 {
 			w.WriteHeader(code)
 			return
@@ -94,6 +98,12 @@ func (s *idp) set(path string, body []byte, code int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.docs[path], s.codes[path] = body, code
+}
+
+func (s *idp) setRetry(path, v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retry[path] = v
 }
 
 type events struct {

@@ -21,15 +21,21 @@ import (
 // Bounds of a multi-tenant issuer. They are part of the documented
 // behaviour (README "Multi-tenant issuers"): change both together.
 const (
-	// With `tenants *`, key fetches for tenants whose key set is not held
+	// Key fetches for tenants whose key set the process does not hold
 	// start at most NewTenantBurst at once, then one per NewTenantEvery,
-	// per issuer template. A request over the bound gets keys_unavailable.
+	// per issuer template, listed tenants as well as `tenants *`. A request
+	// over the bound gets keys_unavailable. A tenant whose keys the process
+	// holds (in the process's Feeds, also from the config before a reload)
+	// never waits on this budget.
 	NewTenantBurst = 10
 	NewTenantEvery = time.Second
-	// A tenant whose key or discovery URL answered 4xx (the IdP has no such
-	// tenant) is answered unknown_issuer from memory for NegativeTTLUnknown;
-	// any other failed first fetch is remembered for NegativeTTLFailed, so
-	// an IdP outage does not keep a real tenant out for long.
+	// A tenant whose key or discovery URL answered 404 or 410, or whose
+	// discovery document names another issuer (the IdP has no such
+	// tenant), is answered unknown_issuer from memory for
+	// NegativeTTLUnknown. Any other failed first fetch is temporary: 503
+	// keys_unavailable, retried after a backoff of 1 s doubling up to
+	// NegativeTTLFailed (or the IdP's own Retry-After, up to 10 s), so a
+	// tenant comes back within seconds of the IdP answering again.
 	NegativeTTLUnknown = time.Minute
 	NegativeTTLFailed  = 5 * time.Second
 	// negativeEntries bounds the memory of failed tenants per template.
@@ -70,7 +76,7 @@ type Template struct {
 
 	held    *lru.Cache[string, *Tenant] // evicting closes the source
 	failed  *lru.Cache[string, failure] // negative cache
-	limiter *rate.Limiter               // only with tenants *
+	limiter *rate.Limiter               // the new-tenant budget
 
 	mu      sync.Mutex         // makes one state per tenant; guards pending, closed
 	pending map[string]*Tenant // first fetch in flight, not yet held
@@ -113,6 +119,28 @@ func (h *Tenant) Live() bool { return !h.retired.Load() && h.t.tenants.admits(h.
 type failure struct {
 	err   *verr.Error
 	until time.Time
+	fails int // temporary failures in a row: the backoff's exponent
+}
+
+// answer is the remembered failure as a request sees it now: an unknown
+// tenant as remembered, a temporary one with the time left to its retry.
+func (f failure) answer(now time.Time) *verr.Error {
+	if f.err.Reason != audit.ReasonKeysUnavailable {
+		return f.err
+	}
+	e := *f.err
+	e.RetryAfter = max(f.until.Sub(now), time.Second)
+	return &e
+}
+
+// tenantBackoff is the wait before the next first fetch of a tenant after
+// fails temporary failures in a row.
+func tenantBackoff(fails int) time.Duration {
+	d := time.Second
+	for i := 1; i < fails && d < NegativeTTLFailed; i++ {
+		d *= 2
+	}
+	return min(d, NegativeTTLFailed)
 }
 
 // NewTemplate checks spec's tenant list (reading tenants_file) and returns
@@ -138,9 +166,7 @@ func NewTemplate(spec TemplateSpec, env Env) (*Template, error) {
 	if t.tenants, err = newTenantList(spec.Tenants, spec.TenantsFile); err != nil {
 		return nil, fmt.Errorf("issuer %q: %w", spec.Issuer, err)
 	}
-	if t.tenants.any {
-		t.limiter = rate.NewLimiter(rate.Every(NewTenantEvery), NewTenantBurst)
-	}
+	t.limiter = rate.NewLimiter(rate.Every(NewTenantEvery), NewTenantBurst)
 	if t.held, err = lru.NewWithEvict(spec.MaxTenants, t.evicted); err != nil {
 		return nil, fmt.Errorf("issuer %q: max_tenants: %w", spec.Issuer, err)
 	}
@@ -176,10 +202,11 @@ func (t *Template) Lookup(ctx context.Context, iss, tenant string) (*Tenant, *ve
 		return h, nil
 	}
 	if f, ok := t.failed.Get(tenant); ok {
-		if t.env.Now().Before(f.until) {
-			return nil, f.err
+		if now := t.env.Now(); now.Before(f.until) {
+			return nil, f.answer(now)
 		}
-		t.failed.Remove(tenant)
+		// Kept until the next outcome: a temporary failure's count sets
+		// the next backoff.
 	}
 	t.mu.Lock()
 	if h, ok := t.held.Get(tenant); ok {
@@ -188,7 +215,7 @@ func (t *Template) Lookup(ctx context.Context, iss, tenant string) (*Tenant, *ve
 	}
 	h, ok := t.pending[tenant]
 	if !ok {
-		if t.limiter != nil && !t.limiter.Allow() {
+		if !t.env.Feeds.holds(t.feedKeyOf(iss, tenant)) && !t.limiter.Allow() {
 			t.mu.Unlock()
 			return nil, verr.New(audit.ReasonKeysUnavailable, fmt.Sprintf("issuer %q: too many tenants not seen before at once (keys of at most %d are fetched at once, then one per %s); retry shortly", t.spec.Issuer, NewTenantBurst, NewTenantEvery), nil)
 		}
@@ -208,15 +235,29 @@ func (t *Template) Lookup(ctx context.Context, iss, tenant string) (*Tenant, *ve
 	return t.first(ctx, h)
 }
 
-// newTenant makes a tenant's source with the constructor every remote
-// issuer uses; its refresh outcomes count under the template.
-func (t *Template) newTenant(iss, tenant string) (*Tenant, error) {
+// tenantSpec is the key source of one tenant: {tenant} replaced.
+func (t *Template) tenantSpec(iss, tenant string) Spec {
 	spec := t.spec.Spec
 	spec.Issuer = iss
 	spec.JWKSURL = strings.Replace(spec.JWKSURL, TenantPlaceholder, tenant, 1)
 	spec.OIDCDiscovery = strings.Replace(spec.OIDCDiscovery, TenantPlaceholder, tenant, 1)
+	return spec
+}
+
+// feedKeyOf names the tenant's key set in the process's Feeds.
+func (t *Template) feedKeyOf(iss, tenant string) feedKey {
+	spec := t.tenantSpec(iss, tenant)
+	return feedKey{issuer: spec.Issuer, jwksURL: spec.JWKSURL, discoveryURL: spec.OIDCDiscovery}
+}
+
+// newTenant makes a tenant's source with the constructor every remote
+// issuer uses; its refresh outcomes count under the template.
+func (t *Template) newTenant(iss, tenant string) (*Tenant, error) {
+	spec := t.tenantSpec(iss, tenant)
 	h := &Tenant{Name: tenant, Issuer: iss, t: t}
-	src, err := NewRemote(spec, t.env, func(ok bool, keys int, at time.Time) { t.tenantKeys(h, ok, keys, at) })
+	src, err := NewRemote(spec, t.env, func(ok bool, keys int, at time.Time, class string) {
+		t.tenantKeys(h, ok, keys, at, class)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +276,7 @@ func (t *Template) first(ctx context.Context, h *Tenant) (*Tenant, *verr.Error) 
 		late := false
 		if t.pending[h.Name] == h {
 			delete(t.pending, h.Name)
+			t.failed.Remove(h.Name)
 			if late = t.closed; !late {
 				t.held.Add(h.Name, h)
 				t.countKeys(h.Name, len(ks.All))
@@ -251,18 +293,30 @@ func (t *Template) first(ctx context.Context, h *Tenant) (*Tenant, *verr.Error) 
 		// The caller went away; the fetch goes on for the next one.
 		return nil, verr.New(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q are being fetched; retry shortly", h.Issuer), ctx.Err())
 	}
-	e, ttl := verr.New(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q could not be fetched; retry shortly", h.Issuer), err), NegativeTTLFailed
-	var se *statusError
-	if errors.As(err, &se) && se.code >= 400 && se.code < 500 {
-		e = verr.New(audit.ReasonUnknownIssuer, fmt.Sprintf("the identity provider of issuer %q knows no tenant %q (its key URL answered %d)", t.spec.Issuer, h.Name, se.code), err)
-		ttl = NegativeTTLUnknown
+	fails := 1
+	if prev, ok := t.failed.Peek(h.Name); ok && prev.err.Reason == audit.ReasonKeysUnavailable {
+		fails = prev.fails + 1
+	}
+	var e *verr.Error
+	var ttl time.Duration
+	if unknownTenant(err) {
+		e = verr.New(audit.ReasonUnknownIssuer, fmt.Sprintf("the identity provider of issuer %q knows no tenant %q (%v)", t.spec.Issuer, h.Name, err), err)
+		ttl, fails = NegativeTTLUnknown, 0
+	} else {
+		class, asked := classify(err)
+		ttl = tenantBackoff(fails)
+		if asked > 0 {
+			ttl = asked // the IdP said when; bounded by maxIdPRetryAfter
+		}
+		e = verr.New(audit.ReasonKeysUnavailable, fmt.Sprintf("signing keys of issuer %q could not be fetched: %s; retry in %s", h.Issuer, describe(class), retryCeil(ttl)), err)
+		e.RetryAfter = ttl
 	}
 	t.env.Logger.Debug("tenant key set unavailable", zap.String("issuer", h.Issuer), zap.Duration("remembered_for", ttl), zap.Error(err))
 	t.mu.Lock()
 	mine := t.pending[h.Name] == h
 	if mine {
 		delete(t.pending, h.Name)
-		t.failed.Add(h.Name, failure{err: e, until: t.env.Now().Add(ttl)})
+		t.failed.Add(h.Name, failure{err: e, until: t.env.Now().Add(ttl), fails: fails})
 	}
 	t.mu.Unlock()
 	if mine {
@@ -310,7 +364,7 @@ func (t *Template) closeEvicted() {
 // tenantKeys records a held tenant's refresh outcome under the template's
 // name: one metrics series per issuer block, not one per tenant. The first
 // fetch (before the tenant is held) is counted too.
-func (t *Template) tenantKeys(h *Tenant, ok bool, keys int, at time.Time) {
+func (t *Template) tenantKeys(h *Tenant, ok bool, keys int, at time.Time, class string) {
 	t.mu.Lock()
 	cur, held := t.held.Peek(h.Name)
 	owned := held && cur == h
@@ -322,6 +376,10 @@ func (t *Template) tenantKeys(h *Tenant, ok bool, keys int, at time.Time) {
 	if owned || pending {
 		t.env.refresh(t.spec.Issuer, ok, t.KeyCount(), at)
 	}
+	// Counted whoever owns the tenant now: a first fetch's failure is
+	// reported after its requests were answered (the tenant no longer
+	// pending), and it did fail.
+	t.env.temporary(t.spec.Issuer, class)
 }
 
 // countKeys sets a held tenant's key count and publishes the gauges.

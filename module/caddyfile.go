@@ -1,8 +1,6 @@
 package tenantgate
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -10,9 +8,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	ruleset "github.com/tenantgate/tenantgate/module/rules"
-	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 func init() {
@@ -76,212 +71,213 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // files), so one run of `caddy validate` shows them all.
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
+	p := &parseState{directive: d.Token(), options: map[string]caddyfile.Token{}, unread: map[int]bool{}, order: map[tokenKey]int{}}
 	if d.NextArg() {
-		return d.ArgErr()
+		p.addAt(d.Token(), d.ArgErr())
+		skipLine(d)
 	}
-	var problems []error
-	var ruleTokens []caddyfile.Token // where each rule of g.Rules stands
-	rules := 0                       // rule lines seen, parsed or not
 	for d.NextBlock(0) {
-		switch d.Val() {
+		name, at := d.Val(), d.Token()
+		p.read(at)
+		if _, seen := p.options[name]; !seen {
+			p.options[name] = at
+		}
+		var err error
+		switch name {
 		case "issuer":
-			at := d.Token()
-			is, err := parseIssuer(d)
-			if err != nil {
-				return err
-			}
-			for _, e := range verify.CheckIssuer(is.verifyConfig(nil)) {
-				problems = append(problems, errAt(at, fmt.Errorf("issuer %q: %w", is.Issuer, e)))
+			is, errs := parseIssuer(d, p)
+			p.problems = append(p.problems, errs...)
+			if len(errs) > 0 {
+				p.unread[len(g.Issuers)] = true
 			}
 			g.Issuers = append(g.Issuers, is)
-		case "algorithms":
-			g.Algorithms = append(g.Algorithms, d.RemainingArgs()...)
-			if len(g.Algorithms) == 0 {
-				return d.ArgErr()
-			}
-		case "tenant_claim":
-			if err := oneArg(d, &g.TenantClaim); err != nil {
-				return err
-			}
-		case "user_claim":
-			if err := oneArg(d, &g.UserClaim); err != nil {
-				return err
-			}
-		case "roles_claim":
-			if err := oneArg(d, &g.RolesClaim); err != nil {
-				return err
-			}
-		case "leeway":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil {
-				return d.Errf("leeway %q: %v", s, err)
-			}
-			leeway := caddy.Duration(dur)
-			g.Leeway = &leeway
-		case "max_token_bytes":
-			if err := intArg(d, &g.MaxTokenBytes); err != nil {
-				return err
-			}
-		case "metrics_max_tenants":
-			if err := intArg(d, &g.MetricsMaxTenants); err != nil {
-				return err
-			}
-		case "mode":
-			if err := oneArg(d, &g.Mode); err != nil {
-				return err
-			}
-			if g.Mode != ModeEnforce && g.Mode != ModeReport {
-				return d.Errf("mode %q: want enforce or report", g.Mode)
-			}
-		case "assertion_key":
-			if err := oneArg(d, &g.AssertionKey); err != nil {
-				return err
-			}
-		case "assertion_alg":
-			if err := oneArg(d, &g.AssertionAlg); err != nil {
-				return err
-			}
-			if g.AssertionAlg != "EdDSA" && g.AssertionAlg != "HS256" {
-				return d.Errf("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
-			}
-		case "assertion_secret":
-			if err := oneArg(d, &g.AssertionSecret); err != nil {
-				return err
-			}
-		case "token_cache":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			n := 0
-			if s != "off" {
-				var err error
-				if n, err = strconv.Atoi(s); err != nil || n <= 0 {
-					return d.Errf("token_cache %q: want a positive number of entries, or off", s)
-				}
-			}
-			g.TokenCache = &n
-		case "assertion_audience":
-			if err := oneArg(d, &g.AssertionAudience); err != nil {
-				return err
-			}
-		case "assertion_issuer":
-			if err := oneArg(d, &g.AssertionIssuer); err != nil {
-				return err
-			}
-		case "strip_header":
-			names := d.RemainingArgs()
-			if len(names) == 0 {
-				return d.ArgErr()
-			}
-			g.StripHeaders = append(g.StripHeaders, names...)
-		case "token_cookie":
-			if err := oneArg(d, &g.TokenCookie); err != nil {
-				return err
-			}
-		case "token_query":
-			if err := oneArg(d, &g.TokenQuery); err != nil {
-				return err
-			}
-		case "allowed_origins":
-			origins := d.RemainingArgs()
-			if len(origins) == 0 {
-				return d.ArgErr()
-			}
-			g.AllowedOrigins = append(g.AllowedOrigins, origins...)
-		case "realm":
-			if err := oneArg(d, &g.Realm); err != nil {
-				return err
-			}
-		case "dpop_public_url":
-			if err := oneArg(d, &g.DPoPPublicURL); err != nil {
-				return err
-			}
-		case "dpop_max_age":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return d.Errf("dpop_max_age %q: want a positive duration such as 60s", s)
-			}
-			g.DPoPMaxAge = caddy.Duration(dur)
-		case "dpop_algorithms":
-			g.DPoPAlgorithms = append(g.DPoPAlgorithms, d.RemainingArgs()...)
-			if len(g.DPoPAlgorithms) == 0 {
-				return d.ArgErr()
-			}
-		case "audit_chain_key", "audit_format":
-			if err := parseAuditOption(d, g); err != nil {
-				return err
-			}
-		case "dpop_replay_cache":
-			if err := intArg(d, &g.DPoPReplayCache); err != nil {
-				return err
-			}
+			p.issuers = append(p.issuers, at)
 		case "client_cert_from":
-			at := d.Token()
 			cidrs := d.RemainingArgs()
 			if len(cidrs) == 0 {
-				return d.ArgErr()
-			}
-			if _, err := parseCertPeers(cidrs); err != nil {
-				problems = append(problems, errAt(at, err))
+				err = d.ArgErr()
+			} else if _, perr := parseCertPeers(cidrs); perr != nil {
+				err = errAt(at, perr)
 			}
 			g.ClientCertFrom = append(g.ClientCertFrom, cidrs...)
 		case "rule":
-			rules++
-			at := d.Token()
-			r, err := ruleset.ParseRule(d.RemainingArgs(), at.Line)
-			if err != nil {
-				for _, e := range splitErrors(err) {
-					problems = append(problems, errAt(at, fmt.Errorf("rule %d: %w", rules, e)))
-				}
-				continue
-			}
-			r.Index, r.File = rules, at.File
-			g.Rules = append(g.Rules, r)
-			ruleTokens = append(ruleTokens, at)
+			p.rule(g, d, at)
 		default:
-			if handled, err := g.unmarshalSharedState(d); handled {
-				if err != nil {
-					return err
-				}
-				continue
+			handled, herr := g.unmarshalSharedState(d)
+			if !handled {
+				herr = g.parseOption(d)
 			}
-			return d.Errf("unrecognized subdirective %q", d.Val())
+			err = herr
+		}
+		if err != nil {
+			// Report it and go on with the next line: one mistake does
+			// not hide the others.
+			p.addAt(at, err)
+			skipLine(d)
 		}
 	}
-	// What Compile finds (duplicates, bad patterns) is reported here too, at
-	// each rule's own position, together with every other problem.
-	if _, _, err := ruleset.Compile(g.Rules); err != nil {
-		for _, e := range splitErrors(err) {
-			var re *ruleset.RuleError
-			if errors.As(e, &re) && re.Rule < len(ruleTokens) {
-				e = errAt(ruleTokens[re.Rule], fmt.Errorf("rule %d: %w", g.Rules[re.Rule].Index, re.Err))
-			}
-			problems = append(problems, e)
-		}
-	}
-	return errors.Join(problems...)
+	p.checkVerify(g)
+	p.compileRules(g)
+	return p.errors()
 }
 
-func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
-	var is Issuer
-	if !d.NextArg() {
-		return is, d.Errf("issuer needs the exact iss value, e.g. issuer https://idp.example.com { ... }")
+// parseOption reads one gate-wide option into g's JSON fields.
+func (g *Gate) parseOption(d *caddyfile.Dispenser) error {
+	switch d.Val() {
+	case "algorithms":
+		g.Algorithms = append(g.Algorithms, d.RemainingArgs()...)
+		if len(g.Algorithms) == 0 {
+			return d.ArgErr()
+		}
+	case "tenant_claim":
+		if err := oneArg(d, &g.TenantClaim); err != nil {
+			return err
+		}
+	case "user_claim":
+		if err := oneArg(d, &g.UserClaim); err != nil {
+			return err
+		}
+	case "roles_claim":
+		if err := oneArg(d, &g.RolesClaim); err != nil {
+			return err
+		}
+	case "leeway":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		dur, err := caddy.ParseDuration(s)
+		if err != nil {
+			return d.Errf("leeway %q: %v", s, err)
+		}
+		leeway := caddy.Duration(dur)
+		g.Leeway = &leeway
+	case "max_token_bytes":
+		if err := intArg(d, &g.MaxTokenBytes); err != nil {
+			return err
+		}
+	case "metrics_max_tenants":
+		if err := intArg(d, &g.MetricsMaxTenants); err != nil {
+			return err
+		}
+	case "mode":
+		if err := oneArg(d, &g.Mode); err != nil {
+			return err
+		}
+		if g.Mode != ModeEnforce && g.Mode != ModeReport {
+			return d.Errf("mode %q: want enforce or report", g.Mode)
+		}
+	case "assertion_key":
+		if err := oneArg(d, &g.AssertionKey); err != nil {
+			return err
+		}
+	case "assertion_alg":
+		if err := oneArg(d, &g.AssertionAlg); err != nil {
+			return err
+		}
+		if g.AssertionAlg != "EdDSA" && g.AssertionAlg != "HS256" {
+			return d.Errf("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
+		}
+	case "assertion_secret":
+		if err := oneArg(d, &g.AssertionSecret); err != nil {
+			return err
+		}
+	case "token_cache":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		n := 0
+		if s != "off" {
+			var err error
+			if n, err = strconv.Atoi(s); err != nil || n <= 0 {
+				return d.Errf("token_cache %q: want a positive number of entries, or off", s)
+			}
+		}
+		g.TokenCache = &n
+	case "assertion_audience":
+		if err := oneArg(d, &g.AssertionAudience); err != nil {
+			return err
+		}
+	case "assertion_issuer":
+		if err := oneArg(d, &g.AssertionIssuer); err != nil {
+			return err
+		}
+	case "strip_header":
+		names := d.RemainingArgs()
+		if len(names) == 0 {
+			return d.ArgErr()
+		}
+		g.StripHeaders = append(g.StripHeaders, names...)
+	case "token_cookie":
+		if err := oneArg(d, &g.TokenCookie); err != nil {
+			return err
+		}
+	case "token_query":
+		if err := oneArg(d, &g.TokenQuery); err != nil {
+			return err
+		}
+	case "allowed_origins":
+		origins := d.RemainingArgs()
+		if len(origins) == 0 {
+			return d.ArgErr()
+		}
+		g.AllowedOrigins = append(g.AllowedOrigins, origins...)
+	case "realm":
+		if err := oneArg(d, &g.Realm); err != nil {
+			return err
+		}
+	case "dpop_public_url":
+		if err := oneArg(d, &g.DPoPPublicURL); err != nil {
+			return err
+		}
+	case "dpop_max_age":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		dur, err := caddy.ParseDuration(s)
+		if err != nil || dur <= 0 {
+			return d.Errf("dpop_max_age %q: want a positive duration such as 60s", s)
+		}
+		g.DPoPMaxAge = caddy.Duration(dur)
+	case "dpop_algorithms":
+		g.DPoPAlgorithms = append(g.DPoPAlgorithms, d.RemainingArgs()...)
+		if len(g.DPoPAlgorithms) == 0 {
+			return d.ArgErr()
+		}
+	case "audit_chain_key", "audit_format":
+		if err := parseAuditOption(d, g); err != nil {
+			return err
+		}
+	case "dpop_replay_cache":
+		if err := intArg(d, &g.DPoPReplayCache); err != nil {
+			return err
+		}
+	default:
+		return d.Errf("unrecognized subdirective %q", d.Val())
 	}
-	is.Issuer = d.Val()
+	return nil
+}
+
+// parseIssuer reads one issuer block, every problem of it reported (the
+// block is read to its end whatever it finds).
+func parseIssuer(d *caddyfile.Dispenser, p *parseState) (Issuer, []problem) {
+	var is Issuer
+	var errs []problem
 	if d.NextArg() {
-		return is, d.ArgErr()
+		is.Issuer = d.Val()
+		if d.NextArg() {
+			errs = append(errs, problem{d.Token(), d.ArgErr()})
+			d.RemainingArgs()
+		}
+	} else {
+		errs = append(errs, problem{d.Token(), d.Errf("issuer needs the exact iss value, e.g. issuer https://idp.example.com { ... }")})
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		at := d.Token()
+		p.read(at)
 		switch d.Val() {
 		case "jwks_url":
 			err = oneArg(d, &is.JWKSURL)
@@ -343,10 +339,11 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 			err = d.Errf("unrecognized issuer subdirective %q", d.Val())
 		}
 		if err != nil {
-			return is, err
+			errs = append(errs, problem{at, err})
+			skipLine(d)
 		}
 	}
-	return is, nil
+	return is, errs
 }
 
 // oneArg reads the one argument of the current subdirective.
@@ -381,22 +378,4 @@ func intArg(d *caddyfile.Dispenser, dst *int) error {
 	}
 	*dst = n
 	return nil
-}
-
-// splitErrors undoes errors.Join, so each problem gets its own position.
-func splitErrors(err error) []error {
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
-		return joined.Unwrap()
-	}
-	return []error{err}
-}
-
-// errAt adds the file and line of tok to err exactly as the dispenser's own
-// errors do (with the import chain when tok came from an imported file),
-// for problems found after the dispenser moved on.
-func errAt(tok caddyfile.Token, err error) error {
-	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
-	d.Next()
-	return d.WrapErr(err)
 }

@@ -419,6 +419,10 @@ func TestPolicyTestMultiTenantNeedsAnAsymmetricKey(t *testing.T) {
 			audience api
 			tenants acme
 		}
+		issuer https://hmac.example {
+			hmac_secret 0123456789abcdef0123456789abcdef
+			audience api
+		}
 		algorithms HS256
 		assertion_key /nonexistent.pem
 		rule GET /api/** authenticated

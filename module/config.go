@@ -44,15 +44,30 @@ func (g *Gate) setDefaults() {
 	}
 }
 
+// verifyConfig is the verifier's config for Provision: the settings plus
+// the logger and metrics.
 func (g *Gate) verifyConfig() verify.Config {
 	repl := caddy.NewReplacer()
+	cfg := g.verifySettings(func(s string) string { return repl.ReplaceKnown(s, "") })
+	cfg.Logger = g.logger.Named("keys")
+	if g.metrics != nil {
+		cfg.Observer = g.metrics
+		cfg.CacheObserver = g.metrics
+	}
+	cfg.SetDefaults() // Leeway and the rest as the verifier will use them
+	return cfg
+}
+
+// verifySettings is the verifier's config from the JSON options alone,
+// expand resolving placeholders in HMAC secrets; the Caddyfile parser
+// checks it too, so its problems come with their lines.
+func (g *Gate) verifySettings(expand func(string) string) verify.Config {
 	cfg := verify.Config{
 		Algorithms:    g.Algorithms,
 		MaxTokenBytes: g.MaxTokenBytes,
 		TenantClaim:   g.TenantClaim,
 		UserClaim:     g.UserClaim,
 		RolesClaim:    g.RolesClaim,
-		Logger:        g.logger.Named("keys"),
 		DPoP: verify.DPoPConfig{
 			MaxAge:          time.Duration(g.DPoPMaxAge),
 			PublicURL:       g.DPoPPublicURL,
@@ -66,13 +81,8 @@ func (g *Gate) verifyConfig() verify.Config {
 	if g.TokenCache != nil {
 		cfg.TokenCacheSize = *g.TokenCache
 	}
-	if g.metrics != nil {
-		cfg.Observer = g.metrics
-		cfg.CacheObserver = g.metrics
-	}
 	for _, is := range g.Issuers {
-		cfg.Issuers = append(cfg.Issuers, is.verifyConfig(repl))
+		cfg.Issuers = append(cfg.Issuers, is.verifyConfig(expand))
 	}
-	cfg.SetDefaults()
 	return cfg
 }

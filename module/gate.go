@@ -144,7 +144,8 @@ type Gate struct {
 	// state and for Cleanup.
 	verifier  tokenVerifier
 	keys      *verify.Verifier
-	store     *verify.Store // the process's verify state, from verifyStores
+	starting  *startingVerifier // instead of keys with remote key sources (keystart.go)
+	store     *verify.Store     // the process's verify state, from verifyStores
 	certPeers certPeers
 	// siteHosts are the host names of the server the gate sits in; without
 	// dpop_public_url a DPoP proof passes only for one of them.
@@ -222,14 +223,11 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	// verify.New checks cfg (Config.Validate, once) and loads the keys;
+	// what it finds, Validate reports together with every other problem.
 	cfg := g.verifyConfig()
 	if err := g.provisionRevocations(ctx, cfg.Leeway); err != nil {
 		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		// Validate reports it together with every other problem.
-		g.configErrs = append(g.configErrs, err)
-		return nil
 	}
 	// Key sets, the replay set and cache sizes belong to the process: one
 	// Store shared by every config through the pool (a reload provisions
@@ -241,13 +239,26 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)
 	g.cancel = cancel
-	g.keys, err = verify.New(vctx, cfg)
-	if err != nil {
-		cancel()
-		return fmt.Errorf("tenant_gate keys: %w", err)
+	if hasRemoteKeys(cfg) {
+		// Fetches start when the config runs (keystart.go).
+		sv, err := g.provisionDeferred(ctx, vctx, cfg)
+		if err != nil {
+			cancel()
+			g.configErrs = append(g.configErrs, err)
+			return nil
+		}
+		g.starting, g.verifier = sv, sv
+		g.dpopAlgs = sv.check.DPoPAlgorithms()
+	} else {
+		g.keys, err = verify.New(vctx, cfg)
+		if err != nil {
+			cancel()
+			g.configErrs = append(g.configErrs, err)
+			return nil
+		}
+		g.verifier = g.keys
+		g.dpopAlgs = g.keys.DPoPAlgorithms()
 	}
-	g.verifier = g.keys
-	g.dpopAlgs = g.keys.DPoPAlgorithms()
 	for _, is := range g.Issuers {
 		g.heldIssuers = append(g.heldIssuers, is.Issuer)
 	}
@@ -333,6 +344,9 @@ func (g *Gate) Cleanup() error {
 	}
 	if g.keys != nil {
 		g.keys.Close()
+	}
+	if g.starting != nil {
+		g.starting.close()
 	}
 	if g.store != nil {
 		g.store = nil

@@ -42,13 +42,10 @@ type Issuer struct {
 	MaxTenants int `json:"max_tenants,omitempty"`
 }
 
-// verifyConfig is the issuer as the verifier takes it; repl expands
-// placeholders in the HMAC secret (nil leaves them as written).
-func (is Issuer) verifyConfig(repl *caddy.Replacer) verify.IssuerConfig {
-	secret := is.HMACSecret
-	if repl != nil {
-		secret = repl.ReplaceKnown(secret, "")
-	}
+// verifyConfig is the issuer as the verifier takes it; expand resolves
+// placeholders in the HMAC secret.
+func (is Issuer) verifyConfig(expand func(string) string) verify.IssuerConfig {
+	secret := expand(is.HMACSecret)
 	return verify.IssuerConfig{
 		Issuer:          is.Issuer,
 		Audiences:       is.Audiences,

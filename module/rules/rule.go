@@ -90,6 +90,11 @@ func ParseRule(args []string, line int) (Rule, error) {
 		i++
 		if !isKeyword(word) {
 			errs = append(errs, fmt.Errorf("unknown requirement %q (want public, authenticated, roles, tenant_param or tenants)", word))
+			// The words after it are its values (`rolez admin`): one
+			// mistake, one error.
+			for i < len(reqArgs) && !isKeyword(reqArgs[i]) {
+				i++
+			}
 			continue
 		}
 		if seen[word] {

@@ -87,11 +87,11 @@ func Compile(rules []Rule) (t *Table, warnings []string, err error) {
 			for k, i := range by {
 				refs[k] = fmt.Sprintf("%s %q", ruleRef(i, &t.rules[i]), t.rules[i].String())
 			}
-			verb := "comes"
+			verb := "comes first and matches"
 			if len(by) > 1 {
-				verb = "come"
+				verb = "come first and match"
 			}
-			warnings = append(warnings, fmt.Sprintf("%s%q can never match: %s %s first and match every request it would",
+			warnings = append(warnings, fmt.Sprintf("%s%q can never match: %s %s every request it would",
 				ruleRef(j, &t.rules[j])+": ", t.rules[j].String(), strings.Join(refs, " and "), verb))
 		}
 	}

@@ -249,17 +249,18 @@ func (c Config) Validate() error {
 	seen := map[string]bool{}
 	symmetricCapable := false
 	for i, is := range c.Issuers {
-		name := fmt.Sprintf("issuer %q", is.Issuer)
+		addIs := func(format string, a ...any) {
+			errs = append(errs, &IssuerError{Index: i, Issuer: is.Issuer, Err: fmt.Errorf(format, a...)})
+		}
 		if is.Issuer == "" {
-			name = fmt.Sprintf("issuer[%d]", i)
-			add("%s: the issuer value is empty", name)
+			addIs("the issuer value is empty")
 		}
 		if seen[is.Issuer] && is.Issuer != "" {
-			add("%s: duplicate issuer", name)
+			addIs("duplicate issuer")
 		}
 		seen[is.Issuer] = true
 		for _, err := range CheckIssuer(is) {
-			add("%s: %v", name, err)
+			addIs("%w", err)
 		}
 		if is.HMACSecret != "" || is.JWKSFile != "" {
 			symmetricCapable = true
@@ -267,23 +268,23 @@ func (c Config) Validate() error {
 		if is.HMACSecret != "" {
 			n := len(is.HMACSecret)
 			if n < MinHMACSecretBytes {
-				add("%s: hmac_secret is %d bytes, need at least %d", name, n, MinHMACSecretBytes)
+				addIs("hmac_secret is %d bytes, need at least %d", n, MinHMACSecretBytes)
 			} else {
 				for _, a := range []string{"HS384", "HS512"} {
 					if hsAllowed[a] && n < jose.Algorithm(a).MinKey {
-						add("%s: hmac_secret is %d bytes, %s needs at least %d", name, n, a, jose.Algorithm(a).MinKey)
+						addIs("hmac_secret is %d bytes, %s needs at least %d", n, a, jose.Algorithm(a).MinKey)
 					}
 				}
 			}
 			if len(hsAllowed) == 0 {
-				add("%s: hmac_secret is set but no HS256/HS384/HS512 algorithm is allowed (add one to algorithms)", name)
+				addIs("hmac_secret is set but no HS256/HS384/HS512 algorithm is allowed (add one to algorithms)")
 			}
 		}
 		if is.RefreshInterval < 0 {
-			add("%s: refresh interval must not be negative (got %s)", name, is.RefreshInterval)
+			addIs("refresh interval must not be negative (got %s)", is.RefreshInterval)
 		}
 		if is.TokenType != "" && (strings.ContainsAny(is.TokenType, " \t/;,") || strings.HasPrefix(strings.ToLower(is.TokenType), "application")) {
-			add("%s: token_type %q: give the bare type, e.g. at+jwt", name, is.TokenType)
+			addIs("token_type %q: give the bare type, e.g. at+jwt", is.TokenType)
 		}
 	}
 	if len(hsAllowed) > 0 && !symmetricCapable && len(c.Issuers) > 0 {
@@ -291,3 +292,20 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// IssuerError is a problem of one issuer (Config.Issuers[Index]), so a
+// caller that knows where each issuer was written can say where.
+type IssuerError struct {
+	Index  int
+	Issuer string
+	Err    error
+}
+
+func (e *IssuerError) Error() string {
+	if e.Issuer == "" {
+		return fmt.Sprintf("issuer[%d]: %v", e.Index, e.Err)
+	}
+	return fmt.Sprintf("issuer %q: %v", e.Issuer, e.Err)
+}
+
+func (e *IssuerError) Unwrap() error { return e.Err }

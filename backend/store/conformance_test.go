@@ -176,29 +176,6 @@ func TestConformanceEnsembles(t *testing.T) {
 	})
 }
 
-func TestConformanceCreateEnsembleIsAtomic(t *testing.T) {
-	eachStore(t, func(t *testing.T, s subject) {
-		ctx := context.Background()
-		e := newEnsemble("ens_dup", t0, "a", "b")
-		e.Agents = append(e.Agents, e.Agents[0])
-		if err := s.CreateEnsemble(ctx, acme, e); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), `"a"`) {
-			t.Errorf("duplicate agent in create: %v", err)
-		}
-		if _, err := s.Ensemble(ctx, acme, "ens_dup"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("ensemble stored despite the failed agent: %v", err)
-		}
-		restore := s.failWrites(t, "INSERT", "agents", "agents are read-only")
-		err := s.CreateEnsemble(ctx, acme, newEnsemble("ens_t", t0, "a"))
-		if err == nil || errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "agents are read-only") {
-			t.Errorf("failing agent insert: %v", err)
-		}
-		restore()
-		if _, err := s.Ensemble(ctx, acme, "ens_t"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("ensemble stored despite the failed agent: %v", err)
-		}
-	})
-}
-
 func TestConformanceSetWeights(t *testing.T) {
 	eachStore(t, func(t *testing.T, s subject) {
 		ctx := context.Background()

@@ -94,7 +94,7 @@ func TestSetDefaults(t *testing.T) {
 	c.SetDefaults()
 	if strings.Join(c.Algorithms, " ") != "RS256 ES256 EdDSA" || c.Leeway != 30*time.Second || c.MaxTokenBytes != 8192 ||
 		c.TenantClaim != "tenant_id" || c.UserClaim != "sub" || c.RolesClaim != "roles" || c.HTTPClient == nil ||
-		c.RefetchInterval != 2*time.Second || c.Logger == nil || c.Now == nil || c.Issuers[0].RefreshInterval != 5*time.Minute {
+		c.RefetchInterval != 2*time.Second || c.Logger == nil || c.Now == nil || c.Issuers[0].RefreshInterval != Duration(5*time.Minute) {
 		t.Fatalf("%+v", c)
 	}
 }

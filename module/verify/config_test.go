@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +58,54 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if strings.Count(msg, `"none" is never allowed`) != 2 {
 		t.Errorf("each none spelling should be reported:\n%s", msg)
 	}
+}
+
+// dpop and mtls_binding are the JSON's strings: verify checks their
+// values, and says which option a bad one is in so the Caddyfile parser
+// can name its line.
+func TestValidateIssuerRequirements(t *testing.T) {
+	base := IssuerConfig{Issuer: "https://idp", Audiences: []string{"api"}, JWKSFile: "/dev/null"}
+	for _, tc := range []struct {
+		dpop, mtls string
+		options    []string
+	}{
+		{"", "", nil},
+		{Required, Optional, nil},
+		{"maybe", "", []string{"dpop"}},
+		{Optional, "always", []string{"mtls_binding"}},
+		{"Required", "REQUIRED", []string{"dpop", "mtls_binding"}}, // exact words only
+	} {
+		is := base
+		is.DPoP, is.MTLSBinding = tc.dpop, tc.mtls
+		var got []string
+		for _, e := range splitJoined(Config{Issuers: []IssuerConfig{is}}.Validate()) {
+			var ie *IssuerError
+			if errors.As(e, &ie) && ie.Option != "" {
+				if !strings.Contains(e.Error(), ie.Option+" ") || !strings.Contains(e.Error(), "want required or optional") {
+					t.Errorf("%q", e)
+				}
+				got = append(got, ie.Option)
+			}
+		}
+		if !slices.Equal(got, tc.options) {
+			t.Errorf("dpop %q mtls_binding %q: problems in %v, want %v", tc.dpop, tc.mtls, got, tc.options)
+		}
+	}
+	is := base
+	is.DPoP, is.MTLSBinding = Required, Optional
+	if !is.RequiresDPoP() || is.RequiresMTLS() {
+		t.Fatal("RequiresDPoP/RequiresMTLS do not read the config")
+	}
+}
+
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 func TestValidateHMACConsistency(t *testing.T) {

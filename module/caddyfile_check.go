@@ -139,9 +139,10 @@ func (p *parseState) checkConfig(g *Gate) {
 		var ie *verify.IssuerError
 		switch {
 		case errors.As(e, &ie) && ie.Index < len(p.issuers):
-			if p.unread[ie.Index] {
+			if p.unread[ie.Index] && ie.Option == "" {
 				// A line of this issuer could not be read; it may be the
 				// one meant to set what is missing: no knock-on errors.
+				// A bad value of a line that was read is no knock-on.
 				continue
 			}
 			at := p.issuers[ie.Index]

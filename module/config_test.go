@@ -71,3 +71,32 @@ func TestCaddyfileAndJSONShareOneCheck(t *testing.T) {
 		}
 	}
 }
+
+// A line of an issuer the parser could not read hides the block's
+// missing-setting problems (it may be the line meant to set them), never
+// a bad value on another line of it.
+func TestUnreadIssuerLineKeepsValueProblems(t *testing.T) {
+	var g Gate
+	err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`tenant_gate {
+	issuer https://i {
+		audiance a
+		jwks_file /dev/null
+		dpop maybe
+	}
+}`))
+	if err == nil {
+		t.Fatal("no problem found")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`unrecognized issuer subdirective "audiance", at Testfile:3`,
+		`issuer "https://i": dpop "maybe": want required or optional, at Testfile:5`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "audience is required") {
+		t.Errorf("knock-on problem reported:\n%s", msg)
+	}
+}

@@ -2,6 +2,7 @@ package tenantgate
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -32,17 +33,20 @@ var (
 // balancer range that passes any header a client sends.
 type certPeers []netip.Prefix
 
-// parseCertPeers reads client_cert_from values: CIDRs or single addresses.
+// parseCertPeers reads client_cert_from values: CIDRs or single addresses;
+// the error names every value it could not read.
 func parseCertPeers(values []string) (certPeers, error) {
 	var out certPeers
+	var errs []error
 	for _, v := range values {
 		p, err := parsePrefix(v)
 		if err != nil {
-			return nil, fmt.Errorf("client_cert_from %q: want a CIDR such as 10.0.0.0/8 or an IP address", v)
+			errs = append(errs, fmt.Errorf("client_cert_from %q: want a CIDR such as 10.0.0.0/8 or an IP address", v))
+			continue
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 func parsePrefix(v string) (netip.Prefix, error) {

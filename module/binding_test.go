@@ -211,7 +211,11 @@ func TestServeClientCertFromTrustedProxyOnly(t *testing.T) {
 
 func TestValidateDPoPRequirements(t *testing.T) {
 	g := &Gate{Issuers: []Issuer{{Issuer: "https://i", DPoP: "maybe", MTLSBinding: "always"}}}
-	g.setDefaults()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := g.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
 	err := g.Validate()
 	if err == nil || !strings.Contains(err.Error(), `dpop "maybe"`) || !strings.Contains(err.Error(), `mtls_binding "always"`) {
 		t.Fatalf("got %v", err)

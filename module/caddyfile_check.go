@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -20,7 +21,12 @@ type parseState struct {
 	directive caddyfile.Token            // the tenant_gate word
 	options   map[string]caddyfile.Token // first line of each option
 	issuers   []caddyfile.Token          // g.Issuers[i] was written at issuers[i]
-	rules     []caddyfile.Token          // g.Rules[i] was written at rules[i]
+	// issuerOpts[i] is where each option of g.Issuers[i] was written.
+	issuerOpts []map[string]caddyfile.Token
+	// valueAt is where a value of a list option (client_cert_from) was
+	// written, by option and value, when lines of that option repeat.
+	valueAt map[string]caddyfile.Token
+	rules   []caddyfile.Token // g.Rules[i] was written at rules[i]
 	// order numbers tokens in the order they were read (imported lines
 	// where they are imported), to list problems in that order.
 	order     map[tokenKey]int
@@ -106,39 +112,77 @@ func (p *parseState) compileRules(g *Gate) {
 	}
 }
 
-// checkVerify runs the verifier's checks (the same Config.Validate that
-// Provision's verify.New runs on JSON configs) on the options just read,
-// and places each problem at the line of its issuer or option, so `none`
-// in algorithms or a short hmac_secret is named with its line together
-// with every parse problem.
-func (p *parseState) checkVerify(g *Gate) {
-	err := g.verifySettings(adaptTimeSecret).Validate()
-	if err == nil {
-		return
+// values notes the line each value of a list option was written on.
+func (p *parseState) values(at caddyfile.Token, vals []string) {
+	if p.valueAt == nil {
+		p.valueAt = map[string]caddyfile.Token{}
 	}
-	for _, e := range splitErrors(err) {
+	for _, v := range vals {
+		if _, seen := p.valueAt[at.Text+"\x00"+v]; !seen {
+			p.valueAt[at.Text+"\x00"+v] = at
+		}
+	}
+}
+
+// checkConfig runs the config's checks on the options just read: the
+// gate's (checkOptions, which Validate runs) and the verifier's
+// (Config.Validate, which Provision's verify.New runs). The parser itself
+// checks no value; it places each problem these find at the line of its
+// issuer or option, so `none` in algorithms, a short hmac_secret or `mode
+// shadow` is named with its line together with every parse problem.
+func (p *parseState) checkConfig(g *Gate) {
+	errs := g.checkOptions()
+	if err := g.verifySettings(adaptTimeSecret).Validate(); err != nil {
+		errs = append(errs, splitErrors(err)...)
+	}
+	for _, e := range errs {
 		var ie *verify.IssuerError
 		switch {
 		case errors.As(e, &ie) && ie.Index < len(p.issuers):
-			if p.unread[ie.Index] {
+			if p.unread[ie.Index] && ie.Option == "" {
 				// A line of this issuer could not be read; it may be the
 				// one meant to set what is missing: no knock-on errors.
+				// A bad value of a line that was read is no knock-on.
 				continue
 			}
-			p.addAt(p.issuers[ie.Index], errAt(p.issuers[ie.Index], e))
+			at := p.issuers[ie.Index]
+			if opt, ok := p.issuerOpts[ie.Index][ie.Option]; ok && ie.Option != "" {
+				at = opt
+			}
+			p.addAt(at, errAt(at, e))
 		case strings.HasPrefix(e.Error(), "issuers:"):
 			// No issuer at all has no line to name; Provision reports it
 			// (a block may be a fragment, e.g. in an imported snippet).
 			continue
 		default:
-			opt, _, _ := strings.Cut(e.Error(), ":")
-			at, ok := p.options[opt]
-			if !ok {
-				at = p.directive
-			}
+			at := p.optionAt(e.Error())
 			p.addAt(at, errAt(at, e))
 		}
 	}
+}
+
+// optionAt is the line of the option a problem's message starts with
+// (`algorithms: ...`, `mode "shadow": ...`): the line holding the value
+// it quotes when the option was written on several lines, else its first
+// line, else the directive's.
+func (p *parseState) optionAt(msg string) caddyfile.Token {
+	opt := msg
+	if i := strings.IndexAny(msg, " :"); i >= 0 {
+		opt = msg[:i]
+	}
+	if rest, ok := strings.CutPrefix(msg, opt+" "); ok && strings.HasPrefix(rest, `"`) {
+		if v, err := strconv.QuotedPrefix(rest); err == nil {
+			if uq, err := strconv.Unquote(v); err == nil {
+				if at, ok := p.valueAt[opt+"\x00"+uq]; ok {
+					return at
+				}
+			}
+		}
+	}
+	if at, ok := p.options[opt]; ok {
+		return at
+	}
+	return p.directive
 }
 
 // adaptTimeSecret stands in for an HMAC secret while adapting: a

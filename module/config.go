@@ -1,6 +1,9 @@
 package tenantgate
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -9,7 +12,9 @@ import (
 	"github.com/tenantgate/tenantgate/module/verify"
 )
 
-// setDefaults fills every option left unset, once, in Provision.
+// setDefaults fills, once, in Provision, every gate option left unset that
+// the gate itself uses; the verifier's options (claims, leeway, issuers'
+// refresh intervals, ...) get theirs from verify.Config.SetDefaults.
 func (g *Gate) setDefaults() {
 	if g.Mode == "" {
 		g.Mode = ModeEnforce
@@ -33,15 +38,34 @@ func (g *Gate) setDefaults() {
 	if g.MetricsMaxTenants == 0 {
 		g.MetricsMaxTenants = 1000
 	}
-	if g.TenantClaim == "" {
-		g.TenantClaim = "tenant_id"
+}
+
+// checkOptions reports every problem of the gate's own options, each
+// message starting with the option's name. It is the one place they are
+// checked: Validate runs it on every config, and the Caddyfile parser runs
+// it too, to name each problem's line. An empty value is the default.
+func (g *Gate) checkOptions() []error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if g.Mode != "" && g.Mode != ModeEnforce && g.Mode != ModeReport {
+		add("mode %q: want enforce or report", g.Mode)
 	}
-	if g.UserClaim == "" {
-		g.UserClaim = "sub"
+	if g.AssertionAlg != "" && g.AssertionAlg != assertion.AlgEdDSA && g.AssertionAlg != assertion.AlgHS256 {
+		add("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
 	}
-	if g.RolesClaim == "" {
-		g.RolesClaim = "roles"
+	if g.TokenCache != nil && *g.TokenCache < 0 {
+		add("token_cache %d: want a positive number of entries, or 0 (off)", *g.TokenCache)
 	}
+	if g.MetricsMaxTenants < 0 {
+		add("metrics_max_tenants %d: must be positive", g.MetricsMaxTenants)
+	}
+	if g.TokenQuery != "" && strings.ContainsAny(g.TokenQuery, "&=") {
+		add("token_query %q: not a query parameter name", g.TokenQuery)
+	}
+	if _, err := parseCertPeers(g.ClientCertFrom); err != nil {
+		errs = append(errs, splitErrors(err)...)
+	}
+	return errs
 }
 
 // verifyConfig is the verifier's config for Provision: the settings plus
@@ -60,9 +84,12 @@ func (g *Gate) verifyConfig() verify.Config {
 
 // verifySettings is the verifier's config from the JSON options alone,
 // expand resolving placeholders in HMAC secrets; the Caddyfile parser
-// checks it too, so its problems come with their lines.
+// checks it too, so its problems come with their lines. The issuers are
+// the JSON's own, copied so that expanding a secret (or the verifier's
+// defaults) never writes back into the config.
 func (g *Gate) verifySettings(expand func(string) string) verify.Config {
 	cfg := verify.Config{
+		Issuers:       slices.Clone(g.Issuers),
 		Algorithms:    g.Algorithms,
 		MaxTokenBytes: g.MaxTokenBytes,
 		TenantClaim:   g.TenantClaim,
@@ -75,14 +102,14 @@ func (g *Gate) verifySettings(expand func(string) string) verify.Config {
 			ReplayCacheSize: g.DPoPReplayCache,
 		},
 	}
+	for i := range cfg.Issuers {
+		cfg.Issuers[i].HMACSecret = expand(cfg.Issuers[i].HMACSecret)
+	}
 	if g.Leeway != nil {
 		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
 	}
 	if g.TokenCache != nil {
 		cfg.TokenCacheSize = *g.TokenCache
-	}
-	for _, is := range g.Issuers {
-		cfg.Issuers = append(cfg.Issuers, is.verifyConfig(expand))
 	}
 	return cfg
 }

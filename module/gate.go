@@ -24,17 +24,16 @@ func init() {
 	caddy.RegisterModule(Gate{})
 }
 
-// Values of an issuer's dpop and mtls_binding.
-const (
-	requirementRequired = "required"
-	requirementOptional = "optional"
-)
-
 // Modes of operation.
 const (
 	ModeEnforce = "enforce"
 	ModeReport  = "report"
 )
+
+// Issuer is one trusted token issuer: the verifier's own issuer config is
+// the JSON (and the Caddyfile's issuer block fills it), so an issuer
+// option is declared, defaulted and checked once, in module/verify.
+type Issuer = verify.IssuerConfig
 
 // Gate authenticates bearer JWTs, decides per route whether the caller may
 // pass (deny by default), hands the upstream a signed identity assertion,
@@ -203,9 +202,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 
 	g.strip = newHeaderSet(g.StripHeaders)
-	if g.certPeers, err = parseCertPeers(g.ClientCertFrom); err != nil {
-		g.configErrs = append(g.configErrs, err)
-	}
+	g.certPeers, _ = parseCertPeers(g.ClientCertFrom) // Validate reports what it could not read
 	g.provisionSiteHosts(ctx)
 	g.origins = map[string]struct{}{}
 	for _, o := range g.AllowedOrigins {
@@ -297,40 +294,19 @@ func (g *Gate) provisionSigner() error {
 		if g.signer, err = assertion.NewHMACSigner([]byte(secret)); err != nil {
 			return fmt.Errorf("assertion_secret: %w", err)
 		}
-	default:
-		return fmt.Errorf("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
 	}
-	return nil
+	return nil // another assertion_alg: checkOptions reports it
 }
 
-// Validate checks what Provision could not: settings that are wrong on
-// their own. Key and rule problems were already reported, all at once.
+// Validate reports every problem at once: those Provision met (rules,
+// keys, the verifier's own checks, the assertion signer) and the gate's
+// option checks, the same checkOptions the Caddyfile parser runs to name
+// each problem's line.
 func (g *Gate) Validate() error {
 	problems := append([]error(nil), g.configErrs...)
-	if g.Mode != ModeEnforce && g.Mode != ModeReport {
-		problems = append(problems, fmt.Errorf("mode %q: want enforce or report", g.Mode))
-	}
-	if g.MaxTokenBytes < 0 {
-		problems = append(problems, fmt.Errorf("max_token_bytes %d: must be positive", g.MaxTokenBytes))
-	}
-	if g.TokenCache != nil && *g.TokenCache < 0 {
-		problems = append(problems, fmt.Errorf("token_cache %d: want a positive number of entries, or 0 (off)", *g.TokenCache))
-	}
-	if g.MetricsMaxTenants < 0 {
-		problems = append(problems, fmt.Errorf("metrics_max_tenants %d: must be positive", g.MetricsMaxTenants))
-	}
-	for _, is := range g.Issuers {
-		for name, val := range map[string]string{"dpop": is.DPoP, "mtls_binding": is.MTLSBinding} {
-			if val != "" && val != requirementRequired && val != requirementOptional {
-				problems = append(problems, fmt.Errorf("issuer %q: %s %q: want required or optional", is.Issuer, name, val))
-			}
-		}
-	}
+	problems = append(problems, g.checkOptions()...)
 	if err := g.validateSharedState(); err != nil {
 		problems = append(problems, err)
-	}
-	if g.TokenQuery != "" && strings.ContainsAny(g.TokenQuery, "&=") {
-		problems = append(problems, fmt.Errorf("token_query %q: not a query parameter name", g.TokenQuery))
 	}
 	return errors.Join(problems...)
 }

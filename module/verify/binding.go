@@ -102,10 +102,10 @@ func (v *Verifier) checkBinding(req *Request, is *issuerState, id *Identity) *Er
 		return fail(audit.ReasonBindingMismatch, fmt.Sprintf("token is bound by a confirmation method the gate cannot check (cnf %s); only cnf.jkt (DPoP) and cnf x5t#S256 (mTLS) are supported", cnf.Unsupported), nil)
 	}
 	if is != nil {
-		if is.cfg.RequireDPoP && cnf.JKT == "" {
+		if is.cfg.RequiresDPoP() && cnf.JKT == "" {
 			return fail(audit.ReasonBindingMismatch, fmt.Sprintf("issuer %q requires DPoP-bound tokens (cnf.jkt); ask the issuer for a DPoP token", id.Issuer), nil)
 		}
-		if is.cfg.RequireMTLS && cnf.X5TS256 == "" {
+		if is.cfg.RequiresMTLS() && cnf.X5TS256 == "" {
 			return fail(audit.ReasonBindingMismatch, fmt.Sprintf("issuer %q requires certificate-bound tokens (cnf x5t#S256); ask the issuer for one over mutual TLS", id.Issuer), nil)
 		}
 	}

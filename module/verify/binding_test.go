@@ -73,8 +73,8 @@ func TestCertificateBinding(t *testing.T) {
 
 func TestBindingRules(t *testing.T) {
 	cfg := baseConfig(t)
-	cfg.Issuers[1].RequireDPoP = true // issEC
-	cfg.Issuers[2].RequireMTLS = true // issEd
+	cfg.Issuers[1].DPoP = Required        // issEC
+	cfg.Issuers[2].MTLSBinding = Required // issEd
 	v := newVerifier(t, cfg)
 	k := keys(t)
 	cl := newDPoPClient(t)

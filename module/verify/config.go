@@ -46,50 +46,67 @@ type (
 	TemplateObserver = keysource.TemplateObserver
 )
 
-// IssuerConfig is one trusted issuer and its single key source.
+// Values of an issuer's dpop and mtls_binding.
+const (
+	Required = "required"
+	Optional = "optional"
+)
+
+// IssuerConfig is one trusted issuer and its single key source. It is the
+// issuer object of the gate's JSON config as it stands (the Caddyfile's
+// issuer block fills it); the verifier reads it as it is, apart from
+// HMACSecret, whose placeholders the caller expands first.
 type IssuerConfig struct {
-	// Exact iss value, compared byte for byte (no trailing-slash or case folding).
-	Issuer string
-	// aud must contain at least one of these (aud as string or array).
-	Audiences []string
-	// Remote JWKS, refreshed every RefreshInterval and on an unknown kid.
-	// https, or http only to a loopback host.
-	JWKSURL string
-	// URL of an OpenID discovery document; its jwks_uri is used like JWKSURL
-	// and its "issuer" must equal Issuer.
-	OIDCDiscovery string
-	// Local JWKS file, read at New.
-	JWKSFile string
-	// PEM public key (PKIX "PUBLIC KEY", PKCS#1 "RSA PUBLIC KEY" or an X.509
-	// "CERTIFICATE"), read at New.
-	PublicKeyFile string
-	// Shared secret for HS*, already placeholder-expanded by the caller; at
-	// least 32 bytes (48 for HS384, 64 for HS512).
-	HMACSecret string
-	// How often remote keys are refreshed. Default: 5m.
-	RefreshInterval time.Duration
+	// The exact iss value, compared byte for byte (no trailing-slash or case folding).
+	Issuer string `json:"issuer"`
+	// Audiences of which the token's aud (a string or an array) must contain one.
+	Audiences []string `json:"audiences,omitempty"`
+	// Remote JWKS, cached, refreshed every refresh_interval and on an
+	// unknown kid. https, or http only to a loopback host.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// OpenID discovery document URL: its jwks_uri is used like jwks_url and
+	// its "issuer" must equal issuer.
+	OIDCDiscovery string `json:"oidc_discovery,omitempty"`
+	// Local JWKS file, read when the config loads.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	// Local PEM public key (PKIX "PUBLIC KEY", PKCS#1 "RSA PUBLIC KEY") or
+	// an X.509 "CERTIFICATE", read when the config loads.
+	PublicKeyFile string `json:"public_key_file,omitempty"`
+	// Shared HMAC secret, at least 32 bytes (48 for HS384, 64 for HS512);
+	// placeholders such as {env.NAME} or {file./path} are expanded (by the
+	// gate, before New sees it).
+	HMACSecret string `json:"hmac_secret,omitempty"`
+	// How often remote keys are refreshed. Default: 5m
+	RefreshInterval Duration `json:"refresh_interval,omitempty"`
+	// "required" refuses tokens of this issuer that are not DPoP-bound
+	// (cnf.jkt). Default: optional
+	DPoP string `json:"dpop,omitempty"`
+	// "required" refuses tokens of this issuer that are not
+	// certificate-bound (cnf x5t#S256). Default: optional
+	MTLSBinding string `json:"mtls_binding,omitempty"`
+	// JOSE header typ required of this issuer's tokens, e.g. at+jwt (RFC
+	// 9068; application/at+jwt is accepted too), so an ID token cannot pass
+	// as an access token. Default: not checked
+	TokenType string `json:"token_type,omitempty"`
 
-	// Multi-tenant issuers: Issuer holds TenantPlaceholder once, in its
-	// path, and so does JWKSURL or OIDCDiscovery. The tenant named by a
-	// token's iss selects that tenant's own key set.
+	// Multi-tenant issuers: issuer holds {tenant} once, in its path, and so
+	// does jwks_url or oidc_discovery. The tenant named by a token's iss
+	// selects that tenant's own key set.
 
-	// Tenants admitted: names, or AnyTenant alone. Unioned with TenantsFile.
-	Tenants []string
-	// File with one tenant per line (blank lines and # comments ignored),
-	// re-read when it changes.
-	TenantsFile string
-	// Key sets held at once. Default: 1000.
-	MaxTenants int
-	// RequireDPoP refuses this issuer's tokens that are not DPoP-bound
-	// (no cnf.jkt): `dpop required`.
-	RequireDPoP bool
-	// RequireMTLS refuses this issuer's tokens that are not bound to a
-	// client certificate (no cnf x5t#S256): `mtls_binding required`.
-	RequireMTLS bool
-	// JOSE header typ every token of this issuer must carry, e.g. "at+jwt"
-	// (also accepted as application/at+jwt). Default: "" (typ not checked).
-	TokenType string
+	// Tenants admitted, by name, or ["*"] for any. Unioned with tenants_file.
+	Tenants []string `json:"tenants,omitempty"`
+	// File of tenants admitted, one per line (blank lines and # comments
+	// ignored), re-read when it changes.
+	TenantsFile string `json:"tenants_file,omitempty"`
+	// Key sets of a multi-tenant issuer held at once. Default: 1000
+	MaxTenants int `json:"max_tenants,omitempty"`
 }
+
+// RequiresDPoP reports `dpop required`.
+func (ic *IssuerConfig) RequiresDPoP() bool { return ic.DPoP == Required }
+
+// RequiresMTLS reports `mtls_binding required`.
+func (ic *IssuerConfig) RequiresMTLS() bool { return ic.MTLSBinding == Required }
 
 // IsTemplate reports whether the issuer is multi-tenant ({tenant} in it).
 func (ic IssuerConfig) IsTemplate() bool { return strings.Contains(ic.Issuer, TenantPlaceholder) }
@@ -177,7 +194,7 @@ func (c *Config) SetDefaults() {
 	c.DPoP.SetDefaults(c.Algorithms)
 	for i := range c.Issuers {
 		if c.Issuers[i].RefreshInterval == 0 {
-			c.Issuers[i].RefreshInterval = DefaultRefreshInterval
+			c.Issuers[i].RefreshInterval = Duration(DefaultRefreshInterval)
 		}
 		if c.Issuers[i].MaxTenants == 0 && c.Issuers[i].IsTemplate() {
 			c.Issuers[i].MaxTenants = DefaultMaxTenants
@@ -281,7 +298,13 @@ func (c Config) Validate() error {
 			}
 		}
 		if is.RefreshInterval < 0 {
-			addIs("refresh interval must not be negative (got %s)", is.RefreshInterval)
+			addIs("refresh interval must not be negative (got %s)", time.Duration(is.RefreshInterval))
+		}
+		for _, rq := range []struct{ option, value string }{{"dpop", is.DPoP}, {"mtls_binding", is.MTLSBinding}} {
+			if rq.value != "" && rq.value != Required && rq.value != Optional {
+				errs = append(errs, &IssuerError{Index: i, Issuer: is.Issuer, Option: rq.option,
+					Err: fmt.Errorf("%s %q: want required or optional", rq.option, rq.value)})
+			}
 		}
 		if is.TokenType != "" && (strings.ContainsAny(is.TokenType, " \t/;,") || strings.HasPrefix(strings.ToLower(is.TokenType), "application")) {
 			addIs("token_type %q: give the bare type, e.g. at+jwt", is.TokenType)
@@ -298,6 +321,9 @@ func (c Config) Validate() error {
 type IssuerError struct {
 	Index  int
 	Issuer string
+	// Option names the issuer option the problem is in when it is one
+	// line's value (dpop, mtls_binding), "" when it is the issuer's as a whole.
+	Option string
 	Err    error
 }
 

@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,54 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// dpop and mtls_binding are the JSON's strings: verify checks their
+// values, and says which option a bad one is in so the Caddyfile parser
+// can name its line.
+func TestValidateIssuerRequirements(t *testing.T) {
+	base := IssuerConfig{Issuer: "https://idp", Audiences: []string{"api"}, JWKSFile: "/dev/null"}
+	for _, tc := range []struct {
+		dpop, mtls string
+		options    []string
+	}{
+		{"", "", nil},
+		{Required, Optional, nil},
+		{"maybe", "", []string{"dpop"}},
+		{Optional, "always", []string{"mtls_binding"}},
+		{"Required", "REQUIRED", []string{"dpop", "mtls_binding"}}, // exact words only
+	} {
+		is := base
+		is.DPoP, is.MTLSBinding = tc.dpop, tc.mtls
+		var got []string
+		for _, e := range splitJoined(Config{Issuers: []IssuerConfig{is}}.Validate()) {
+			var ie *IssuerError
+			if errors.As(e, &ie) && ie.Option != "" {
+				if !strings.Contains(e.Error(), ie.Option+" ") || !strings.Contains(e.Error(), "want required or optional") {
+					t.Errorf("%q", e)
+				}
+				got = append(got, ie.Option)
+			}
+		}
+		if !slices.Equal(got, tc.options) {
+			t.Errorf("dpop %q mtls_binding %q: problems in %v, want %v", tc.dpop, tc.mtls, got, tc.options)
+		}
+	}
+	is := base
+	is.DPoP, is.MTLSBinding = Required, Optional
+	if !is.RequiresDPoP() || is.RequiresMTLS() {
+		t.Fatal("RequiresDPoP/RequiresMTLS do not read the config")
+	}
+}
+
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
+}
+
 func TestValidateHMACConsistency(t *testing.T) {
 	secret := strings.Repeat("s", 32)
 	cases := []struct {
@@ -94,7 +144,7 @@ func TestSetDefaults(t *testing.T) {
 	c.SetDefaults()
 	if strings.Join(c.Algorithms, " ") != "RS256 ES256 EdDSA" || c.Leeway != 30*time.Second || c.MaxTokenBytes != 8192 ||
 		c.TenantClaim != "tenant_id" || c.UserClaim != "sub" || c.RolesClaim != "roles" || c.HTTPClient == nil ||
-		c.RefetchInterval != 2*time.Second || c.Logger == nil || c.Now == nil || c.Issuers[0].RefreshInterval != 5*time.Minute {
+		c.RefetchInterval != 2*time.Second || c.Logger == nil || c.Now == nil || c.Issuers[0].RefreshInterval != Duration(5*time.Minute) {
 		t.Fatalf("%+v", c)
 	}
 }

@@ -19,6 +19,13 @@
 // keeps one Store in a caddy.UsagePool; a test makes its own with NewStore,
 // or leaves Config.Store nil for a store of the verifier's own.
 //
+// IssuerConfig is the gate's JSON issuer object itself (json tags,
+// Duration read like caddy.Duration): the gate hands its issuers over as
+// they are, with HMAC secret placeholders expanded. Config.SetDefaults and
+// Config.Validate are where the verifier's options get their defaults and
+// their checks, once; the Caddyfile parser runs the same Validate to name
+// each problem's line.
+//
 // Verify returns a Result (the Identity and the binding checked) or an
 // *Error. Order of checks, each with the reason it fails with:
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/verify/jose"
@@ -60,7 +61,7 @@ func (v *Verifier) keySpec(ic *IssuerConfig) keysource.Spec {
 	return keysource.Spec{
 		Issuer: ic.Issuer, JWKSURL: ic.JWKSURL, OIDCDiscovery: ic.OIDCDiscovery,
 		JWKSFile: ic.JWKSFile, PublicKeyFile: ic.PublicKeyFile, HMACSecret: ic.HMACSecret,
-		RefreshInterval: ic.RefreshInterval, Algorithms: v.cfg.Algorithms,
+		RefreshInterval: time.Duration(ic.RefreshInterval), Algorithms: v.cfg.Algorithms,
 	}
 }
 

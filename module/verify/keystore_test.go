@@ -22,7 +22,7 @@ import (
 func TestKeysOutliveAConfig(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: 100 * time.Millisecond}, nil)
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(100 * time.Millisecond)}, nil)
 	old, err := New(t0ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestKeysOutliveAConfig(t *testing.T) {
 func TestReloadWithSlowJWKSDoesNotFetch(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil)
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
 	old := newVerifier(t, cfg)
 	eventually(t, 3*time.Second, "first keys", func() bool { return old.KeyStatus()[srv.URL] == 1 })
 	srv.mu.Lock()
@@ -76,7 +76,7 @@ func TestReloadWithSlowJWKSDoesNotFetch(t *testing.T) {
 func TestFloodOfRandomKidsIsBounded(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil))
+	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil))
 	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
 	agePastGap(v, srv.URL)
 	hits := srv.jwksHits.Load()
@@ -113,7 +113,7 @@ func TestFloodOfRandomKidsIsBounded(t *testing.T) {
 func TestRotationRightAfterAFetch(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil)
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
 	cfg.RefetchInterval = 300 * time.Millisecond
 	v := newVerifier(t, cfg)
 	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
@@ -139,7 +139,7 @@ func TestRotationRightAfterAFetch(t *testing.T) {
 func TestRemovedKeyStopsAtNextFetch(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil))
+	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil))
 	k1 := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
 	eventually(t, 3*time.Second, "first keys", func() bool { _, e := identityOf(v.Verify(t0ctx, Bearer(k1))); return e == nil })
 	srv.set(jwksJSON(t, publicJWK(t, &k.rsa.PublicKey, "k2", "RS256")), false)
@@ -162,7 +162,7 @@ func TestRemovedKeyStopsAtNextFetch(t *testing.T) {
 func TestKidlessKeysDoNotDisableRefetch(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "", "ES256")))
-	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil))
+	v := newVerifier(t, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil))
 	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
 	// A token with a kid verifies with the kid-less key, without a fetch.
 	hits := srv.jwksHits.Load()
@@ -187,7 +187,7 @@ func TestOutageRetryAfterAndRecovery(t *testing.T) {
 	srv := newJWKSServer(t, nil)
 	srv.set(nil, true)
 	core, logs := observer.New(zapcore.DebugLevel)
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil)
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
 	cfg.Logger = zap.New(core)
 	v := newVerifier(t, cfg)
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))

@@ -113,7 +113,7 @@ func TestRemoteFailedRefreshKeepsLastKeys(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
 	obs := &recordingObserver{}
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: 50 * time.Millisecond}, obs)
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(50 * time.Millisecond)}, obs)
 	v := newVerifier(t, cfg)
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
 	eventually(t, 3*time.Second, "first keys", func() bool { _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); return e == nil })
@@ -169,7 +169,7 @@ func TestRemoteFailedRefreshKeepsLastKeys(t *testing.T) {
 func TestRemoteUnknownKidRefetch(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil)
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
 	cfg.RefetchInterval = time.Hour
 	v := newVerifier(t, cfg)
 	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
@@ -208,7 +208,7 @@ func TestRemoteUnknownKidRefetch(t *testing.T) {
 func TestRemoteConcurrentUnknownKids(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: time.Hour}, nil)
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
 	v := newVerifier(t, cfg)
 	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
 	hits := srv.jwksHits.Load()
@@ -274,7 +274,7 @@ func TestRemoteOIDCDiscovery(t *testing.T) {
 func TestCloseStopsBackgroundWork(t *testing.T) {
 	srv := newJWKSServer(t, nil)
 	srv.set(nil, true)
-	v, err := New(t0ctx, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: 10 * time.Millisecond}, nil))
+	v, err := New(t0ctx, remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(10 * time.Millisecond)}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

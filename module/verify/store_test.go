@@ -59,7 +59,7 @@ func TestStoreStatsFollowLiveVerifiers(t *testing.T) {
 func TestStoreDestructStopsFetching(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: 20 * time.Millisecond}, nil)
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(20 * time.Millisecond)}, nil)
 	v := newVerifier(t, cfg)
 	tok := mint(t, "ES256", k.ec256, "k1", nil, claimsFor(srv.URL, nil))
 	eventually(t, 3*time.Second, "keys", func() bool { _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); return e == nil })

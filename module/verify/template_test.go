@@ -307,7 +307,7 @@ func TestEvictedSourceStops(t *testing.T) {
 	for _, r := range []string{"a", "b"} {
 		s.add(t, r, k.rsa, "k1")
 	}
-	v := newVerifier(t, templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", Tenants: []string{"*"}, MaxTenants: 1, RefreshInterval: 50 * time.Millisecond}, nil))
+	v := newVerifier(t, templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", Tenants: []string{"*"}, MaxTenants: 1, RefreshInterval: Duration(50 * time.Millisecond)}, nil))
 	for _, r := range []string{"a", "b"} {
 		if _, e := identityOf(v.Verify(t0ctx, Bearer(realmToken(t, s, r, k.rsa, "k1", nil)))); e != nil {
 			t.Fatal(e)

@@ -15,8 +15,9 @@ func openStore(t *testing.T, url, prefix string) *storeHandle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
-	return &storeHandle{st}
+	h := &storeHandle{Store: st}
+	t.Cleanup(func() { _ = h.Destruct() })
+	return h
 }
 
 // Two replicas (two stores on one Redis prefix, each with its own local

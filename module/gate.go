@@ -235,6 +235,8 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	g.store = acquireStore()
 	cfg.Store = g.store
 	cfg.SharedReplay = g.sharedReplayHook()
+	g.provisionNonces()
+	cfg.DPoPNonces = g.nonceSource()
 	// The key refreshers stop when this config is unloaded (reload or stop):
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)

@@ -14,6 +14,7 @@ import (
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/revocation"
 	"github.com/tenantgate/tenantgate/module/verify"
+	"github.com/tenantgate/tenantgate/module/verify/dpop"
 )
 
 // SharedState configures revocation and the state that gate replicas
@@ -45,12 +46,19 @@ type SharedState struct {
 	// build yet: setting it fails validation.
 	SSFReceiverPath string `json:"ssf_receiver_path,omitempty"`
 
-	// Require server-issued DPoP nonces (RFC 9449 §9). Not in this build
-	// yet: setting it fails validation rather than not requiring them.
+	// Require server-provided DPoP nonces (RFC 9449 §9): a DPoP proof
+	// without a nonce the gate handed out recently is 401 use_dpop_nonce
+	// with a fresh DPoP-Nonce. Nonces are derived from a secret kept in
+	// shared_store when there is one, so every replica accepts them. Default: off
 	DPoPNonce bool `json:"dpop_nonce,omitempty"`
+
+	// Length of a nonce window with dpop_nonce: a nonce is accepted in the
+	// window it was handed out in and the next (1s..24h). Default: 5m
+	DPoPNonceWindow caddy.Duration `json:"dpop_nonce_window,omitempty"`
 
 	revocations *storeHandle
 	storeKey    string
+	nonces      *dpop.Nonces // with dpop_nonce (dpop_nonce.go)
 }
 
 // revocationPool holds the revocation stores of the process, one per
@@ -64,11 +72,17 @@ var revocationPool = caddy.NewUsagePool()
 // http.handlers.tenant_gate.audit (caddy.Log() reaches only the default log).
 var revocationAuditLog atomic.Pointer[zap.Logger]
 
-// storeHandle is a pooled store.
-type storeHandle struct{ *revocation.Store }
+// storeHandle is a pooled store, with the DPoP nonce secret it keeps.
+type storeHandle struct {
+	*revocation.Store
+	nonces nonceState
+}
 
 // Destruct implements caddy.Destructor.
-func (h *storeHandle) Destruct() error { return h.Close() }
+func (h *storeHandle) Destruct() error {
+	h.nonces.stop()
+	return h.Close()
+}
 
 // unmarshalSharedState parses the tenant_gate options of SharedState;
 // handled is false for any other option.
@@ -95,10 +109,22 @@ func (s *SharedState) unmarshalSharedState(d *caddyfile.Dispenser) (handled bool
 	case "ssf_receiver_path":
 		return true, oneArg(d, &s.SSFReceiverPath)
 	case "dpop_nonce":
+		// dpop_nonce [window]: the window is our extension of the contract.
+		var window string
+		if d.NextArg() {
+			window = d.Val()
+		}
 		if d.NextArg() {
 			return true, d.ArgErr()
 		}
 		s.DPoPNonce = true
+		if window != "" {
+			dur, err := caddy.ParseDuration(window)
+			if err != nil || dur <= 0 {
+				return true, d.Errf("dpop_nonce %q: want a window such as 5m", window)
+			}
+			s.DPoPNonceWindow = caddy.Duration(dur)
+		}
 	default:
 		return false, nil
 	}
@@ -137,7 +163,7 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 		if err != nil {
 			return nil, err
 		}
-		return &storeHandle{st}, nil
+		return &storeHandle{Store: st}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("tenant_gate revocations: %w", err)
@@ -155,11 +181,13 @@ func (s *SharedState) validateSharedState() error {
 	for name, set := range map[string]bool{
 		"backchannel_logout_path": s.BackchannelLogoutPath != "",
 		"ssf_receiver_path":       s.SSFReceiverPath != "",
-		"dpop_nonce":              s.DPoPNonce,
 	} {
 		if set {
 			errs = append(errs, fmt.Errorf("%s: not supported by this build of tenant_gate yet (see issue 23)", name))
 		}
+	}
+	if err := s.validateDPoPNonce(); err != nil {
+		errs = append(errs, err)
 	}
 	if s.RevocationMaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("revocation_max_entries %d: must be positive", s.RevocationMaxEntries))

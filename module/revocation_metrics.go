@@ -14,7 +14,7 @@ import (
 // revocationMetrics are process-wide, like the stores they describe, and
 // registered on the registry of every config that has a tenant_gate.
 // Labels are closed sets: kind (jti, sub, tenant) and op (load, write,
-// reconcile, decode, apply, claim).
+// reconcile, decode, apply, claim, nonce).
 var revocationMetrics = struct {
 	entries     prometheus.Collector
 	propagation prometheus.Histogram

@@ -35,7 +35,7 @@ const (
 	nonceResync = 5 * time.Second
 )
 
-// nonceState is the nonce secret of one pooled store (storeHandle): one
+// nonceState is the nonce secret of one pooled store (processState): one
 // per process without shared_store, the replicas' one with it. It is made
 // on the first config that sets dpop_nonce, and the shared-store sync runs
 // from then until the store's Destruct.
@@ -50,7 +50,7 @@ type nonceState struct {
 
 // nonceSecret returns the store's secret, made (and, with a shared store,
 // read or created there, bounded by revocation.DefaultTimeout) on first use.
-func (h *storeHandle) nonceSecret() *dpop.NonceSecret {
+func (h *processState) nonceSecret() *dpop.NonceSecret {
 	n := &h.nonces
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -73,7 +73,7 @@ func (h *storeHandle) nonceSecret() *dpop.NonceSecret {
 // none (the first replica's wins). On failure the replica goes on with the
 // secret it has, its nonces then good at this replica only; the error is
 // counted (tenantgate_shared_store_errors_total{op="nonce"}).
-func (h *storeHandle) syncNonceSecret(parent context.Context) {
+func (h *processState) syncNonceSecret(parent context.Context) {
 	n := &h.nonces
 	ctx, cancel := context.WithTimeout(parent, revocation.DefaultTimeout)
 	defer cancel()
@@ -106,7 +106,7 @@ func (h *storeHandle) syncNonceSecret(parent context.Context) {
 	}
 }
 
-func (h *storeHandle) nonceSyncLoop(ctx context.Context) {
+func (h *processState) nonceSyncLoop(ctx context.Context) {
 	defer close(h.nonces.done)
 	t := time.NewTicker(nonceResync)
 	defer t.Stop()

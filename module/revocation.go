@@ -56,33 +56,18 @@ type SharedState struct {
 	// window it was handed out in and the next (1s..24h). Default: 5m
 	DPoPNonceWindow caddy.Duration `json:"dpop_nonce_window,omitempty"`
 
-	revocations *storeHandle
+	// revocations is the process state of this config's shared store
+	// (processstate.go): the revocation store, and the verify store and
+	// nonce secret beside it.
+	revocations *processState
 	storeKey    string
 	nonces      *dpop.Nonces // with dpop_nonce (dpop_nonce.go)
 }
-
-// revocationPool holds the revocation stores of the process, one per
-// shared store (URL and prefix; "" for the per-process one), shared by
-// every tenant_gate of every loaded config: a reload keeps the entries,
-// since the new config takes its reference before the old one lets go.
-var revocationPool = caddy.NewUsagePool()
 
 // revocationAuditLog is the audit logger of the newest config: the admin
 // API is process-wide, and its lines must go where the config routes
 // http.handlers.tenant_gate.audit (caddy.Log() reaches only the default log).
 var revocationAuditLog atomic.Pointer[zap.Logger]
-
-// storeHandle is a pooled store, with the DPoP nonce secret it keeps.
-type storeHandle struct {
-	*revocation.Store
-	nonces nonceState
-}
-
-// Destruct implements caddy.Destructor.
-func (h *storeHandle) Destruct() error {
-	h.nonces.stop()
-	return h.Close()
-}
 
 // unmarshalSharedState parses the tenant_gate options of SharedState;
 // handled is false for any other option.
@@ -131,9 +116,10 @@ func (s *SharedState) unmarshalSharedState(d *caddyfile.Dispenser) (handled bool
 	return true, nil
 }
 
-// provisionRevocations takes this config's reference on the store of its
-// shared_store (opening it, and loading the shared entries, the first
-// time) before the config serves.
+// provisionRevocations takes this config's reference on the process state
+// of its shared_store (opening the revocation store, and loading the shared
+// entries, the first time) before the config serves.
+// cleanupRevocations gives it back.
 func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Duration) error {
 	if err := registerRevocationMetrics(ctx); err != nil {
 		return err
@@ -147,8 +133,8 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 		}
 	}
 	s.storeKey = url + "\x00" + s.SharedStorePrefix
-	v, _, err := revocationPool.LoadOrNew(s.storeKey, func() (caddy.Destructor, error) {
-		st, err := revocation.Open(revocation.StoreConfig{
+	p, err := acquireProcessState(s.storeKey, func() (*revocation.Store, error) {
+		return revocation.Open(revocation.StoreConfig{
 			URL:       url,
 			KeyPrefix: s.SharedStorePrefix,
 			Set: revocation.Options{
@@ -160,15 +146,11 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 			Logger:   caddy.Log().Named("http.handlers.tenant_gate.revocation"),
 			Observer: revocationObserver{},
 		})
-		if err != nil {
-			return nil, err
-		}
-		return &storeHandle{Store: st}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("tenant_gate revocations: %w", err)
 	}
-	s.revocations = v.(*storeHandle)
+	s.revocations = p
 	// The newest config's retention applies to the shared set.
 	s.revocations.Set().SetRetention(time.Duration(s.RevocationRetention))
 	return nil
@@ -198,12 +180,14 @@ func (s *SharedState) validateSharedState() error {
 	return errors.Join(errs...)
 }
 
-// cleanupRevocations lets go of this config's reference; the last one
-// closes the store.
+// cleanupRevocations lets go of this config's reference on the process
+// state; the last one's Delete destructs it. Gate.Cleanup calls it last,
+// once the verifier no longer uses the verify store.
 func (s *SharedState) cleanupRevocations() {
 	if s.revocations != nil {
-		_, _ = revocationPool.Delete(s.storeKey)
+		_, _ = processStates.Delete(s.storeKey)
 		s.revocations = nil
+		s.nonces = nil
 	}
 }
 

@@ -44,14 +44,11 @@ func (g revocationGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 
 func (g revocationGauge) Collect(ch chan<- prometheus.Metric) {
 	totals := map[string]int{}
-	revocationPool.Range(func(_, v any) bool {
-		if h, ok := v.(*storeHandle); ok {
-			for k, n := range h.Set().Counts() {
-				totals[k] += n
-			}
+	for _, p := range liveStates() {
+		for k, n := range p.Set().Counts() {
+			totals[k] += n
 		}
-		return true
-	})
+	}
 	for _, k := range revocation.Kinds {
 		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(totals[k]), k)
 	}

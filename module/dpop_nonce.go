@@ -28,7 +28,7 @@ const (
 	// nonceSecretKey holds the replicas' nonce secret (base64url) under
 	// shared_store_prefix. It never expires: nonces rotate with the window
 	// index they are derived from, not with the secret.
-	nonceSecretKey = "dpop:nonce-secret"
+	nonceSecretKey = "dpop:nonce-secret" // #nosec G101 -- the name of a Redis key, not a credential
 	// nonceResync is how often a replica reads the shared secret again: a
 	// replica that started while Redis was down adopts it, and one whose
 	// key was lost (a Redis restart without persistence) writes it back.

@@ -124,16 +124,17 @@ func (n *Nonces) at(now time.Time) *windowNonces {
 	return w
 }
 
-// derive is base64url(HMAC-SHA256(key, label || window || idx)): the
-// window length is part of it, so a window of another length never
-// yields the same nonce.
+// derive is base64url(HMAC-SHA256(key, label || window || idx)), the two
+// numbers as signed varints (self-delimiting, so the message is
+// unambiguous): the window length is part of it, so a window of another
+// length never yields the same nonce.
 func (n *Nonces) derive(key []byte, idx int64) string {
-	var msg [len(nonceMACLabel) + 16]byte
-	copy(msg[:], nonceMACLabel)
-	binary.BigEndian.PutUint64(msg[len(nonceMACLabel):], uint64(n.window))
-	binary.BigEndian.PutUint64(msg[len(nonceMACLabel)+8:], uint64(idx))
+	msg := make([]byte, 0, len(nonceMACLabel)+2*binary.MaxVarintLen64)
+	msg = append(msg, nonceMACLabel...)
+	msg = binary.AppendVarint(msg, int64(n.window))
+	msg = binary.AppendVarint(msg, idx)
 	m := hmac.New(sha256.New, key)
-	m.Write(msg[:])
+	m.Write(msg)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 

@@ -80,6 +80,36 @@ func TestNoncesCompareWholeValues(t *testing.T) {
 	}
 }
 
+func TestEqualConstantTime(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 1}, {"abc", "abc", 1}, {"abc", "abd", 0}, {"abc", "ab", 0}, {"abc", "Abc", 0}, {"", "a", 0},
+	} {
+		if got := equalConstantTime(tc.a, tc.b); got != tc.want {
+			t.Errorf("%q vs %q: %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+	a, b := strings.Repeat("x", 43), strings.Repeat("x", 43)
+	if testing.AllocsPerRun(100, func() { equalConstantTime(a, b) }) != 0 {
+		t.Fatal("the compare allocates")
+	}
+}
+
+func TestJSONString(t *testing.T) {
+	for raw, want := range map[string]string{`"abc"`: "abc", `"a\u0062c"`: "abc", `""`: ""} {
+		if got, ok := jsonString([]byte(raw)); !ok || got != want {
+			t.Errorf("%s: %q %v", raw, got, ok)
+		}
+	}
+	for _, raw := range []string{`7`, `null`, `["a"]`, `"`, ``, `{"a":1}`} {
+		if _, ok := jsonString([]byte(raw)); ok {
+			t.Errorf("%s read as a string", raw)
+		}
+	}
+}
+
 func TestNoncesRotatesSoonInTheLastFifth(t *testing.T) {
 	n := NewNonces(NewNonceSecret(), 10*time.Second)
 	base := time.Unix(1_700_000_000, 0) // a multiple of 10 s

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -237,14 +238,26 @@ func (d *Checker) checkNonce(claims map[string]json.RawMessage, now time.Time) *
 	if !ok {
 		return verr.New(audit.ReasonDPoPNonceRequired, "this server requires a nonce in DPoP proofs: make a new proof whose nonce claim is the DPoP-Nonce header of this response (RFC 9449 §9)", nil)
 	}
-	var nonce string
-	if json.Unmarshal(raw, &nonce) != nil {
+	nonce, ok := jsonString(raw)
+	if !ok {
 		return badProof("DPoP proof nonce must be a string", nil)
 	}
 	if len(nonce) > maxNonceBytes || !d.nonces.Accepts(nonce, now) {
 		return verr.New(audit.ReasonDPoPNonceRequired, "the DPoP proof's nonce is stale or was not issued by this server: make a new proof with the DPoP-Nonce header of this response", nil)
 	}
 	return nil
+}
+
+// jsonString reads a JSON string. It returns rather than fills a string so
+// that, on the common path (no escapes), the string does not escape to the
+// heap: one allocation, for its bytes.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true // ParseObject accepted it: valid JSON, so no bare '"' inside
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil
 }
 
 // proofKey parses the proof's jwk with jwx and checks it as the gate checks

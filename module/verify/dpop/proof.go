@@ -257,7 +257,7 @@ func jsonString(raw json.RawMessage) (string, bool) {
 	}
 	var s string
 	err := json.Unmarshal(raw, &s)
-	return s, err == nil
+	return s, err == nil && jose.IsJSONString(raw) // null unmarshals without error
 }
 
 // proofKey parses the proof's jwk with jwx and checks it as the gate checks

@@ -29,11 +29,14 @@ func (g *Gate) challenges(h http.Header, reason audit.Reason, dpop bool) {
 		switch {
 		case reason == audit.ReasonBadDPoPProof:
 			c += `, error="invalid_dpop_proof", error_description=` + strconv.Quote(string(reason))
+		case reason == audit.ReasonDPoPNonceRequired:
+			c += `, error="use_dpop_nonce", error_description=` + strconv.Quote(string(reason))
 		case reason == audit.ReasonMissingToken:
 		case dpop || reason == audit.ReasonBindingMismatch:
 			c += `, error="invalid_token", error_description=` + strconv.Quote(string(reason))
 		}
 		h.Add("WWW-Authenticate", c)
+		g.challengeNonce(h, dpop)
 	case http.StatusForbidden:
 		if reason == audit.ReasonMissingRole {
 			scheme := "Bearer "

@@ -16,7 +16,7 @@ const sharedClaimTimeout = 100 * time.Millisecond
 // which decides alone when the shared store does not answer (the error is
 // counted in tenantgate_shared_store_errors_total{op="claim"}).
 type sharedReplay struct {
-	shared *storeHandle
+	shared *processState
 	local  dpop.ReplayStore
 }
 

@@ -6,17 +6,21 @@ import (
 
 	"github.com/tenantgate/tenantgate/module/ratelimit/redistest"
 	"github.com/tenantgate/tenantgate/module/revocation"
+	"github.com/tenantgate/tenantgate/module/verify"
 	"github.com/tenantgate/tenantgate/module/verify/dpop"
 )
 
-func openStore(t *testing.T, url, prefix string) *storeHandle {
+// openStore is a process state of the test's own on url and prefix (a
+// replica), destructed when the test ends.
+func openStore(t *testing.T, url, prefix string) *processState {
 	t.Helper()
 	st, err := revocation.Open(revocation.StoreConfig{URL: url, KeyPrefix: prefix, LoadTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
-	return &storeHandle{st}
+	h := &processState{Store: st, verify: verify.NewStore()}
+	t.Cleanup(func() { _ = h.Destruct() })
+	return h
 }
 
 // Two replicas (two stores on one Redis prefix, each with its own local

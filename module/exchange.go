@@ -39,7 +39,8 @@ type exchange struct {
 	gateTime time.Duration
 	rec      audit.Record
 	cred     credential
-	dpop     bool // the token came as Authorization: DPoP (for challenges)
+	dpop     bool   // the token came as Authorization: DPoP (for challenges)
+	nonce    string // the DPoP-Nonce offered on a passed request (dpop_nonce.go)
 	// outcome is what a later handler (tenant_rate_limit) tells the gate.
 	outcome  audit.Outcome
 	octx     audit.OutcomeContext
@@ -170,6 +171,7 @@ func (x *exchange) admit(v verdict) bool {
 		rec.Status = x.g.writeProblem(x.w, v.reason, v.detail, rec.RequestID, v.dpop, v.retryAfter)
 		return false
 	}
+	x.offerNonce(v.reason)
 	if v.reason != audit.ReasonPublic && v.verified && v.identity.Tenant != "" {
 		if err := x.inject(v.identity); err != nil {
 			x.g.logger.Error("signing the identity assertion failed", zap.Error(err))
@@ -305,6 +307,7 @@ type requestIDWriter struct {
 
 func (w *requestIDWriter) WriteHeader(status int) {
 	w.x.setHeader(w.Header(), keyRequestID, hvResponseID, w.x.rec.RequestID)
+	w.x.keepNonce(w.Header())
 	w.ResponseWriterWrapper.WriteHeader(status)
 	if status == http.StatusSwitchingProtocols {
 		w.x.rec.Status = http.StatusSwitchingProtocols

@@ -144,7 +144,7 @@ type Gate struct {
 	verifier  tokenVerifier
 	keys      *verify.Verifier
 	starting  *startingVerifier // instead of keys with remote key sources (keystart.go)
-	store     *verify.Store     // the process's verify state, from verifyStores
+	store     *verify.Store     // the process's verify state (processstate.go)
 	certPeers certPeers
 	// siteHosts are the host names of the server the gate sits in; without
 	// dpop_public_url a DPoP proof passes only for one of them.
@@ -226,12 +226,15 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if err := g.provisionRevocations(ctx, cfg.Leeway); err != nil {
 		return err
 	}
-	// Key sets, the replay set and cache sizes belong to the process: one
-	// Store shared by every config through the pool (a reload provisions
-	// the new config before cleaning up the old one, so it never empties).
-	g.store = acquireStore()
+	// Key sets, the replay set and cache sizes belong to the process: the
+	// verify store of the process state (processstate.go), shared by every
+	// config through the pool (a reload provisions the new config before
+	// cleaning up the old one, so it never empties).
+	g.store = g.revocations.verify
 	cfg.Store = g.store
 	cfg.SharedReplay = g.sharedReplayHook()
+	g.provisionNonces()
+	cfg.DPoPNonces = g.nonceSource()
 	// The key refreshers stop when this config is unloaded (reload or stop):
 	// their context is derived from Caddy's.
 	vctx, cancel := context.WithCancel(ctx)
@@ -311,9 +314,9 @@ func (g *Gate) Validate() error {
 	return errors.Join(problems...)
 }
 
-// Cleanup stops the key refreshers of this config.
+// Cleanup stops the key refreshers of this config and gives back its
+// reference on the process state.
 func (g *Gate) Cleanup() error {
-	g.cleanupRevocations()
 	g.cleanupAudit()
 	if g.cancel != nil {
 		g.cancel()
@@ -324,14 +327,13 @@ func (g *Gate) Cleanup() error {
 	if g.starting != nil {
 		g.starting.close()
 	}
-	if g.store != nil {
-		g.store = nil
-		_, _ = verifyStores.Delete(verifyStoreKey) // the last user's Delete calls Destruct
-	}
 	if g.metrics != nil && g.heldIssuers != nil {
 		g.metrics.releaseIssuers(g.heldIssuers)
 		g.heldIssuers = nil
 	}
+	// Last: the verifier above no longer uses the process state's stores.
+	g.store = nil
+	g.cleanupRevocations()
 	return nil
 }
 

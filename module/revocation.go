@@ -14,6 +14,7 @@ import (
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/revocation"
 	"github.com/tenantgate/tenantgate/module/verify"
+	"github.com/tenantgate/tenantgate/module/verify/dpop"
 )
 
 // SharedState configures revocation and the state that gate replicas
@@ -45,30 +46,28 @@ type SharedState struct {
 	// build yet: setting it fails validation.
 	SSFReceiverPath string `json:"ssf_receiver_path,omitempty"`
 
-	// Require server-issued DPoP nonces (RFC 9449 §9). Not in this build
-	// yet: setting it fails validation rather than not requiring them.
+	// Require server-provided DPoP nonces (RFC 9449 §9): a DPoP proof
+	// without a nonce the gate handed out recently is 401 use_dpop_nonce
+	// with a fresh DPoP-Nonce. Nonces are derived from a secret kept in
+	// shared_store when there is one, so every replica accepts them. Default: off
 	DPoPNonce bool `json:"dpop_nonce,omitempty"`
 
-	revocations *storeHandle
-	storeKey    string
-}
+	// Length of a nonce window with dpop_nonce: a nonce is accepted in the
+	// window it was handed out in and the next (1s..24h). Default: 5m
+	DPoPNonceWindow caddy.Duration `json:"dpop_nonce_window,omitempty"`
 
-// revocationPool holds the revocation stores of the process, one per
-// shared store (URL and prefix; "" for the per-process one), shared by
-// every tenant_gate of every loaded config: a reload keeps the entries,
-// since the new config takes its reference before the old one lets go.
-var revocationPool = caddy.NewUsagePool()
+	// revocations is the process state of this config's shared store
+	// (processstate.go): the revocation store, and the verify store and
+	// nonce secret beside it.
+	revocations *processState
+	storeKey    string
+	nonces      *dpop.Nonces // with dpop_nonce (dpop_nonce.go)
+}
 
 // revocationAuditLog is the audit logger of the newest config: the admin
 // API is process-wide, and its lines must go where the config routes
 // http.handlers.tenant_gate.audit (caddy.Log() reaches only the default log).
 var revocationAuditLog atomic.Pointer[zap.Logger]
-
-// storeHandle is a pooled store.
-type storeHandle struct{ *revocation.Store }
-
-// Destruct implements caddy.Destructor.
-func (h *storeHandle) Destruct() error { return h.Close() }
 
 // unmarshalSharedState parses the tenant_gate options of SharedState;
 // handled is false for any other option.
@@ -95,19 +94,32 @@ func (s *SharedState) unmarshalSharedState(d *caddyfile.Dispenser) (handled bool
 	case "ssf_receiver_path":
 		return true, oneArg(d, &s.SSFReceiverPath)
 	case "dpop_nonce":
+		// dpop_nonce [window]: the window is our extension of the contract.
+		var window string
+		if d.NextArg() {
+			window = d.Val()
+		}
 		if d.NextArg() {
 			return true, d.ArgErr()
 		}
 		s.DPoPNonce = true
+		if window != "" {
+			dur, err := caddy.ParseDuration(window)
+			if err != nil || dur <= 0 {
+				return true, d.Errf("dpop_nonce %q: want a window such as 5m", window)
+			}
+			s.DPoPNonceWindow = caddy.Duration(dur)
+		}
 	default:
 		return false, nil
 	}
 	return true, nil
 }
 
-// provisionRevocations takes this config's reference on the store of its
-// shared_store (opening it, and loading the shared entries, the first
-// time) before the config serves.
+// provisionRevocations takes this config's reference on the process state
+// of its shared_store (opening the revocation store, and loading the shared
+// entries, the first time) before the config serves.
+// cleanupRevocations gives it back.
 func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Duration) error {
 	if err := registerRevocationMetrics(ctx); err != nil {
 		return err
@@ -121,8 +133,8 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 		}
 	}
 	s.storeKey = url + "\x00" + s.SharedStorePrefix
-	v, _, err := revocationPool.LoadOrNew(s.storeKey, func() (caddy.Destructor, error) {
-		st, err := revocation.Open(revocation.StoreConfig{
+	p, err := acquireProcessState(s.storeKey, func() (*revocation.Store, error) {
+		return revocation.Open(revocation.StoreConfig{
 			URL:       url,
 			KeyPrefix: s.SharedStorePrefix,
 			Set: revocation.Options{
@@ -134,15 +146,11 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 			Logger:   caddy.Log().Named("http.handlers.tenant_gate.revocation"),
 			Observer: revocationObserver{},
 		})
-		if err != nil {
-			return nil, err
-		}
-		return &storeHandle{st}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("tenant_gate revocations: %w", err)
 	}
-	s.revocations = v.(*storeHandle)
+	s.revocations = p
 	// The newest config's retention applies to the shared set.
 	s.revocations.Set().SetRetention(time.Duration(s.RevocationRetention))
 	return nil
@@ -155,11 +163,13 @@ func (s *SharedState) validateSharedState() error {
 	for name, set := range map[string]bool{
 		"backchannel_logout_path": s.BackchannelLogoutPath != "",
 		"ssf_receiver_path":       s.SSFReceiverPath != "",
-		"dpop_nonce":              s.DPoPNonce,
 	} {
 		if set {
 			errs = append(errs, fmt.Errorf("%s: not supported by this build of tenant_gate yet (see issue 23)", name))
 		}
+	}
+	if err := s.validateDPoPNonce(); err != nil {
+		errs = append(errs, err)
 	}
 	if s.RevocationMaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("revocation_max_entries %d: must be positive", s.RevocationMaxEntries))
@@ -170,12 +180,14 @@ func (s *SharedState) validateSharedState() error {
 	return errors.Join(errs...)
 }
 
-// cleanupRevocations lets go of this config's reference; the last one
-// closes the store.
+// cleanupRevocations lets go of this config's reference on the process
+// state; the last one's Delete destructs it. Gate.Cleanup calls it last,
+// once the verifier no longer uses the verify store.
 func (s *SharedState) cleanupRevocations() {
 	if s.revocations != nil {
-		_, _ = revocationPool.Delete(s.storeKey)
+		_, _ = processStates.Delete(s.storeKey)
 		s.revocations = nil
+		s.nonces = nil
 	}
 }
 

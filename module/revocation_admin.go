@@ -63,20 +63,8 @@ func (a adminRevocations) handle(w http.ResponseWriter, r *http.Request) error {
 	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed: GET lists revocations, POST adds one", r.Method)}
 }
 
-// liveStores are the revocation stores of the loaded configs.
-func liveStores() []*storeHandle {
-	var out []*storeHandle
-	revocationPool.Range(func(_, v any) bool {
-		if h, ok := v.(*storeHandle); ok {
-			out = append(out, h)
-		}
-		return true
-	})
-	return out
-}
-
 func (adminRevocations) revoke(w http.ResponseWriter, r *http.Request) error {
-	stores := liveStores()
+	stores := liveStates()
 	if len(stores) == 0 {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("no tenant_gate is loaded: there is nothing to revoke tokens at")}
 	}
@@ -113,7 +101,7 @@ func (adminRevocations) revoke(w http.ResponseWriter, r *http.Request) error {
 
 func (adminRevocations) list(w http.ResponseWriter) error {
 	byID := map[string]revocation.Entry{}
-	for _, st := range liveStores() {
+	for _, st := range liveStates() {
 		for _, e := range st.Set().List() {
 			if old, ok := byID[e.ID]; !ok || e.Before.After(old.Before) {
 				byID[e.ID] = e

@@ -14,7 +14,7 @@ import (
 // revocationMetrics are process-wide, like the stores they describe, and
 // registered on the registry of every config that has a tenant_gate.
 // Labels are closed sets: kind (jti, sub, tenant) and op (load, write,
-// reconcile, decode, apply, claim).
+// reconcile, decode, apply, claim, nonce).
 var revocationMetrics = struct {
 	entries     prometheus.Collector
 	propagation prometheus.Histogram
@@ -44,14 +44,11 @@ func (g revocationGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 
 func (g revocationGauge) Collect(ch chan<- prometheus.Metric) {
 	totals := map[string]int{}
-	revocationPool.Range(func(_, v any) bool {
-		if h, ok := v.(*storeHandle); ok {
-			for k, n := range h.Set().Counts() {
-				totals[k] += n
-			}
+	for _, p := range liveStates() {
+		for k, n := range p.Set().Counts() {
+			totals[k] += n
 		}
-		return true
-	})
+	}
 	for _, k := range revocation.Kinds {
 		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(totals[k]), k)
 	}

@@ -216,7 +216,6 @@ func TestSharedStateCaddyfile(t *testing.T) {
 
 func TestUnsupportedOptionsFailValidation(t *testing.T) {
 	for _, mutate := range []func(*Gate){
-		func(g *Gate) { g.DPoPNonce = true },
 		func(g *Gate) { g.BackchannelLogoutPath = "/bcl" },
 		func(g *Gate) { g.SSFReceiverPath = "/ssf" },
 		func(g *Gate) { g.RevocationMaxEntries = -1 },

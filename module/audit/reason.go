@@ -38,6 +38,8 @@ const (
 	ReasonWrongTokenType  Reason = "wrong_token_type"    // JOSE typ is not the issuer's token_type (e.g. an ID token where at+jwt is required)
 	ReasonCSRFSuspected   Reason = "csrf_suspected"      // cookie token on an unsafe method without a same-origin signal
 	ReasonTokenRevoked    Reason = "token_revoked"       // the token's jti, subject or tenant was revoked (after it was issued)
+	// dpop_nonce: the DPoP proof has no nonce, or one this server did not hand out recently (RFC 9449 §9)
+	ReasonDPoPNonceRequired Reason = "dpop_nonce_required"
 
 	// From tenant_rate_limit (module/ratelimit), recorded by the gate.
 	ReasonRateLimited          Reason = "rate_limited"           // the tenant is over a limit
@@ -53,6 +55,7 @@ var Reasons = []Reason{
 	ReasonTenantNotAllow, ReasonNoRoute, ReasonBadPath, ReasonInternal,
 	ReasonBadDPoPProof, ReasonBindingMismatch,
 	ReasonWrongTokenType, ReasonCSRFSuspected, ReasonTokenRevoked,
+	ReasonDPoPNonceRequired,
 	ReasonRateLimited, ReasonRateLimitUnavailable,
 }
 

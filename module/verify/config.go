@@ -152,6 +152,9 @@ type Config struct {
 	// SharedReplay, when set, wraps the process's DPoP replay store in one
 	// shared by replicas (issue 23: shared_store); nil keeps it per process.
 	SharedReplay func(local dpop.ReplayStore) dpop.ReplayStore
+	// DPoPNonces, when set, makes DPoP proofs carry a nonce it accepts
+	// (RFC 9449 §9, dpop_nonce); nil requires none.
+	DPoPNonces dpop.NonceSource
 	// Entries of the verified-token cache; 0 turns it off (the gate's
 	// default is 10000, DefaultTokenCacheSize). Default: 0
 	TokenCacheSize int

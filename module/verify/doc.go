@@ -10,7 +10,8 @@
 //	                  Template (multi-tenant issuers); what a source needs
 //	                  comes in through Env, never from the Verifier
 //	verify/dpop       Checker: DPoP proofs (RFC 9449); ReplayStore, with
-//	                  the in-memory MemoryReplay
+//	                  the in-memory MemoryReplay; NonceSource (server
+//	                  nonces), with Nonces
 //	verify/verr       Error, the failure every part returns
 //
 // This package holds the Verifier (issuers, claims, the verified-token
@@ -74,6 +75,7 @@
 //	DPoP proof missing, two, malformed, wrong typ/alg/    bad_dpop_proof
 //	  jwk, bad signature, htm, htu, iat, ath, jti
 //	proof key thumbprint differs from cnf.jkt             binding_mismatch
+//	dpop_nonce: proof nonce missing, stale or unknown     dpop_nonce_required
 //	proof jti seen before within dpop_max_age, or the     bad_dpop_proof
 //	  replay store could not answer
 //	cnf x5t#S256 without a matching client certificate    binding_mismatch

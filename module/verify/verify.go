@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.SharedReplay != nil {
 		replay = cfg.SharedReplay(replay)
 	}
-	v.dpop = dpop.NewChecker(cfg.DPoP, replay)
+	v.dpop = dpop.NewChecker(cfg.DPoP, replay).WithNonces(cfg.DPoPNonces)
 	for _, a := range cfg.Algorithms {
 		v.allowed[a] = true
 	}

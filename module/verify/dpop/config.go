@@ -16,6 +16,9 @@ const (
 	// under 7 KB.
 	MaxProofBytes = 8192
 	maxJTIBytes   = 256
+	// maxNonceBytes: a longer nonce is refused without a compare (ours
+	// are 43 bytes).
+	maxNonceBytes = 256
 	maxDPoPMaxAge = time.Hour
 )
 

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -36,7 +37,11 @@ import (
 //	iat within dpop_max_age of now, both ways            §4.3 (11)
 //	ath = base64url(SHA-256(access token))               §4.3 (12)
 //	RFC 7638 SHA-256 thumbprint of jwk = cnf.jkt         §4.3 (12), §6.1 (binding_mismatch)
-//	jti present and not seen in its window               §4.3 (10), §11.1
+//	jti present (a string of at most 256 bytes)          §4.3 (10)
+//	nonce, when a NonceSource is set: one it handed out   §4.3 (10), §8, §9
+//	  recently (dpop_nonce_required, DPoP-Nonce sent)
+//	jti not seen in its window (claimed last, so a        §11.1
+//	  refused proof spends no replay entry)
 
 // Checker checks DPoP proofs against one config (defaults set, validated).
 // It holds no state of its own: proofs already used are the ReplayStore's.
@@ -46,6 +51,7 @@ type Checker struct {
 	allowed                  map[string]bool
 	algs                     string
 	replay                   ReplayStore
+	nonces                   NonceSource // nil: no server nonces (the default)
 }
 
 // NewChecker makes the checker of c, remembering proofs in replay.
@@ -57,6 +63,13 @@ func NewChecker(c Config, replay ReplayStore) *Checker {
 	if c.PublicURL != "" {
 		d.publicScheme, d.publicHost, _ = parsePublicURL(c.PublicURL) // validated
 	}
+	return d
+}
+
+// WithNonces makes d require server-provided nonces from ns (RFC 9449 §9);
+// nil requires none. Call it before the checker is used.
+func (d *Checker) WithNonces(ns NonceSource) *Checker {
+	d.nonces = ns
 	return d
 }
 
@@ -198,6 +211,9 @@ func (d *Checker) Check(req Request, jkt string, now time.Time) *verr.Error {
 	if json.Unmarshal(claims["jti"], &jti) != nil || jti == "" || len(jti) > maxJTIBytes {
 		return badProof(fmt.Sprintf("DPoP proof needs a jti: a unique string of at most %d bytes", maxJTIBytes), nil)
 	}
+	if e := d.checkNonce(claims, now); e != nil {
+		return e
+	}
 	fresh, err := d.replay.Claim(ProofIDOf(jkt, jti), until.Sub(now))
 	if err != nil {
 		// Fail closed: a proof that cannot be recorded could be replayed.
@@ -207,6 +223,41 @@ func (d *Checker) Check(req Request, jkt string, now time.Time) *verr.Error {
 		return badProof("DPoP proof was used before (jti replayed); make a fresh proof for every request", nil)
 	}
 	return nil
+}
+
+// checkNonce refuses a proof without a nonce the source accepts, with
+// dpop_nonce_required: the gate then answers use_dpop_nonce with a fresh
+// DPoP-Nonce. It runs after every check of the proof itself (so only a
+// proof that is otherwise good is told to retry) and before the replay
+// claim (so the refused proof takes no replay entry).
+func (d *Checker) checkNonce(claims map[string]json.RawMessage, now time.Time) *verr.Error {
+	if d.nonces == nil {
+		return nil
+	}
+	raw, ok := claims["nonce"]
+	if !ok {
+		return verr.New(audit.ReasonDPoPNonceRequired, "this server requires a nonce in DPoP proofs: make a new proof whose nonce claim is the DPoP-Nonce header of this response (RFC 9449 §9)", nil)
+	}
+	nonce, ok := jsonString(raw)
+	if !ok {
+		return badProof("DPoP proof nonce must be a string", nil)
+	}
+	if len(nonce) > maxNonceBytes || !d.nonces.Accepts(nonce, now) {
+		return verr.New(audit.ReasonDPoPNonceRequired, "the DPoP proof's nonce is stale or was not issued by this server: make a new proof with the DPoP-Nonce header of this response", nil)
+	}
+	return nil
+}
+
+// jsonString reads a JSON string. It returns rather than fills a string so
+// that, on the common path (no escapes), the string does not escape to the
+// heap: one allocation, for its bytes.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true // ParseObject accepted it: valid JSON, so no bare '"' inside
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil && jose.IsJSONString(raw) // null unmarshals without error
 }
 
 // proofKey parses the proof's jwk with jwx and checks it as the gate checks

@@ -201,6 +201,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if err := g.provisionAudit(); err != nil {
 		g.configErrs = append(g.configErrs, err)
 	}
+	g.holdRevocationSink()
 
 	g.strip = newHeaderSet(g.StripHeaders)
 	if g.certPeers, err = parseCertPeers(g.ClientCertFrom); err != nil {
@@ -338,6 +339,7 @@ func (g *Gate) Validate() error {
 // Cleanup stops the key refreshers of this config.
 func (g *Gate) Cleanup() error {
 	g.cleanupRevocations()
+	g.releaseRevocationSink()
 	g.cleanupAudit()
 	if g.cancel != nil {
 		g.cancel()

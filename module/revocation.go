@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"go.uber.org/zap"
 
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/revocation"
@@ -37,12 +35,15 @@ type SharedState struct {
 	// live ones are never dropped. Default: 100000
 	RevocationMaxEntries int `json:"revocation_max_entries,omitempty"`
 
-	// Path of the OIDC Back-Channel Logout 1.0 receiver. Not in this build
-	// yet: setting it fails validation rather than silently not revoking.
+	// Path at which the gate itself serves the OpenID Connect Back-Channel
+	// Logout 1.0 receiver: POST logout_token=..., verified with its issuer's
+	// keys, revokes the subject and session (backchannel.go). No rule is
+	// needed. Default: none
 	BackchannelLogoutPath string `json:"backchannel_logout_path,omitempty"`
 
-	// Path of the Shared Signals (RFC 8935 push) receiver. Not in this
-	// build yet: setting it fails validation.
+	// Path at which the gate itself receives Security Event Tokens pushed
+	// by a configured issuer (RFC 8935): CAEP session-revoked and
+	// credential-change revoke their subject (ssf.go). Default: none
 	SSFReceiverPath string `json:"ssf_receiver_path,omitempty"`
 
 	// Require server-issued DPoP nonces (RFC 9449 §9). Not in this build
@@ -51,6 +52,7 @@ type SharedState struct {
 
 	revocations *storeHandle
 	storeKey    string
+	receivers   receiverState // receivers.go
 }
 
 // revocationPool holds the revocation stores of the process, one per
@@ -58,11 +60,6 @@ type SharedState struct {
 // every tenant_gate of every loaded config: a reload keeps the entries,
 // since the new config takes its reference before the old one lets go.
 var revocationPool = caddy.NewUsagePool()
-
-// revocationAuditLog is the audit logger of the newest config: the admin
-// API is process-wide, and its lines must go where the config routes
-// http.handlers.tenant_gate.audit (caddy.Log() reaches only the default log).
-var revocationAuditLog atomic.Pointer[zap.Logger]
 
 // storeHandle is a pooled store.
 type storeHandle struct{ *revocation.Store }
@@ -112,7 +109,6 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 	if err := registerRevocationMetrics(ctx); err != nil {
 		return err
 	}
-	revocationAuditLog.Store(ctx.Logger().Named("audit"))
 	// {env.NAME} and {file./path} keep a password out of the Caddyfile.
 	url := caddy.NewReplacer().ReplaceKnown(s.SharedStore, "")
 	if url != "" {
@@ -153,13 +149,14 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 func (s *SharedState) validateSharedState() error {
 	var errs []error
 	for name, set := range map[string]bool{
-		"backchannel_logout_path": s.BackchannelLogoutPath != "",
-		"ssf_receiver_path":       s.SSFReceiverPath != "",
-		"dpop_nonce":              s.DPoPNonce,
+		"dpop_nonce": s.DPoPNonce,
 	} {
 		if set {
 			errs = append(errs, fmt.Errorf("%s: not supported by this build of tenant_gate yet (see issue 23)", name))
 		}
+	}
+	if err := s.validateReceivers(); err != nil {
+		errs = append(errs, err)
 	}
 	if s.RevocationMaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("revocation_max_entries %d: must be positive", s.RevocationMaxEntries))
@@ -185,7 +182,7 @@ func (s *SharedState) revoked(id *verify.Identity) (audit.Reason, string) {
 	if s.revocations == nil || id == nil {
 		return "", ""
 	}
-	t := revocation.Token{Issuer: id.Issuer, ID: id.TokenID, Subject: id.Subject, Tenant: id.Tenant, IssuedAt: id.IssuedAt, Expiry: id.Expiry}
+	t := revocation.Token{Issuer: id.Issuer, ID: id.TokenID, Subject: id.Subject, Tenant: id.Tenant, Sid: id.Sid, IssuedAt: id.IssuedAt, Expiry: id.Expiry}
 	kind, ok := s.revocations.Revoked(&t)
 	if !ok {
 		return "", ""
@@ -195,29 +192,8 @@ func (s *SharedState) revoked(id *verify.Identity) (audit.Reason, string) {
 		return audit.ReasonTokenRevoked, "this token has been revoked"
 	case revocation.KindSub:
 		return audit.ReasonTokenRevoked, "the tokens of this user issued before a revocation are revoked; get a new token"
+	case revocation.KindSid:
+		return audit.ReasonTokenRevoked, "the session this token belongs to has ended (logout); sign in again"
 	}
 	return audit.ReasonTokenRevoked, "the tokens of this tenant issued before a revocation are revoked; get a new token"
-}
-
-// logRevocation writes who revoked what, and from where, on the audit
-// logger.
-func logRevocation(e revocation.Entry, shared bool, remote string) {
-	l := revocationAuditLog.Load()
-	if l == nil {
-		l = caddy.Log().Named("http.handlers.tenant_gate.audit")
-	}
-	l.Info("revocation",
-		zap.String("event", "revocation"),
-		zap.String("revocation_id", e.ID),
-		zap.String("kind", e.Kind),
-		zap.String("jti", e.JTI),
-		zap.String("sub", e.Sub),
-		zap.String("tenant_id", e.Tenant),
-		zap.String("issuer", e.Iss),
-		zap.Time("before", e.Before),
-		zap.String("revocation_reason", e.Reason),
-		zap.String("source", e.Source),
-		zap.String("remote_ip", remote),
-		zap.Bool("shared", shared),
-	)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tenantgate/tenantgate/module/revocation"
@@ -73,6 +74,31 @@ func (g *Gate) serveReceiver(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// checkReceiverPath checks one receiver path (the Caddyfile parser calls
+// it too, to name the line).
+func checkReceiverPath(name, path string) error {
+	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n?#*{}") {
+		return fmt.Errorf("%s %q: want an absolute path such as /oidc/backchannel-logout (no query, wildcard or whitespace)", name, path)
+	}
+	return nil
+}
+
+// receiverPathArg parses backchannel_logout_path or ssf_receiver_path.
+func receiverPathArg(d *caddyfile.Dispenser, s *SharedState) error {
+	dst := &s.BackchannelLogoutPath
+	if d.Val() == "ssf_receiver_path" {
+		dst = &s.SSFReceiverPath
+	}
+	name := d.Val()
+	if err := oneArg(d, dst); err != nil {
+		return err
+	}
+	if err := checkReceiverPath(name, *dst); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
+}
+
 // validateReceivers checks the receiver paths.
 func (s *SharedState) validateReceivers() error {
 	var errs []error
@@ -80,8 +106,8 @@ func (s *SharedState) validateReceivers() error {
 		if p.path == "" {
 			continue
 		}
-		if !strings.HasPrefix(p.path, "/") || strings.ContainsAny(p.path, " \t\r\n?#*{}") {
-			errs = append(errs, fmt.Errorf("%s %q: want an absolute path such as /oidc/backchannel-logout (no query, wildcard or whitespace)", p.name, p.path))
+		if err := checkReceiverPath(p.name, p.path); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if s.BackchannelLogoutPath != "" && s.BackchannelLogoutPath == s.SSFReceiverPath {

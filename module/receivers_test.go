@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -232,6 +233,21 @@ func TestValidateReceivers(t *testing.T) {
 		s := SharedState{BackchannelLogoutPath: tc.bcl, SSFReceiverPath: tc.ssf}
 		if err := s.validateSharedState(); (err == nil) != tc.ok {
 			t.Errorf("%+v: %v", tc, err)
+		}
+	}
+}
+
+func TestReceiverPathsInTheCaddyfile(t *testing.T) {
+	var g Gate
+	if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser("tenant_gate {\n backchannel_logout_path /bcl\n ssf_receiver_path /ssf\n}")); err != nil ||
+		g.BackchannelLogoutPath != "/bcl" || g.SSFReceiverPath != "/ssf" {
+		t.Fatalf("%v %+v", err, g.SharedState)
+	}
+	for _, bad := range []string{"backchannel_logout_path bcl", "ssf_receiver_path /a?b", "ssf_receiver_path", "backchannel_logout_path /a /b"} {
+		var g Gate
+		err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser("tenant_gate {\n" + bad + "\n}"))
+		if err == nil || !strings.Contains(err.Error(), "Testfile:2") {
+			t.Errorf("%q: %v", bad, err)
 		}
 	}
 }

@@ -87,10 +87,8 @@ func (s *SharedState) unmarshalSharedState(d *caddyfile.Dispenser) (handled bool
 		s.RevocationRetention = caddy.Duration(dur)
 	case "revocation_max_entries":
 		return true, intArg(d, &s.RevocationMaxEntries)
-	case "backchannel_logout_path":
-		return true, oneArg(d, &s.BackchannelLogoutPath)
-	case "ssf_receiver_path":
-		return true, oneArg(d, &s.SSFReceiverPath)
+	case "backchannel_logout_path", "ssf_receiver_path":
+		return true, receiverPathArg(d, s)
 	case "dpop_nonce":
 		if d.NextArg() {
 			return true, d.ArgErr()

@@ -16,6 +16,8 @@ import (
 // other event type in a valid SET is acknowledged and ignored, as RFC 8935
 // lets a recipient do with events it has no use for (the SSF verification
 // event among them).
+//
+// #nosec G101 -- event type URIs ("credential-change"), not credentials.
 const (
 	EventSessionRevoked   = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 	EventCredentialChange = "https://schemas.openid.net/secevent/caep/event-type/credential-change"

@@ -163,7 +163,7 @@ var _ = Describe("revocation, one gate", Ordered, func() {
 		out, err = exec.Command(filepath.Join(env.binDir, "caddy"), "tenant-gate", "revoke", "--tenant", "a", "--sub", "b",
 			"--address", strings.TrimPrefix(g.adminURL, "http://")).CombinedOutput()
 		Expect(err).To(HaveOccurred())
-		Expect(string(out)).To(ContainSubstring("exactly one of --jti, --sub or --tenant"))
+		Expect(string(out)).To(ContainSubstring("exactly one of --jti, --sub, --tenant or --sid"))
 	})
 
 	It("answers bad bodies with 400 and a clear message, storing nothing", func() {

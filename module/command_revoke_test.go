@@ -39,8 +39,12 @@ func TestRevokeCommand(t *testing.T) {
 	if u.g.revocations.Set().Len() != 1 {
 		t.Fatal("not stored")
 	}
+	if out, err := run("--sid", "cli-session", "--iss", unitIssuer); err != nil || !strings.Contains(out, `"kind":"sid"`) || u.g.revocations.Set().Counts()["sid"] != 1 {
+		t.Fatalf("--sid: %s %v", out, err)
+	}
 	for _, bad := range [][]string{
 		{"--sub", "a", "--tenant", "b"},
+		{"--sid", "a", "--jti", "b"},
 		{"--iss", "x"},
 		{"--jti", " "},
 	} {

@@ -200,6 +200,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if err := g.provisionAudit(); err != nil {
 		g.configErrs = append(g.configErrs, err)
 	}
+	g.holdRevocationSink()
 
 	g.strip = newHeaderSet(g.StripHeaders)
 	g.certPeers, _ = parseCertPeers(g.ClientCertFrom) // Validate reports what it could not read
@@ -317,6 +318,7 @@ func (g *Gate) Validate() error {
 // Cleanup stops the key refreshers of this config and gives back its
 // reference on the process state.
 func (g *Gate) Cleanup() error {
+	g.releaseRevocationSink()
 	g.cleanupAudit()
 	if g.cancel != nil {
 		g.cancel()

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"go.uber.org/zap"
 
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/revocation"
@@ -38,12 +36,15 @@ type SharedState struct {
 	// live ones are never dropped. Default: 100000
 	RevocationMaxEntries int `json:"revocation_max_entries,omitempty"`
 
-	// Path of the OIDC Back-Channel Logout 1.0 receiver. Not in this build
-	// yet: setting it fails validation rather than silently not revoking.
+	// Path at which the gate itself serves the OpenID Connect Back-Channel
+	// Logout 1.0 receiver: POST logout_token=..., verified with its issuer's
+	// keys, revokes the subject and session (backchannel.go). No rule is
+	// needed. Default: none
 	BackchannelLogoutPath string `json:"backchannel_logout_path,omitempty"`
 
-	// Path of the Shared Signals (RFC 8935 push) receiver. Not in this
-	// build yet: setting it fails validation.
+	// Path at which the gate itself receives Security Event Tokens pushed
+	// by a configured issuer (RFC 8935): CAEP session-revoked and
+	// credential-change revoke their subject (ssf.go). Default: none
 	SSFReceiverPath string `json:"ssf_receiver_path,omitempty"`
 
 	// Require server-provided DPoP nonces (RFC 9449 §9): a DPoP proof
@@ -61,13 +62,9 @@ type SharedState struct {
 	// nonce secret beside it.
 	revocations *processState
 	storeKey    string
-	nonces      *dpop.Nonces // with dpop_nonce (dpop_nonce.go)
+	nonces      *dpop.Nonces  // with dpop_nonce (dpop_nonce.go)
+	receivers   receiverState // receivers.go
 }
-
-// revocationAuditLog is the audit logger of the newest config: the admin
-// API is process-wide, and its lines must go where the config routes
-// http.handlers.tenant_gate.audit (caddy.Log() reaches only the default log).
-var revocationAuditLog atomic.Pointer[zap.Logger]
 
 // unmarshalSharedState parses the tenant_gate options of SharedState;
 // handled is false for any other option.
@@ -89,10 +86,8 @@ func (s *SharedState) unmarshalSharedState(d *caddyfile.Dispenser) (handled bool
 		s.RevocationRetention = caddy.Duration(dur)
 	case "revocation_max_entries":
 		return true, intArg(d, &s.RevocationMaxEntries)
-	case "backchannel_logout_path":
-		return true, oneArg(d, &s.BackchannelLogoutPath)
-	case "ssf_receiver_path":
-		return true, oneArg(d, &s.SSFReceiverPath)
+	case "backchannel_logout_path", "ssf_receiver_path":
+		return true, receiverPathArg(d, s)
 	case "dpop_nonce":
 		// dpop_nonce [window]: the window is our extension of the contract.
 		var window string
@@ -124,7 +119,6 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 	if err := registerRevocationMetrics(ctx); err != nil {
 		return err
 	}
-	revocationAuditLog.Store(ctx.Logger().Named("audit"))
 	// {env.NAME} and {file./path} keep a password out of the Caddyfile.
 	url := caddy.NewReplacer().ReplaceKnown(s.SharedStore, "")
 	if url != "" {
@@ -156,19 +150,14 @@ func (s *SharedState) provisionRevocations(ctx caddy.Context, leeway time.Durati
 	return nil
 }
 
-// validateSharedState reports the options this build does not implement:
-// accepting them and not acting on them would be a silent security gap.
+// validateSharedState checks the shared-state options: a bad one refused
+// here never becomes a silent security gap at run time.
 func (s *SharedState) validateSharedState() error {
 	var errs []error
-	for name, set := range map[string]bool{
-		"backchannel_logout_path": s.BackchannelLogoutPath != "",
-		"ssf_receiver_path":       s.SSFReceiverPath != "",
-	} {
-		if set {
-			errs = append(errs, fmt.Errorf("%s: not supported by this build of tenant_gate yet (see issue 23)", name))
-		}
-	}
 	if err := s.validateDPoPNonce(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.validateReceivers(); err != nil {
 		errs = append(errs, err)
 	}
 	if s.RevocationMaxEntries < 0 {
@@ -197,7 +186,7 @@ func (s *SharedState) revoked(id *verify.Identity) (audit.Reason, string) {
 	if s.revocations == nil || id == nil {
 		return "", ""
 	}
-	t := revocation.Token{Issuer: id.Issuer, ID: id.TokenID, Subject: id.Subject, Tenant: id.Tenant, IssuedAt: id.IssuedAt, Expiry: id.Expiry}
+	t := revocation.Token{Issuer: id.Issuer, ID: id.TokenID, Subject: id.Subject, Tenant: id.Tenant, Sid: id.Sid, IssuedAt: id.IssuedAt, Expiry: id.Expiry}
 	kind, ok := s.revocations.Revoked(&t)
 	if !ok {
 		return "", ""
@@ -207,29 +196,8 @@ func (s *SharedState) revoked(id *verify.Identity) (audit.Reason, string) {
 		return audit.ReasonTokenRevoked, "this token has been revoked"
 	case revocation.KindSub:
 		return audit.ReasonTokenRevoked, "the tokens of this user issued before a revocation are revoked; get a new token"
+	case revocation.KindSid:
+		return audit.ReasonTokenRevoked, "the session this token belongs to has ended (logout); sign in again"
 	}
 	return audit.ReasonTokenRevoked, "the tokens of this tenant issued before a revocation are revoked; get a new token"
-}
-
-// logRevocation writes who revoked what, and from where, on the audit
-// logger.
-func logRevocation(e revocation.Entry, shared bool, remote string) {
-	l := revocationAuditLog.Load()
-	if l == nil {
-		l = caddy.Log().Named("http.handlers.tenant_gate.audit")
-	}
-	l.Info("revocation",
-		zap.String("event", "revocation"),
-		zap.String("revocation_id", e.ID),
-		zap.String("kind", e.Kind),
-		zap.String("jti", e.JTI),
-		zap.String("sub", e.Sub),
-		zap.String("tenant_id", e.Tenant),
-		zap.String("issuer", e.Iss),
-		zap.Time("before", e.Before),
-		zap.String("revocation_reason", e.Reason),
-		zap.String("source", e.Source),
-		zap.String("remote_ip", remote),
-		zap.Bool("shared", shared),
-	)
 }

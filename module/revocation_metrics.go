@@ -13,7 +13,7 @@ import (
 
 // revocationMetrics are process-wide, like the stores they describe, and
 // registered on the registry of every config that has a tenant_gate.
-// Labels are closed sets: kind (jti, sub, tenant) and op (load, write,
+// Labels are closed sets: kind (jti, sub, tenant, sid) and op (load, write,
 // reconcile, decode, apply, claim, nonce).
 var revocationMetrics = struct {
 	entries     prometheus.Collector
@@ -21,7 +21,7 @@ var revocationMetrics = struct {
 	storeErrors *prometheus.CounterVec
 }{
 	entries: revocationGauge{desc: prometheus.NewDesc("tenantgate_revocations",
-		"Live revocation entries held by this process, by kind (jti, sub, tenant).", []string{"kind"}, nil)},
+		"Live revocation entries held by this process, by kind (jti, sub, tenant, sid).", []string{"kind"}, nil)},
 	propagation: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "tenantgate",
 		Name:      "revocation_propagation_seconds",

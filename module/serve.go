@@ -45,6 +45,9 @@ type verdict struct {
 // and taken the credential; decide only reads; the exchange denies, or
 // injects and forwards; end finishes it exactly once, panics included.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if g.serveReceiver(w, r) { // back-channel logout, SSF (receivers.go)
+		return nil
+	}
 	x := g.begin(w, r)
 	defer x.end()
 	if !x.admit(g.decide(r, &x.cred)) {

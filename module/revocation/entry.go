@@ -25,10 +25,14 @@ const (
 	KindJTI    = "jti"
 	KindSub    = "sub"
 	KindTenant = "tenant"
+	// KindSid revokes the tokens whose sid claim (the OpenID Provider's
+	// session) is that value, issued before a time: what a back-channel
+	// logout or a CAEP session-revoked event names.
+	KindSid = "sid"
 )
 
 // Kinds lists every kind, in a stable order.
-var Kinds = []string{KindJTI, KindSub, KindTenant}
+var Kinds = []string{KindJTI, KindSub, KindTenant, KindSid}
 
 // Bounds of a request.
 const (
@@ -41,7 +45,7 @@ const (
 	maxSourceBytes = 256
 )
 
-// Entry is one revocation. Exactly one of JTI, Sub and Tenant is set.
+// Entry is one revocation. Exactly one of JTI, Sub, Tenant and Sid is set.
 type Entry struct {
 	// ID names the entry: the same selector and issuer always give the
 	// same ID, so revoking twice updates one entry instead of adding two.
@@ -50,9 +54,10 @@ type Entry struct {
 	JTI    string `json:"jti,omitempty"`
 	Sub    string `json:"sub,omitempty"`
 	Tenant string `json:"tenant,omitempty"`
+	Sid    string `json:"sid,omitempty"`
 	// Iss narrows the entry to tokens of that issuer; empty matches any.
 	Iss string `json:"iss,omitempty"`
-	// Before: sub and tenant entries revoke tokens issued (iat) at or
+	// Before: sub, tenant and sid entries revoke tokens issued (iat) at or
 	// before it. For a jti entry it is when the revocation was made.
 	Before time.Time `json:"before"`
 	Reason string    `json:"reason,omitempty"`
@@ -73,6 +78,7 @@ type Request struct {
 	JTI    *string `json:"jti"`
 	Sub    *string `json:"sub"`
 	Tenant *string `json:"tenant"`
+	Sid    *string `json:"sid"`
 	Iss    *string `json:"iss"`
 	Before *string `json:"before"`
 	Reason *string `json:"reason"`
@@ -94,7 +100,7 @@ func ParseRequest(body io.Reader, now time.Time, leeway time.Duration) (Entry, e
 	dec.DisallowUnknownFields()
 	var req Request
 	if err := dec.Decode(&req); err != nil {
-		return Entry{}, fmt.Errorf("body is not a revocation object (jti | sub | tenant, optional iss, before, reason): %w", err)
+		return Entry{}, fmt.Errorf("body is not a revocation object (jti | sub | tenant | sid, optional iss, before, reason): %w", err)
 	}
 	if dec.More() {
 		return Entry{}, errors.New("body holds more than one JSON value")
@@ -110,7 +116,7 @@ func (r Request) Entry(now time.Time, leeway time.Duration) (Entry, error) {
 		kind string
 		val  *string
 		dst  *string
-	}{{KindJTI, r.JTI, &e.JTI}, {KindSub, r.Sub, &e.Sub}, {KindTenant, r.Tenant, &e.Tenant}} {
+	}{{KindJTI, r.JTI, &e.JTI}, {KindSub, r.Sub, &e.Sub}, {KindTenant, r.Tenant, &e.Tenant}, {KindSid, r.Sid, &e.Sid}} {
 		if sel.val == nil {
 			continue
 		}
@@ -119,11 +125,11 @@ func (r Request) Entry(now time.Time, leeway time.Duration) (Entry, error) {
 	}
 	switch {
 	case n == 0:
-		return Entry{}, errors.New(`name what to revoke: one of "jti", "sub" or "tenant"`)
+		return Entry{}, errors.New(`name what to revoke: one of "jti", "sub", "tenant" or "sid"`)
 	case n > 1:
-		return Entry{}, errors.New(`name one of "jti", "sub" or "tenant", not several: send one revocation each`)
+		return Entry{}, errors.New(`name one of "jti", "sub", "tenant" or "sid", not several: send one revocation each`)
 	}
-	if err := checkValue(e.Kind, e.JTI+e.Sub); e.Kind != KindTenant && err != nil {
+	if err := checkValue(e.Kind, e.JTI+e.Sub+e.Sid); e.Kind != KindTenant && err != nil {
 		return Entry{}, err
 	}
 	if e.Kind == KindTenant {
@@ -146,7 +152,7 @@ func (r Request) Entry(now time.Time, leeway time.Duration) (Entry, error) {
 	e.Before, e.Created = now.UTC(), now.UTC()
 	if r.Before != nil {
 		if e.Kind == KindJTI {
-			return Entry{}, errors.New(`"before" applies to sub and tenant revocations; a jti names one token`)
+			return Entry{}, errors.New(`"before" applies to sub, tenant and sid revocations; a jti names one token`)
 		}
 		t, err := time.Parse(time.RFC3339, *r.Before)
 		if err != nil {
@@ -167,27 +173,27 @@ func (r Request) Entry(now time.Time, leeway time.Duration) (Entry, error) {
 func (e Entry) Validate() error {
 	var want string
 	switch e.Kind {
-	case KindJTI, KindSub:
+	case KindJTI, KindSub, KindSid:
 		if err := checkValue(e.Kind, e.value()); err != nil {
 			return err
 		}
-		want = e.JTI + e.Sub
+		want = e.JTI + e.Sub + e.Sid
 	case KindTenant:
 		if err := tenantid.Check(e.Tenant); err != nil {
 			return fmt.Errorf("tenant: %w", err)
 		}
 		want = e.Tenant
 	default:
-		return fmt.Errorf("kind %q: want jti, sub or tenant", truncate(e.Kind, 40))
+		return fmt.Errorf("kind %q: want jti, sub, tenant or sid", truncate(e.Kind, 40))
 	}
 	set := 0
-	for _, v := range []string{e.JTI, e.Sub, e.Tenant} {
+	for _, v := range []string{e.JTI, e.Sub, e.Tenant, e.Sid} {
 		if v != "" {
 			set++
 		}
 	}
 	if e.value() != want || set != 1 {
-		return errors.New("an entry names exactly one of jti, sub and tenant")
+		return errors.New("an entry names exactly one of jti, sub, tenant and sid")
 	}
 	if e.Iss != "" {
 		if err := checkValue("iss", e.Iss); err != nil {
@@ -213,6 +219,8 @@ func (e *Entry) value() string {
 		return e.JTI
 	case KindSub:
 		return e.Sub
+	case KindSid:
+		return e.Sid
 	}
 	return e.Tenant
 }

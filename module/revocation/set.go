@@ -32,6 +32,9 @@ var ErrFull = errors.New("revocation set full")
 // Token is what the check needs of a verified token.
 type Token struct {
 	Issuer, ID, Subject, Tenant string
+	// Sid is the token's sid claim (the OpenID Provider's session), "" when
+	// it has none.
+	Sid string
 	// IssuedAt is the token's iat; zero when it had none, which counts
 	// as issued before any time (a token that cannot show it is newer
 	// than a revocation is treated as older).
@@ -45,16 +48,16 @@ type key struct{ iss, val string }
 
 // Set is the in-memory revocation set, safe for concurrent use.
 //
-// A check first tests one bit per claim (jti, sub, tenant) in a filter of
+// A check first tests one bit per claim (jti, sub, tenant, sid) in a filter of
 // about 16 bits per entry the set may hold (256 KB at the default cap, so
 // it stays in cache): a token none of whose claims is named by an entry,
-// which is nearly every token, costs three hashes and three bit tests,
+// which is nearly every token, costs a hash and a bit test per claim,
 // with no lock, whether the set is empty or full. Only a set bit leads to
 // the maps, under a read lock. Writes are rare; the filter is rebuilt when
 // expired entries are swept (bits cannot be cleared one by one).
 type Set struct {
 	mu     sync.RWMutex
-	byKind [3]map[key]*Entry // jti, sub, tenant
+	byKind [4]map[key]*Entry // jti, sub, tenant, sid
 	count  int
 	max    int
 	filter atomic.Pointer[filter]
@@ -96,7 +99,7 @@ func (s *Set) hash(i int, val string) uint64 {
 	return maphash.String(s.seed, val) ^ kindSalt[i]
 }
 
-var kindSalt = [3]uint64{0x9e3779b97f4a7c15, 0x3c6ef372fe94f82a, 0xdaa66d2c7ddf743f}
+var kindSalt = [4]uint64{0x9e3779b97f4a7c15, 0x3c6ef372fe94f82a, 0xdaa66d2c7ddf743f, 0x78dde6e5fd29f05c}
 
 // Options configure a Set.
 type Options struct {
@@ -141,6 +144,8 @@ func kindIndex(kind string) int {
 		return 1
 	case KindTenant:
 		return 2
+	case KindSid:
+		return 3
 	}
 	return -1
 }
@@ -152,9 +157,9 @@ func kindIndex(kind string) int {
 func (s *Set) Revoked(t *Token) (kind string, revoked bool) {
 	s.seen(t)
 	f := s.filter.Load()
-	var hit [3]bool
+	var hit [4]bool
 	any := false
-	for i, v := range [3]string{t.ID, t.Subject, t.Tenant} {
+	for i, v := range [4]string{t.ID, t.Subject, t.Tenant, t.Sid} {
 		if v != "" && f.has(s.hash(i, v)) {
 			hit[i], any = true, true
 		}
@@ -173,12 +178,15 @@ func (s *Set) Revoked(t *Token) (kind string, revoked bool) {
 	if hit[2] && s.match(2, t, t.Tenant) {
 		return KindTenant, true
 	}
+	if hit[3] && s.match(3, t, t.Sid) {
+		return KindSid, true
+	}
 	return "", false
 }
 
 // match looks val up among the entries of kind i for any issuer and for
-// t's issuer. A jti entry matches whatever the token's iat; sub and
-// tenant entries match tokens issued at or before their time.
+// t's issuer. A jti entry matches whatever the token's iat; sub, tenant
+// and sid entries match tokens issued at or before their time.
 func (s *Set) match(i int, t *Token, val string) bool {
 	m := s.byKind[i]
 	for _, iss := range [2]string{"", t.Issuer} {
@@ -282,7 +290,7 @@ func (s *Set) ExpiresAt(e *Entry) time.Time {
 func (s *Set) Add(e Entry) (added bool, err error) {
 	i := kindIndex(e.Kind)
 	if i < 0 {
-		return false, fmt.Errorf("kind %q: want jti, sub or tenant", e.Kind)
+		return false, fmt.Errorf("kind %q: want jti, sub, tenant or sid", e.Kind)
 	}
 	k := key{e.Iss, e.value()}
 	if !s.ExpiresAt(&e).After(s.now()) {
@@ -355,7 +363,7 @@ func (s *Set) sweepLocked(now time.Time) int {
 	return n
 }
 
-// Counts returns the live entries per kind (jti, sub, tenant).
+// Counts returns the live entries per kind (jti, sub, tenant, sid).
 func (s *Set) Counts() map[string]int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -83,6 +83,39 @@ func TestRevokedMatches(t *testing.T) {
 	}
 }
 
+func TestRevokedMatchesSid(t *testing.T) {
+	c := &clock{t: t0}
+	s := NewSet(Options{Now: c.now})
+	old, fresh := t0.Add(-time.Minute), t0.Add(time.Second)
+	mustAdd(t, s, mustEntry(t, Request{Sid: ptr("s1"), Iss: ptr("https://a")}, t0))
+	withSid := func(iss, sid string, iat time.Time) *Token {
+		k := tok(iss, "x", "u", "t", iat)
+		k.Sid = sid
+		return k
+	}
+	for _, tc := range []struct {
+		name string
+		tok  *Token
+		kind string
+	}{
+		{"sid issued before", withSid("https://a", "s1", old), KindSid},
+		{"sid issued after", withSid("https://a", "s1", fresh), ""},
+		{"sid of another issuer", withSid("https://b", "s1", old), ""},
+		{"another sid", withSid("https://a", "s2", old), ""},
+		{"no sid", withSid("https://a", "", old), ""},
+		// A sub "s1" is not a sid "s1": the kinds hash apart.
+		{"sub equal to the sid", tok("https://a", "x", "s1", "t", old), ""},
+	} {
+		kind, revoked := s.Revoked(tc.tok)
+		if kind != tc.kind || revoked != (tc.kind != "") {
+			t.Errorf("%s: got %q %v, want %q", tc.name, kind, revoked, tc.kind)
+		}
+	}
+	if got := s.Counts(); got[KindSid] != 1 || len(got) != 4 {
+		t.Errorf("counts %v", got)
+	}
+}
+
 func TestAddMergesToTheLaterBefore(t *testing.T) {
 	c := &clock{t: t0}
 	s := NewSet(Options{Now: c.now})

@@ -71,6 +71,9 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 	}
 
 	id.Expiry, id.IssuedAt = t.exp, t.iat
+	if raw, ok := claims["sid"]; ok && jose.IsJSONString(raw) {
+		_ = jose.UnmarshalString(raw, &id.Sid)
+	}
 	if raw, ok := v.userPath.lookup(claims); ok && !jose.IsJSONNull(raw) {
 		if err := jose.UnmarshalString(raw, &id.Subject); err != nil {
 			return id, fail(audit.ReasonMissingClaim, fmt.Sprintf("user claim %q must be a string", v.userPath), err)

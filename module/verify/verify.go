@@ -26,6 +26,9 @@ type Identity struct {
 	// IssuedAt is the token's iat (zero when it had none): revocations of
 	// a subject or tenant cover tokens issued before them.
 	IssuedAt time.Time
+	// Sid is the token's sid claim (the OpenID Provider's session, "" when
+	// absent or not a string): a back-channel logout revokes by it.
+	Sid string
 	// Cnf is the token's confirmation claim (RFC 7800): the key or client
 	// certificate the token is bound to. A property of the token, so a
 	// cache may keep it; the request is checked against it every time.

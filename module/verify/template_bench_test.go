@@ -2,8 +2,10 @@ package verify
 
 import (
 	"fmt"
-	"runtime"
+	"sync"
 	"testing"
+
+	"github.com/tenantgate/tenantgate/module/verify/keysource"
 )
 
 // BenchmarkVerifyTemplateVsPlain verifies the same RS256 token shape
@@ -35,36 +37,65 @@ func BenchmarkVerifyTemplateVsPlain(b *testing.B) {
 	}
 }
 
-// BenchmarkTenantKeySetMemory reports the heap each held tenant costs
-// (its tenant state, remote source, parsed key set of one RSA-2048 key,
-// and its cache entry), measured over 200 tenants.
-func BenchmarkTenantKeySetMemory(b *testing.B) {
+// BenchmarkHeldTenantVerify is the verify cost of a held tenant's token
+// with 10 and with 10,000 tenants held by the same issuer block (one
+// RS256 key per realm, no verified-token cache, so every request looks the
+// tenant up and checks the signature), and of the issuer lookup alone,
+// which is all the number of tenants could change. The two must stay
+// within 10 % of each other (DESIGN "Scale").
+func BenchmarkHeldTenantVerify(b *testing.B) {
 	k := keys(b)
 	s := newRealmServer(b)
-	const tenants = 200
-	names := make([]string, tenants)
-	for i := range tenants {
-		names[i] = fmt.Sprintf("t%d", i)
-		s.add(b, names[i], k.rsa, "k1")
+	const most = 10000
+	for i := range most {
+		s.add(b, fmt.Sprintf("t%d", i), k.rsa, "k1")
 	}
-	for b.Loop() {
-		// Listed tenants: the rate limit for new tenants (tenants *) is
-		// not what is measured.
-		v := newVerifier(b, templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", Tenants: names, MaxTenants: tenants}, nil))
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		for _, tenant := range names {
-			if _, e := v.templates[0].lookup(t0ctx, s.iss(tenant), tenant); e != nil {
-				b.Fatal(e)
+	for _, held := range []int{10, most} {
+		cfg := templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", Tenants: []string{"*"}, MaxTenants: held}, nil)
+		cfg.Store = newStoreWith(keysource.NoBudget) // the budget is not what is measured
+		v := newVerifier(b, cfg)
+		holdTenants(b, v, s, held)
+		tok := realmToken(b, s, "t5", k.rsa, "k1", nil)
+		b.Run(fmt.Sprintf("held=%d/verify", held), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, e := identityOf(v.Verify(t0ctx, Bearer(tok))); e != nil {
+					b.Fatal(e)
+				}
 			}
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		if got := v.TenantStatus()[s.template()]; got != tenants {
-			b.Fatalf("held %d tenants", got)
-		}
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/tenants, "B/tenant")
+		})
+		b.Run(fmt.Sprintf("held=%d/lookup", held), func(b *testing.B) {
+			b.ReportAllocs()
+			iss := s.iss("t5")
+			for b.Loop() {
+				if _, e := v.lookupIssuer(t0ctx, iss, "192.0.2.1"); e != nil {
+					b.Fatal(e)
+				}
+			}
+		})
 		v.Close()
+		_ = cfg.Store.Destruct()
+	}
+}
+
+// holdTenants has v hold the key sets of tenants t0 … t(n-1), 16 at a time.
+func holdTenants(b *testing.B, v *Verifier, s *realmServer, n int) {
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				tenant := fmt.Sprintf("t%d", i)
+				if _, e := v.templates[0].lookup(t0ctx, s.iss(tenant), tenant, ""); e != nil {
+					b.Error(e)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := v.TenantStatus()[s.template()]; got != n {
+		b.Fatalf("held %d tenants, want %d", got, n)
 	}
 }

@@ -22,7 +22,7 @@ func TestHeldTenantsSkipTheBudgetAcrossReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, e := old.Lookup(ctx, s.URL+"/realms/acme", "acme"); e != nil {
+	if _, e := old.Lookup(ctx, s.URL+"/realms/acme", "acme", ""); e != nil {
 		t.Fatal(e)
 	}
 	reloaded, err := NewTemplate(spec, e) // the new config, provisioned before the old one goes
@@ -33,12 +33,12 @@ func TestHeldTenantsSkipTheBudgetAcrossReloads(t *testing.T) {
 	old.Close() // acme's keys stay in the Feeds, idle
 	for i := range NewTenantBurst + 5 {
 		realm := fmt.Sprintf("madeup%d", i)
-		_, _ = reloaded.Lookup(ctx, s.URL+"/realms/"+realm, realm)
+		_, _ = reloaded.Lookup(ctx, s.URL+"/realms/"+realm, realm, "")
 	}
-	if _, e := reloaded.Lookup(ctx, s.URL+"/realms/fresh", "fresh"); e == nil || e.Reason != audit.ReasonKeysUnavailable || e.Detail == "" {
+	if _, e := reloaded.Lookup(ctx, s.URL+"/realms/fresh", "fresh", ""); e == nil || e.Reason != audit.ReasonKeysUnavailable || e.Detail == "" {
 		t.Fatalf("a new tenant past the budget: %v", e)
 	}
-	if h, e := reloaded.Lookup(ctx, s.URL+"/realms/acme", "acme"); e != nil || h.Source().Keys().ByKid["a"] == nil {
+	if h, e := reloaded.Lookup(ctx, s.URL+"/realms/acme", "acme", ""); e != nil || h.Source().Keys().ByKid["a"] == nil {
 		t.Fatalf("a held tenant after a reload waited on the budget: %v", e)
 	}
 }
@@ -61,7 +61,7 @@ func TestListedTenantsSpendTheBudget(t *testing.T) {
 	t.Cleanup(tmpl.Close)
 	refused := 0
 	for _, name := range names {
-		if _, e := tmpl.Lookup(context.Background(), s.URL+"/realms/"+name, name); e != nil {
+		if _, e := tmpl.Lookup(context.Background(), s.URL+"/realms/"+name, name, ""); e != nil {
 			if e.Reason != audit.ReasonKeysUnavailable {
 				t.Fatalf("%s: %v", name, e)
 			}

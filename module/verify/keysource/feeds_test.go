@@ -33,19 +33,26 @@ func TestBackoffAndGapSteps(t *testing.T) {
 	}
 }
 
-// Idle sets (no config uses them) are bounded.
+// Idle sets (no config uses them) are bounded, oldest out first; a set
+// used again leaves the idle list.
 func TestIdleFeedsAreBounded(t *testing.T) {
 	s := NewFeeds()
-	base := time.Now()
+	s.Close() // no fetching: only the bookkeeping is tested
 	for i := range maxIdleFeeds + 10 {
-		key := feedKey{issuer: fmt.Sprint(i)}
-		s.m[key] = &keyFeed{key: key, idleSince: base.Add(time.Duration(i) * time.Second)}
+		newRemote(Spec{Issuer: fmt.Sprint(i)}, newConf(Env{}, 0), s, nil).Close()
 	}
-	s.evictIdleLocked()
-	if len(s.m) != maxIdleFeeds {
-		t.Fatalf("%d idle sets kept", len(s.m))
+	if s.Len() != maxIdleFeeds || s.idle.Len() != maxIdleFeeds {
+		t.Fatalf("%d idle sets kept (%d listed)", s.Len(), s.idle.Len())
 	}
 	if _, ok := s.m[feedKey{issuer: "0"}]; ok {
 		t.Fatal("the oldest idle set was kept")
+	}
+	back := newRemote(Spec{Issuer: "500"}, newConf(Env{}, 0), s, nil)
+	if s.idle.Len() != maxIdleFeeds-1 || s.Len() != maxIdleFeeds {
+		t.Fatalf("a set used again: %d idle, %d held", s.idle.Len(), s.Len())
+	}
+	back.Close()
+	if s.idle.Len() != maxIdleFeeds {
+		t.Fatalf("a set left again: %d idle", s.idle.Len())
 	}
 }

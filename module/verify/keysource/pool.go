@@ -30,8 +30,8 @@ type tenantPool struct {
 	conf   *atomic.Pointer[sourceConf] // the newest owner's; shared by every tenant's source
 	budget *budget
 
-	mu      sync.Mutex         // makes one state per tenant; guards owners, pending, closed
-	owners  []*Template        // attached configs, oldest first
+	mu      sync.Mutex  // makes one state per tenant; guards owners, pending, closed
+	owners  []*Template // attached configs, oldest first
 	held    *lru.Cache[string, *Tenant]
 	pending map[string]*Tenant // first fetch in flight, not yet held
 	failed  *lru.Cache[string, failure]

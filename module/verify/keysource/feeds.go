@@ -218,9 +218,15 @@ func (f *keyFeed) addUser(u *Remote, run bool) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.run = &feedRun{ctx: ctx, cancel: cancel}
-	// Keys kept from an earlier period serve at once; a fetch runs now to
-	// bring them up to date.
+	// Keys kept from an earlier period serve at once. They are refreshed
+	// when due, as if they had been in use all along: a tenant that was
+	// evicted and comes back within the interval (tokens cycling through
+	// more tenants than max_tenants) costs no fetch. Keys never fetched,
+	// stale, or last seen failing are fetched now.
 	f.nextTry = time.Now()
+	if due := f.lastSuccess.Add(u.interval()); f.set.Load() != nil && !f.failing && due.After(f.nextTry) {
+		f.nextTry = due
+	}
 	f.sched.schedule(f)
 }
 

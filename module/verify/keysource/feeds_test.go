@@ -1,6 +1,7 @@
 package keysource
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -55,4 +56,32 @@ func TestIdleFeedsAreBounded(t *testing.T) {
 	if s.idle.Len() != maxIdleFeeds {
 		t.Fatalf("a set left again: %d idle", s.idle.Len())
 	}
+}
+
+// A set that comes back into use (an evicted tenant returning, an issuer
+// a reload brings back) is fetched when it is due, not at once: within the
+// refresh interval of its last success it costs nothing; past it, or never
+// fetched, it is fetched at once.
+func TestRejoinFetchesOnlyWhenDue(t *testing.T) {
+	s := newIdPWith(t, "a")
+	e := env(t, nil)
+	spec := Spec{Issuer: s.URL, JWKSURL: s.URL + "/jwks", RefreshInterval: 300 * time.Millisecond}
+	r, err := NewRemote(spec, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fetchFirst(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	hits := s.hits.Load()
+	back, _ := NewRemote(spec, e, nil)
+	if _, next := back.Schedule(); time.Until(next) < 100*time.Millisecond {
+		t.Fatalf("a fresh set back in use is due in %s", time.Until(next))
+	}
+	back.Close()
+	time.Sleep(350 * time.Millisecond)
+	stale, _ := NewRemote(spec, e, nil)
+	defer stale.Close()
+	waitFor(t, "the stale set to be fetched", func() bool { return s.hits.Load() > hits })
 }

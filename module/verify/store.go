@@ -51,7 +51,7 @@ func newStoreWith(l keysource.Limits) *Store {
 	}
 }
 
-// Destruct stops every key refresher and waits for it. It implements
+// Destruct stops the key refresh scheduler and every fetch, and waits. It implements
 // caddy.Destructor (the gate's UsagePool calls it when the last config
 // using the store is gone). Idempotent.
 func (s *Store) Destruct() error {

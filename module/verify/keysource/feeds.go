@@ -13,7 +13,7 @@ import (
 // The process's key feeds. A remote key set belongs to the process, not
 // to a config: it is keyed by the issuer and the URL its keys come from, and
 // every config naming that pair shares it. `caddy reload` provisions the new
-// config before it cleans up the old one, so the set (and the refresher that
+// config before it cleans up the old one, so the set (and the schedule that
 // keeps it) passes from one to the other with no gap and no fetch: the new
 // config serves with the last good keys at once, also when the IdP is down.
 

@@ -16,7 +16,7 @@ import (
 )
 
 // Remote is one config's handle on a remote key set: a JWKS URL, or the
-// jwks_uri of a discovery document. The set itself, its refresher and its
+// jwks_uri of a discovery document. The set itself, its schedule and its
 // refetch bound live in the process's Feeds (feeds.go), shared by every
 // config naming the same issuer and URL, so keys outlive a reload.
 // jwk.Cache is not used because we need to validate the whole set before

@@ -222,7 +222,7 @@ func (r *Remote) Announce() {
 }
 
 // Close leaves the process's Feeds: the last user of a set stops its
-// refresher (the keys stay, for the next config naming the same source).
+// schedule (the keys stay, for the next config naming the same source).
 func (r *Remote) Close() {
 	r.closeOnce.Do(func() { r.feeds.release(r.feed, r) })
 }

@@ -82,9 +82,8 @@ func (s *Feeds) Close() {
 	var stops []func()
 	for _, f := range s.m {
 		f.mu.Lock()
-		if run := f.run; run != nil {
-			f.run = nil
-			stops = append(stops, func() { run.cancel(); run.wg.Wait() })
+		if f.run != nil {
+			stops = append(stops, f.stopLocked())
 		}
 		f.mu.Unlock()
 	}
@@ -114,7 +113,7 @@ func (s *Feeds) acquire(k feedKey, u *Remote) *keyFeed {
 	defer s.mu.Unlock()
 	f := s.m[k]
 	if f == nil {
-		f = &keyFeed{key: k, sched: s.sched, slot: -1, removed: &removedKids{}}
+		f = &keyFeed{key: k, sched: s.sched, slot: -1}
 		s.m[k] = f
 	}
 	if f.idleAt != nil {
@@ -145,12 +144,13 @@ func (s *Feeds) release(f *keyFeed, u *Remote) {
 	}
 }
 
-// feedRun is one period during which a feed has users: its fetches run on
-// ctx and are waited for through wg when it ends.
+// feedRun is one period during which a feed has users; its fetches are
+// waited for through wg when it ends. It holds no context: each fetch has
+// its own, for its life only (a context kept per set would cost every held
+// tenant several hundred bytes for nothing).
 type feedRun struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	stopped bool // under the feed's mu: no fetch starts any more
+	wg      sync.WaitGroup
 }
 
 // flight is one fetch in progress; every caller that needs it waits on done.
@@ -158,6 +158,7 @@ type flight struct {
 	done    chan struct{}
 	err     error
 	started time.Time
+	cancel  context.CancelFunc // stops the fetch when its feed's run ends
 }
 
 // keyFeed is one remote key set and its lifecycle: a scheduled refresh, a
@@ -188,7 +189,7 @@ type keyFeed struct {
 	failedSince  time.Time // first failure of the current run of failures
 	gap          time.Duration
 	asked        map[string]struct{} // kids asked for since the last fetch started; nil when none
-	removed      *removedKids        // kids the IdP dropped and has not published again: no refetch
+	removed      removedKids         // kids the IdP dropped and has not published again: no refetch
 
 	// The scheduler's queue: due is nextTry as queued, slot the index in
 	// the queue (-1: not queued). Guarded by sched.mu.
@@ -216,8 +217,7 @@ func (f *keyFeed) addUser(u *Remote, run bool) {
 		f.soonerLocked(u.interval())
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	f.run = &feedRun{ctx: ctx, cancel: cancel}
+	f.run = &feedRun{}
 	// Keys kept from an earlier period serve at once. They are refreshed
 	// when due, as if they had been in use all along: a tenant that was
 	// evicted and comes back within the interval (tokens cycling through
@@ -259,11 +259,24 @@ func (f *keyFeed) removeUser(u *Remote) func() {
 	if len(f.users) > 0 || f.run == nil {
 		return nil
 	}
+	f.sched.unschedule(f)
+	return f.stopLocked()
+}
+
+// stopLocked ends the run: no fetch starts any more, and the returned
+// function stops the fetch in flight and waits for it. Callers hold f.mu.
+func (f *keyFeed) stopLocked() func() {
 	run := f.run
 	f.run = nil
-	f.sched.unschedule(f)
+	run.stopped = true
+	var cancel context.CancelFunc
+	if fl := f.inflight; fl != nil {
+		cancel = fl.cancel
+	}
 	return func() {
-		run.cancel()
+		if cancel != nil {
+			cancel()
+		}
 		run.wg.Wait()
 	}
 }
@@ -275,10 +288,11 @@ func (f *keyFeed) startLocked(run *feedRun, forKid bool, done func()) *flight {
 	if fl := f.inflight; fl != nil {
 		return fl
 	}
-	if run == nil || run.ctx.Err() != nil || len(f.users) == 0 {
+	if run == nil || run.stopped || len(f.users) == 0 {
 		return nil
 	}
-	fl := &flight{done: make(chan struct{}), started: time.Now()}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl := &flight{done: make(chan struct{}), started: time.Now(), cancel: cancel}
 	f.inflight = fl
 	if forKid {
 		f.lastKidFetch = time.Now()
@@ -292,7 +306,8 @@ func (f *keyFeed) startLocked(run *feedRun, forKid bool, done func()) *flight {
 		if done != nil {
 			defer done()
 		}
-		ks, skipped, err := src.fetchSet(run.ctx)
+		defer cancel()
+		ks, skipped, err := src.fetchSet(ctx)
 		f.finish(run, src, fl, forKid, asked, ks, skipped, err)
 	}()
 	return fl

@@ -178,6 +178,7 @@ type keyFeed struct {
 	idleAt *list.Element // in Feeds.idle while no config uses the set; under Feeds.mu
 
 	inflight     *flight
+	lastStart    time.Time // when the last fetch (any cause) started
 	lastFinish   time.Time // when the last fetch (any cause) ended
 	lastSuccess  time.Time
 	lastKidFetch time.Time // when the last unknown-kid refetch started
@@ -294,6 +295,7 @@ func (f *keyFeed) startLocked(run *feedRun, forKid bool, done func()) *flight {
 	ctx, cancel := context.WithCancel(context.Background())
 	fl := &flight{done: make(chan struct{}), started: time.Now(), cancel: cancel}
 	f.inflight = fl
+	f.lastStart = fl.started
 	if forKid {
 		f.lastKidFetch = time.Now()
 	}

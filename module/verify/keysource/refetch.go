@@ -65,6 +65,12 @@ func (f *keyFeed) unknownKid(ctx context.Context, kid string) (*jose.KeySet, tim
 			f.mu.Unlock()
 			return ks, 0 // a fetch since this request came brought it
 		}
+		if f.inflight == nil && !f.lastStart.Before(arrived) && !f.lastFinish.Before(f.lastStart) {
+			// Another waiter's fetch started after this request came and
+			// has ended without the kid: the answer is final.
+			f.mu.Unlock()
+			return f.set.Load(), 0
+		}
 		if f.asked == nil {
 			f.asked = map[string]struct{}{}
 		}

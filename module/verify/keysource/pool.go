@@ -54,8 +54,7 @@ type Tenant struct {
 	Name   string // the tenant, from the token's iss
 	Issuer string // the tenant's iss
 	src    *Remote
-	pool   *tenantPool
-	keys   int // keys in its set, for the gauges; under pool.statMu
+	keys   int // keys in its set, for the gauges; under its pool's statMu
 	// retired: the tenant's set was evicted or the tenant removed.
 	retired atomic.Bool
 }
@@ -173,7 +172,7 @@ func (p *tenantPool) lookup(ctx context.Context, t *Template, iss, tenant, clien
 				return nil, p.refusal(scope, retry)
 			}
 		}
-		h = &Tenant{Name: tenant, Issuer: iss, pool: p}
+		h = &Tenant{Name: tenant, Issuer: iss}
 		h.src = newRemote(spec, p.conf, p.feeds, func(ok bool, keys int, at time.Time, class string) {
 			p.tenantKeys(h, ok, keys, at, class)
 		})

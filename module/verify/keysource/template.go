@@ -75,34 +75,6 @@ type Template struct {
 // taken off tenants_file stops passing at once.
 func (t *Template) Live(h *Tenant) bool { return !h.retired.Load() && t.tenants.admits(h.Name) }
 
-// failure is a remembered failed first fetch.
-type failure struct {
-	err   *verr.Error
-	until time.Time
-	fails int // temporary failures in a row: the backoff's exponent
-}
-
-// answer is the remembered failure as a request sees it now: an unknown
-// tenant as remembered, a temporary one with the time left to its retry.
-func (f failure) answer(now time.Time) *verr.Error {
-	if f.err.Reason != audit.ReasonKeysUnavailable {
-		return f.err
-	}
-	e := *f.err
-	e.RetryAfter = max(f.until.Sub(now), time.Second)
-	return &e
-}
-
-// tenantBackoff is the wait before the next first fetch of a tenant after
-// fails temporary failures in a row.
-func tenantBackoff(fails int) time.Duration {
-	d := time.Second
-	for i := 1; i < fails && d < NegativeTTLFailed; i++ {
-		d *= 2
-	}
-	return min(d, NegativeTTLFailed)
-}
-
 // NewTemplate checks spec's tenant list (reading tenants_file) and joins
 // the process's pool for the issuer block, whose held tenants serve at
 // once (those an earlier config fetched included); Start begins its

@@ -101,14 +101,6 @@ func BenchmarkHeldTenantVerify(b *testing.B) {
 	}
 }
 
-// reportCPU adds the process's CPU time per operation since since (the
-// garbage collector's included), steadier than ns/op on a shared machine.
-func reportCPU(b *testing.B, since time.Duration) {
-	if used := processCPU() - since; used > 0 && b.N > 0 {
-		b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}
-}
-
 // holdTenants has v hold the key sets of tenants t0 … t(n-1), 16 at a time.
 func holdTenants(b *testing.B, v *Verifier, s *realmServer, n int) {
 	var wg sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -372,7 +373,7 @@ var _ = Describe("keys across reloads, rotation and token checks", Ordered, func
 		}
 	})
 
-	It("costs at most 3 fetches for 5,000 tokens with random kids", func() {
+	It("costs at most 3 fetches for 5,000 tokens with random kids, then accepts a real rotation within the bound", func() {
 		// The flood issuer's keys were fetched once, at start: the first
 		// made-up kid may refetch at once.
 		toks := make(chan string, 5000)
@@ -402,11 +403,41 @@ var _ = Describe("keys across reloads, rotation and token checks", Ordered, func
 			}()
 		}
 		wg.Wait()
+		floodEnd := time.Now()
 		fetches := flood.hits.Load() - before
-		AddReportEntry("5,000 random-kid tokens", fmt.Sprintf("%d fetches", fetches))
 		Expect(passed.Load()).To(BeZero())
 		Expect(fetches).To(BeNumerically(">=", 1), "a kid not yet seen refetches")
 		Expect(fetches).To(BeNumerically("<=", 3))
+
+		// The flood stops, and the IdP rotates for real. A client that
+		// honours Retry-After is accepted within the bound the flood left
+		// (the refetch gap, at most 30 s), with one fetch.
+		rotatedKey := newKey(jwa.ES256, "flood-2")
+		flood.add(rotatedKey.public())
+		c := env.baseClaims("acme")
+		c["iss"] = issuerFlood
+		tok := sign(rotatedKey, c, nil)
+		beforeRotation := flood.hits.Load()
+		tries, waited := 0, time.Duration(0)
+		for {
+			tries++
+			s, h, body := do(http.MethodGet, urlA+"/echo/x", tok, nil, "")
+			if s == 200 {
+				break
+			}
+			Expect(s).To(Equal(503), "a key the IdP published: %s", body)
+			retry, err := strconv.Atoi(h.Get("Retry-After"))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(retry).To(BeNumerically("<=", 30), "Retry-After within the largest refetch gap")
+			Expect(tries).To(BeNumerically("<", 4), "a client honouring Retry-After gets in")
+			time.Sleep(time.Duration(retry) * time.Second)
+			waited += time.Duration(retry) * time.Second
+		}
+		accepted := time.Since(floodEnd)
+		AddReportEntry("5,000 random-kid tokens", fmt.Sprintf("%d fetches; then a real rotation accepted %s after the flood stopped (%d tries, %s of Retry-After honoured, %d fetch)",
+			fetches, accepted.Round(time.Millisecond), tries, waited, flood.hits.Load()-beforeRotation))
+		Expect(accepted).To(BeNumerically("<=", 33*time.Second))
+		Expect(flood.hits.Load() - beforeRotation).To(BeNumerically("<=", 2))
 	})
 
 	It("under token_type at+jwt refuses typ JWT and accepts at+jwt", func() {

@@ -119,7 +119,7 @@ func newGateMetrics(reg prometheus.Registerer, maxTenants int) (*gateMetrics, er
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.requests, m.authTime, m.jwksRefresh, m.jwksKeys, m.jwksLast,
-		m.cacheHits, m.cacheMisses, m.cacheEntries, m.issuerTenants, m.rateLimited, idpTemporaryTotal} {
+		m.cacheHits, m.cacheMisses, m.cacheEntries, m.issuerTenants, m.rateLimited, idpTemporaryTotal, tenantBudgetRefusals} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) && are.ExistingCollector == c {

@@ -134,6 +134,9 @@ func (g *Gate) verifyRequest(r *http.Request, c *credential) (req *verify.Reques
 	// Filled in place: the credential lives in the exchange, so a cached
 	// request allocates no Request or URL of its own.
 	c.url = url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawPath: r.URL.RawPath}
+	// The client address is the one Caddy resolved (trusted_proxies
+	// respected): the new-tenant budget is spent per client address.
+	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	c.req = verify.Request{
 		Token:      c.token,
 		Scheme:     c.scheme,
@@ -142,6 +145,7 @@ func (g *Gate) verifyRequest(r *http.Request, c *credential) (req *verify.Reques
 		Header:     c.dpop,
 		TLS:        r.TLS,
 		ClientCert: c.clientCert,
+		ClientAddr: clientIP,
 	}
 	return &c.req, hostRefused
 }

@@ -22,15 +22,17 @@ type issuerState struct {
 	src keysource.Source
 
 	// Set for one tenant of a multi-tenant issuer: the tenant its iss
-	// names (the request's tenant), and its held key set.
+	// names (the request's tenant), its held key set, and the config's
+	// block that admits it.
 	tenant string
 	held   *keysource.Tenant
+	tmpl   *keysource.Template
 }
 
 // live reports whether the state may still verify tokens: always for a
 // plain issuer; for a tenant, while its set is held and it is admitted, so
 // a cached token of a tenant taken off tenants_file stops passing at once.
-func (is *issuerState) live() bool { return is.held == nil || is.held.Live() }
+func (is *issuerState) live() bool { return is.held == nil || is.tmpl.Live(is.held) }
 
 func newIssuerState(ic *IssuerConfig) *issuerState {
 	is := &issuerState{cfg: ic, iss: ic.Issuer, aud: make(map[string]struct{}, len(ic.Audiences))}
@@ -47,13 +49,15 @@ type tenantIssuer struct {
 	base *issuerState
 }
 
-// lookup returns the state of the tenant iss names.
-func (t *tenantIssuer) lookup(ctx context.Context, iss, tenant string) (*issuerState, *Error) {
-	h, e := t.keys.Lookup(ctx, iss, tenant)
+// lookup returns the state of the tenant iss names; client is the
+// request's client address, whose share of the new-tenant budget a tenant
+// not held yet spends.
+func (t *tenantIssuer) lookup(ctx context.Context, iss, tenant, client string) (*issuerState, *Error) {
+	h, e := t.keys.Lookup(ctx, iss, tenant, client)
 	if e != nil {
 		return nil, e
 	}
-	return &issuerState{cfg: t.base.cfg, iss: h.Issuer, aud: t.base.aud, src: h.Source(), tenant: h.Name, held: h}, nil
+	return &issuerState{cfg: t.base.cfg, iss: h.Issuer, aud: t.base.aud, src: h.Source(), tenant: h.Name, held: h, tmpl: t.keys}, nil
 }
 
 // keySpec is what the key source of ic needs to know.
@@ -69,14 +73,16 @@ func (v *Verifier) keySpec(ic *IssuerConfig) keysource.Spec {
 // iss is read before the signature is checked, only for this choice.
 // Exact issuers come first; then multi-tenant issuers in config order,
 // where the tenant in iss selects that tenant's key set and no other (its
-// keys are fetched now when it has none yet, so ctx bounds the wait).
-func (v *Verifier) lookupIssuer(ctx context.Context, iss string) (*issuerState, *Error) {
+// keys are fetched now when it has none yet, so ctx bounds the wait, and
+// client, the request's address, spends its share of the new-tenant
+// budget).
+func (v *Verifier) lookupIssuer(ctx context.Context, iss, client string) (*issuerState, *Error) {
 	if is := v.issuers[iss]; is != nil {
 		return is, nil
 	}
 	for _, t := range v.templates {
 		if tenant, ok := t.keys.Match(iss); ok {
-			return t.lookup(ctx, iss, tenant)
+			return t.lookup(ctx, iss, tenant, client)
 		}
 	}
 	return nil, fail(audit.ReasonUnknownIssuer, fmt.Sprintf("issuer %q is not configured (iss is compared exactly: scheme, case and trailing slash count)", jose.Truncate(iss, 128)), nil)

@@ -24,6 +24,12 @@ type Request struct {
 	Header http.Header
 	// TLS is the connection state when the request came over TLS.
 	TLS *tls.ConnectionState
+	// ClientAddr is the client's IP address as the server resolved it
+	// (behind trusted proxies, the forwarded one). A token naming a tenant
+	// of a multi-tenant issuer whose keys the process does not hold spends
+	// this address's share of the new-tenant budget, so one client cannot
+	// spend everyone's. Empty: every such request shares one share.
+	ClientAddr string
 	// ClientCert is the DER client certificate a trusted proxy in front
 	// forwarded (RFC 9440 Client-Cert), nil otherwise. When set it is the
 	// client's certificate for certificate-bound tokens, in place of TLS's.

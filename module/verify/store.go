@@ -9,10 +9,13 @@ import (
 )
 
 // Store is the state of token verification that belongs to the process,
-// not to one config: the remote key sets (keyed by issuer and key URL), the
-// DPoP replay set, and the caches whose sizes the gauges show. Verifiers of
-// successive configs share one Store, so `caddy reload` keeps the last good
-// keys and the proofs of the last minute. The gate holds it through
+// not to one config: the remote key sets (keyed by issuer and key URL) and
+// their one refresh scheduler, the held tenants of every multi-tenant
+// issuer with their LRU bound and new-tenant budget (keyed like the key
+// sets, {tenant} unreplaced), the DPoP replay set, and the caches whose
+// sizes the gauges show. Verifiers of successive configs share one Store,
+// so `caddy reload` keeps the last good keys, the held tenants and the
+// proofs of the last minute. The gate holds it through
 // caddy.UsagePool; a test makes its own with NewStore. Revocation sets
 // (issue 23) belong here too.
 type Store struct {
@@ -21,7 +24,6 @@ type Store struct {
 
 	mu     sync.Mutex
 	caches map[Sizer]struct{} // verified-token caches of live verifiers
-	tmpls  map[Sizer]struct{} // multi-tenant issuers of live verifiers
 }
 
 // Sizer is what every bounded cache reports for its gauge: how many
@@ -37,16 +39,19 @@ type Stats struct {
 }
 
 // NewStore returns an empty store. Destruct stops its background work.
-func NewStore() *Store {
+func NewStore() *Store { return newStoreWith(keysource.DefaultLimits) }
+
+// newStoreWith is a store whose multi-tenant issuers spend the new-tenant
+// budget l; tests that hold thousands of tenants lift it.
+func newStoreWith(l keysource.Limits) *Store {
 	return &Store{
-		feeds:  keysource.NewFeeds(),
+		feeds:  keysource.NewFeedsWith(l),
 		replay: dpop.NewMemoryReplay(time.Now),
 		caches: map[Sizer]struct{}{},
-		tmpls:  map[Sizer]struct{}{},
 	}
 }
 
-// Destruct stops every key refresher and waits for it. It implements
+// Destruct stops the key refresh scheduler and every fetch, and waits. It implements
 // caddy.Destructor (the gate's UsagePool calls it when the last config
 // using the store is gone). Idempotent.
 func (s *Store) Destruct() error {
@@ -56,35 +61,24 @@ func (s *Store) Destruct() error {
 
 // Stats reads the size of every cache the store knows.
 func (s *Store) Stats() Stats {
-	st := Stats{ReplayCacheEntries: s.replay.Len(), KeySets: s.feeds.Len()}
+	st := Stats{ReplayCacheEntries: s.replay.Len(), KeySets: s.feeds.Len(), HeldTenants: s.feeds.HeldTenants()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.caches {
 		st.TokenCacheEntries += c.Len()
 	}
-	for t := range s.tmpls {
-		st.HeldTenants += t.Len()
-	}
 	return st
 }
 
-// track adds a live verifier's caches to Stats; the returned func removes
-// them (Close).
-func (s *Store) track(cache Sizer, tmpls []Sizer) func() {
+// track adds a live verifier's token cache to Stats; the returned func
+// removes it (Close).
+func (s *Store) track(cache Sizer) func() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cache != nil {
-		s.caches[cache] = struct{}{}
-	}
-	for _, t := range tmpls {
-		s.tmpls[t] = struct{}{}
-	}
+	s.caches[cache] = struct{}{}
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		delete(s.caches, cache)
-		for _, t := range tmpls {
-			delete(s.tmpls, t)
-		}
 	}
 }

@@ -145,15 +145,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.TokenCacheSize > 0 {
 		v.cache = newTokenCache(cfg.TokenCacheSize, cfg.Leeway, cfg.Now, cfg.CacheObserver)
 	}
-	var held []Sizer
-	for _, t := range v.templates {
-		held = append(held, t.keys)
-	}
-	var cache Sizer
 	if v.cache != nil {
-		cache = v.cache
+		v.release = append(v.release, v.store.track(v.cache))
 	}
-	v.release = append(v.release, v.store.track(cache, held))
 	for _, is := range v.issuers {
 		is.src.Announce()
 	}
@@ -215,7 +209,7 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (Result, *Error) {
 }
 
 func (v *Verifier) verify(ctx context.Context, req *Request) (*Identity, *Error) {
-	t, e := v.verified(ctx, req.Token)
+	t, e := v.verified(ctx, req)
 	if e != nil {
 		if t != nil {
 			return t.id, e
@@ -238,15 +232,16 @@ func (v *Verifier) verify(ctx context.Context, req *Request) (*Identity, *Error)
 
 // verified is the cache lookup or, on a miss, the full verification whose
 // success it stores. Failures, no_tenant included, are never stored.
-func (v *Verifier) verified(ctx context.Context, token string) (*verifiedToken, *Error) {
+func (v *Verifier) verified(ctx context.Context, req *Request) (*verifiedToken, *Error) {
+	token := req.Token
 	if v.cache == nil || len(token) > MaxCachedTokenBytes {
-		return v.verifyFull(ctx, token)
+		return v.verifyFull(ctx, token, req.ClientAddr)
 	}
 	sum := tokenSum(token)
 	if t := v.cache.get(sum); t != nil {
 		return t, nil
 	}
-	t, e := v.verifyFull(ctx, token)
+	t, e := v.verifyFull(ctx, token, req.ClientAddr)
 	if e == nil {
 		v.cache.put(sum, t)
 	}
@@ -257,8 +252,9 @@ func (v *Verifier) verified(ctx context.Context, token string) (*verifiedToken, 
 // with the keys of the token's issuer, then claim validation.
 //
 // The token is split, and its header and payload decoded and parsed, exactly
-// once; the signature is checked over the parts already split.
-func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken, *Error) {
+// once; the signature is checked over the parts already split. client is
+// the request's address (Request.ClientAddr), for the new-tenant budget.
+func (v *Verifier) verifyFull(ctx context.Context, token, client string) (*verifiedToken, *Error) {
 	p, e := jose.Split(token, v.cfg.MaxTokenBytes)
 	if e != nil {
 		return nil, e
@@ -290,7 +286,7 @@ func (v *Verifier) verifyFull(ctx context.Context, token string) (*verifiedToken
 	} else if err := jose.UnmarshalString(rawIss, &iss); err != nil {
 		return nil, fail(audit.ReasonUnknownIssuer, "token iss claim is not a string", err)
 	}
-	is, e := v.lookupIssuer(ctx, iss)
+	is, e := v.lookupIssuer(ctx, iss, client)
 	if e != nil {
 		return nil, e
 	}

@@ -8,11 +8,15 @@
 //     allowed algorithms), Remote for jwks_url and oidc_discovery.
 //   - Remote is one config's handle on a key set held by Feeds, the
 //     process's store of remote sets keyed by issuer and URL: a reload's
-//     new config starts with the last good keys, the set is refreshed on
-//     one refresher per set, and a failed refresh keeps the last good keys.
-//   - Template is a multi-tenant issuer ({tenant} in its URL): one Remote
-//     per tenant, fetched on first use behind a new-tenant budget, at most
-//     MaxTenants held (LRU), failures remembered a while; Tenant is one.
+//     new config starts with the last good keys, every set is refreshed by
+//     the process's one scheduler (no goroutine per set), and a failed
+//     refresh keeps the last good keys.
+//   - Template is one config's multi-tenant issuer ({tenant} in its URL);
+//     its tenants live in the process's pool for the issuer block (also in
+//     Feeds, so reloads keep them): one Remote per tenant, fetched on first
+//     use behind a new-tenant budget spent per issuer and per client
+//     address, at most MaxTenants held (LRU), failures remembered a while;
+//     Tenant is one.
 //
 // Sources never reach back into the verifier: what they need (Feeds, HTTP
 // client, logger, Observer for metrics, refetch gap, clock) comes in Env.

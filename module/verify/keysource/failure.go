@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/verify/verr"
 )
 
 // How a failed fetch is judged. Only an IdP that says so (404/410 on a key
@@ -123,3 +126,31 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // retryCeil rounds d up to whole seconds, as Retry-After carries it.
 func retryCeil(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
+
+// failure is a remembered failed first fetch.
+type failure struct {
+	err   *verr.Error
+	until time.Time
+	fails int // temporary failures in a row: the backoff's exponent
+}
+
+// answer is the remembered failure as a request sees it now: an unknown
+// tenant as remembered, a temporary one with the time left to its retry.
+func (f failure) answer(now time.Time) *verr.Error {
+	if f.err.Reason != audit.ReasonKeysUnavailable {
+		return f.err
+	}
+	e := *f.err
+	e.RetryAfter = max(f.until.Sub(now), time.Second)
+	return &e
+}
+
+// tenantBackoff is the wait before the next first fetch of a tenant after
+// fails temporary failures in a row.
+func tenantBackoff(fails int) time.Duration {
+	d := time.Second
+	for i := 1; i < fails && d < NegativeTTLFailed; i++ {
+		d *= 2
+	}
+	return min(d, NegativeTTLFailed)
+}

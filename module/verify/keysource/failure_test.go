@@ -67,7 +67,7 @@ func TestTemporaryFailuresAreNotUnknownTenants(t *testing.T) {
 	t.Cleanup(tmpl.Close)
 	ctx := context.Background()
 	lookup := func(tenant string) *verr.Error {
-		_, e := tmpl.Lookup(ctx, s.URL+"/realms/"+tenant, tenant)
+		_, e := tmpl.Lookup(ctx, s.URL+"/realms/"+tenant, tenant, "")
 		return e
 	}
 
@@ -142,7 +142,7 @@ func TestDiscoveryIssuerMismatchIsUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(tmpl.Close)
-	if _, e := tmpl.Lookup(context.Background(), s.URL+"/realms/evil", "evil"); e == nil || e.Reason != audit.ReasonUnknownIssuer {
+	if _, e := tmpl.Lookup(context.Background(), s.URL+"/realms/evil", "evil", ""); e == nil || e.Reason != audit.ReasonUnknownIssuer {
 		t.Fatalf("issuer mismatch: %v", e)
 	}
 }
@@ -165,7 +165,7 @@ func TestTimeoutAndRefusedAreTemporary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, ve := tmpl.Lookup(context.Background(), c.base+"/r/acme", "acme")
+		_, ve := tmpl.Lookup(context.Background(), c.base+"/r/acme", "acme", "")
 		wantTemporary(t, ve, c.detail, time.Second)
 		waitFor(t, c.class+" counted", func() bool { return obs.count(tmpl.Issuer()+" "+c.class) >= 1 })
 		tmpl.Close()

@@ -1,6 +1,7 @@
 package keysource
 
 import (
+	"container/list"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,7 @@ import (
 // The process's key feeds. A remote key set belongs to the process, not
 // to a config: it is keyed by the issuer and the URL its keys come from, and
 // every config naming that pair shares it. `caddy reload` provisions the new
-// config before it cleans up the old one, so the set (and the refresher that
+// config before it cleans up the old one, so the set (and the schedule that
 // keeps it) passes from one to the other with no gap and no fetch: the new
 // config serves with the last good keys at once, also when the IdP is down.
 
@@ -39,16 +40,31 @@ const maxIdleFeeds = 1024
 type feedKey struct{ issuer, jwksURL, discoveryURL string }
 
 // Feeds is the process's store of remote key sets, keyed by issuer and
-// URL. It is made once per process (the verifier's Store holds it) and
-// passed to every remote source through Env; Close stops its refreshers.
+// URL, and of the held tenants of multi-tenant issuers (pool.go), keyed
+// the same way with {tenant} unreplaced. It is made once per process (the
+// verifier's Store holds it) and passed to every remote source through Env;
+// one scheduler refreshes every set (scheduler.go); Close stops it.
 type Feeds struct {
 	mu     sync.Mutex
 	m      map[feedKey]*keyFeed
+	idle   *list.List // feeds no config uses, oldest first: at most maxIdleFeeds
 	closed bool
+	sched  *scheduler
+
+	limits Limits // the new-tenant budget of every multi-tenant issuer
+	poolMu sync.Mutex
+	pools  map[feedKey]*tenantPool
 }
 
-// NewFeeds returns an empty store of key feeds.
-func NewFeeds() *Feeds { return &Feeds{m: map[feedKey]*keyFeed{}} }
+// NewFeeds returns an empty store of key feeds with the documented
+// new-tenant budget.
+func NewFeeds() *Feeds { return NewFeedsWith(DefaultLimits) }
+
+// NewFeedsWith returns an empty store whose multi-tenant issuers spend the
+// new-tenant budget l (NoBudget: none, for measurements).
+func NewFeedsWith(l Limits) *Feeds {
+	return &Feeds{m: map[feedKey]*keyFeed{}, idle: list.New(), sched: newScheduler(), limits: l, pools: map[feedKey]*tenantPool{}}
+}
 
 // Len is the number of key sets held, idle ones included.
 func (s *Feeds) Len() int {
@@ -57,21 +73,22 @@ func (s *Feeds) Len() int {
 	return len(s.m)
 }
 
-// Close stops every refresher and waits for it; sources still joined
-// keep their last keys but fetch no more. Idempotent.
+// Close stops the scheduler and every fetch in flight, and waits for
+// them; sources still joined keep their last keys but fetch no more.
+// Idempotent.
 func (s *Feeds) Close() {
 	s.mu.Lock()
 	s.closed = true
 	var stops []func()
 	for _, f := range s.m {
 		f.mu.Lock()
-		if run := f.run; run != nil {
-			f.run = nil
-			stops = append(stops, func() { run.cancel(); run.wg.Wait() })
+		if f.run != nil {
+			stops = append(stops, f.stopLocked())
 		}
 		f.mu.Unlock()
 	}
 	s.mu.Unlock()
+	s.sched.close()
 	for _, stop := range stops {
 		stop()
 	}
@@ -90,56 +107,50 @@ func (s *Feeds) holds(k feedKey) bool {
 }
 
 // acquire returns the shared set for k and registers u as one of its users;
-// the first user starts its refresher.
+// the first user puts it on the scheduler.
 func (s *Feeds) acquire(k feedKey, u *Remote) *keyFeed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.m[k]
 	if f == nil {
-		f = &keyFeed{key: k, wake: make(chan struct{}, 1), asked: map[string]struct{}{}, removed: &removedKids{}}
+		f = &keyFeed{key: k, sched: s.sched, slot: -1}
 		s.m[k] = f
-		s.evictIdleLocked()
+	}
+	if f.idleAt != nil {
+		s.idle.Remove(f.idleAt)
+		f.idleAt = nil
 	}
 	f.addUser(u, !s.closed)
 	return f
 }
 
-// release drops u; the last user stops the refresher (and waits for it).
-// The keys stay, for the next config that names the same source.
+// release drops u; the last user takes the set off the scheduler and
+// stops its fetch in flight (waiting for it). The keys stay, idle, for the
+// next config that names the same source.
 func (s *Feeds) release(f *keyFeed, u *Remote) {
 	s.mu.Lock()
 	stop := f.removeUser(u)
+	if f.idle() && f.idleAt == nil && s.m[f.key] == f {
+		f.idleAt = s.idle.PushBack(f)
+		for s.idle.Len() > maxIdleFeeds {
+			oldest := s.idle.Remove(s.idle.Front()).(*keyFeed)
+			oldest.idleAt = nil
+			delete(s.m, oldest.key)
+		}
+	}
 	s.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
 }
 
-func (s *Feeds) evictIdleLocked() {
-	var idle []*keyFeed
-	for _, f := range s.m {
-		if f.idle() {
-			idle = append(idle, f)
-		}
-	}
-	for len(idle) > maxIdleFeeds {
-		oldest := 0
-		for i, f := range idle {
-			if f.idleSince.Before(idle[oldest].idleSince) {
-				oldest = i
-			}
-		}
-		delete(s.m, idle[oldest].key)
-		idle = append(idle[:oldest], idle[oldest+1:]...)
-	}
-}
-
-// feedRun is one period during which a feed has users: its refresher and
-// fetches run on ctx and are waited for through wg when it ends.
+// feedRun is one period during which a feed has users; its fetches are
+// waited for through wg when it ends. It holds no context: each fetch has
+// its own, for its life only (a context kept per set would cost every held
+// tenant several hundred bytes for nothing).
 type feedRun struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	stopped bool // under the feed's mu: no fetch starts any more
+	wg      sync.WaitGroup
 }
 
 // flight is one fetch in progress; every caller that needs it waits on done.
@@ -147,35 +158,44 @@ type flight struct {
 	done    chan struct{}
 	err     error
 	started time.Time
+	cancel  context.CancelFunc // stops the fetch when its feed's run ends
 }
 
 // keyFeed is one remote key set and its lifecycle: a scheduled refresh, a
 // rate-limited refetch on an unknown kid, and retries with a capped backoff
 // after failures. Its parameters (interval, client, logger, observer) are
-// those of its newest user, the config most recently loaded.
+// those of its newest user, the config most recently loaded. A feed costs
+// no goroutine while no fetch is in flight: the process's scheduler holds
+// it in its queue until nextTry.
 type keyFeed struct {
-	key feedKey
-	set atomic.Pointer[jose.KeySet] // nil until the first good fetch
+	key   feedKey
+	set   atomic.Pointer[jose.KeySet] // nil until the first good fetch
+	sched *scheduler
 
-	mu        sync.Mutex
-	users     []*Remote
-	run       *feedRun
-	idleSince time.Time
+	mu     sync.Mutex
+	users  []*Remote
+	run    *feedRun
+	idleAt *list.Element // in Feeds.idle while no config uses the set; under Feeds.mu
 
 	inflight     *flight
+	lastStart    time.Time // when the last fetch (any cause) started
 	lastFinish   time.Time // when the last fetch (any cause) ended
 	lastSuccess  time.Time
 	lastKidFetch time.Time // when the last unknown-kid refetch started
 	lastAsk      time.Time // when the last token with an unknown kid came
-	nextTry      time.Time // when the refresher fetches next
+	nextTry      time.Time // when the scheduler fetches next
 	backoff      time.Duration
 	failing      bool      // the last fetch failed
 	lastErr      error     // why, while failing
 	failedSince  time.Time // first failure of the current run of failures
 	gap          time.Duration
-	asked        map[string]struct{} // kids asked for since the last fetch started
-	removed      *removedKids        // kids the IdP dropped and has not published again: no refetch
-	wake         chan struct{}       // tells the refresher nextTry changed
+	asked        map[string]struct{} // kids asked for since the last fetch started; nil when none
+	removed      removedKids         // kids the IdP dropped and has not published again: no refetch
+
+	// The scheduler's queue: due is nextTry as queued, slot the index in
+	// the queue (-1: not queued). Guarded by sched.mu.
+	due  time.Time
+	slot int
 }
 
 func (f *keyFeed) idle() bool { return len(f.users) == 0 }
@@ -194,27 +214,40 @@ func (f *keyFeed) addUser(u *Remote, run bool) {
 		f.gap = u.refetchGap()
 	}
 	if f.run != nil {
-		// A reload may shorten the interval: the refresher follows.
-		if due := f.lastFinish.Add(u.spec.RefreshInterval); f.set.Load() != nil && due.Before(f.nextTry) {
-			f.nextTry = due
-			f.poke()
-		}
+		// A reload may shorten the interval: the schedule follows.
+		f.soonerLocked(u.interval())
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	f.run = &feedRun{ctx: ctx, cancel: cancel}
-	// Keys kept from an earlier period serve at once; a fetch runs now to
-	// bring them up to date.
+	f.run = &feedRun{}
+	// Keys kept from an earlier period serve at once. They are refreshed
+	// when due, as if they had been in use all along: a tenant that was
+	// evicted and comes back within the interval (tokens cycling through
+	// more tenants than max_tenants) costs no fetch. Keys never fetched,
+	// stale, or last seen failing are fetched now.
 	f.nextTry = time.Now()
-	f.run.wg.Add(1)
-	go func(run *feedRun) {
-		defer run.wg.Done()
-		f.refresher(run)
-	}(f.run)
+	if due := f.lastSuccess.Add(u.interval()); f.set.Load() != nil && !f.failing && due.After(f.nextTry) {
+		f.nextTry = due
+	}
+	f.sched.schedule(f)
+}
+
+// sooner brings the next refresh forward to interval after the last fetch,
+// when that is earlier (a reload shortened refresh_interval).
+func (f *keyFeed) sooner(interval time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.soonerLocked(interval)
+}
+
+func (f *keyFeed) soonerLocked(interval time.Duration) {
+	if due := f.lastFinish.Add(interval); f.run != nil && f.set.Load() != nil && due.Before(f.nextTry) {
+		f.nextTry = due
+		f.sched.schedule(f)
+	}
 }
 
 // removeUser drops u and returns, for the last user, the function that
-// stops the refresher.
+// stops the fetch in flight; the set leaves the scheduler's queue.
 func (f *keyFeed) removeUser(u *Remote) func() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -227,88 +260,64 @@ func (f *keyFeed) removeUser(u *Remote) func() {
 	if len(f.users) > 0 || f.run == nil {
 		return nil
 	}
+	f.sched.unschedule(f)
+	return f.stopLocked()
+}
+
+// stopLocked ends the run: no fetch starts any more, and the returned
+// function stops the fetch in flight and waits for it. Callers hold f.mu.
+func (f *keyFeed) stopLocked() func() {
 	run := f.run
 	f.run = nil
-	f.idleSince = time.Now()
+	run.stopped = true
+	var cancel context.CancelFunc
+	if fl := f.inflight; fl != nil {
+		cancel = fl.cancel
+	}
 	return func() {
-		run.cancel()
+		if cancel != nil {
+			cancel()
+		}
 		run.wg.Wait()
 	}
 }
 
-// poke wakes the refresher to look at nextTry again. Callers hold f.mu.
-func (f *keyFeed) poke() {
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
-}
-
-// refresher fetches when nextTry comes: every interval after a success (a
-// refetch resets it), after a backoff after a failure.
-func (f *keyFeed) refresher(run *feedRun) {
-	for {
-		f.mu.Lock()
-		wait := time.Until(f.nextTry)
-		f.mu.Unlock()
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-run.ctx.Done():
-				t.Stop()
-				return
-			case <-f.wake:
-				t.Stop()
-				continue
-			case <-t.C:
-			}
-		}
-		if run.ctx.Err() != nil {
-			return
-		}
-		f.mu.Lock()
-		fl := f.startLocked(run, false)
-		f.mu.Unlock()
-		if fl == nil {
-			return
-		}
-		select {
-		case <-fl.done:
-		case <-run.ctx.Done():
-			return
-		}
-	}
-}
-
 // startLocked starts a fetch, or returns the one in flight; nil when the
-// feed has no users left. Callers hold f.mu.
-func (f *keyFeed) startLocked(run *feedRun, forKid bool) *flight {
+// feed has no users left. done, when not nil, runs when the fetch started
+// here ends. Callers hold f.mu.
+func (f *keyFeed) startLocked(run *feedRun, forKid bool, done func()) *flight {
 	if fl := f.inflight; fl != nil {
 		return fl
 	}
-	if run == nil || run.ctx.Err() != nil || len(f.users) == 0 {
+	if run == nil || run.stopped || len(f.users) == 0 {
 		return nil
 	}
-	fl := &flight{done: make(chan struct{}), started: time.Now()}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl := &flight{done: make(chan struct{}), started: time.Now(), cancel: cancel}
 	f.inflight = fl
+	f.lastStart = fl.started
 	if forKid {
 		f.lastKidFetch = time.Now()
 	}
 	asked := f.asked
-	f.asked = map[string]struct{}{}
+	f.asked = nil
 	src := f.newest()
 	run.wg.Add(1)
 	go func() {
 		defer run.wg.Done()
-		ks, skipped, err := src.fetchSet(run.ctx)
-		f.finish(src, fl, forKid, asked, ks, skipped, err)
+		if done != nil {
+			defer done()
+		}
+		defer cancel()
+		ks, skipped, err := src.fetchSet(ctx)
+		f.finish(run, src, fl, forKid, asked, ks, skipped, err)
 	}()
 	return fl
 }
 
 // finish swaps in a fetched set (the last good one stays on failure),
 // schedules the next fetch and reports the outcome.
-func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]struct{}, ks *jose.KeySet, skipped []error, err error) {
+func (f *keyFeed) finish(run *feedRun, src *Remote, fl *flight, forKid bool, asked map[string]struct{}, ks *jose.KeySet, skipped []error, err error) {
 	now := time.Now()
 	f.mu.Lock()
 	f.inflight = nil
@@ -331,12 +340,12 @@ func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]
 		f.set.Store(ks)
 		f.lastSuccess = now
 		f.failing, f.backoff, f.lastErr = false, 0, nil
-		f.nextTry = now.Add(src.spec.RefreshInterval)
+		f.nextTry = now.Add(src.interval())
 		if forKid {
 			f.gap = nextGap(f.gap, src.refetchGap(), ks, asked)
 		}
 	} else {
-		f.backoff = nextBackoff(f.backoff, src.spec.RefreshInterval)
+		f.backoff = nextBackoff(f.backoff, src.interval())
 		if _, asked := classify(err); asked > f.backoff {
 			f.backoff = asked // the IdP's Retry-After, bounded
 		}
@@ -347,7 +356,9 @@ func (f *keyFeed) finish(src *Remote, fl *flight, forKid bool, asked map[string]
 		f.lastErr = err
 	}
 	retryIn := f.backoff
-	f.poke()
+	if f.run == run {
+		f.sched.schedule(f)
+	}
 	f.mu.Unlock()
 	fl.err = err
 	close(fl.done)

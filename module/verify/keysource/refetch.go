@@ -65,6 +65,15 @@ func (f *keyFeed) unknownKid(ctx context.Context, kid string) (*jose.KeySet, tim
 			f.mu.Unlock()
 			return ks, 0 // a fetch since this request came brought it
 		}
+		if f.inflight == nil && !f.lastStart.Before(arrived) && !f.lastFinish.Before(f.lastStart) {
+			// Another waiter's fetch started after this request came and
+			// has ended without the kid: the answer is final.
+			f.mu.Unlock()
+			return f.set.Load(), 0
+		}
+		if f.asked == nil {
+			f.asked = map[string]struct{}{}
+		}
 		if len(f.asked) < 64 {
 			f.asked[kid] = struct{}{}
 		}
@@ -84,7 +93,7 @@ func (f *keyFeed) unknownKid(ctx context.Context, kid string) (*jose.KeySet, tim
 				}
 				continue
 			}
-			fl = f.startLocked(f.run, true)
+			fl = f.startLocked(f.run, true, nil)
 		}
 		f.mu.Unlock()
 		if fl == nil {
@@ -136,7 +145,7 @@ func (f *keyFeed) unavailable() time.Duration {
 		return time.Second
 	}
 	if f.lastFinish.IsZero() || now.Sub(f.lastFinish) >= f.baseGapLocked() {
-		if f.startLocked(f.run, false) != nil {
+		if f.startLocked(f.run, false, nil) != nil {
 			return time.Second
 		}
 	}
@@ -156,7 +165,7 @@ func (r *Remote) Backdate(d time.Duration) {
 }
 
 // Schedule reports when the last fetch of r's set ended and when the
-// refresher fetches next.
+// scheduler fetches next.
 func (r *Remote) Schedule() (lastFinish, nextTry time.Time) {
 	f := r.feed
 	f.mu.Lock()

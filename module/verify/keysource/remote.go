@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,7 +16,7 @@ import (
 )
 
 // Remote is one config's handle on a remote key set: a JWKS URL, or the
-// jwks_uri of a discovery document. The set itself, its refresher and its
+// jwks_uri of a discovery document. The set itself, its schedule and its
 // refetch bound live in the process's Feeds (feeds.go), shared by every
 // config naming the same issuer and URL, so keys outlive a reload.
 // jwk.Cache is not used because we need to validate the whole set before
@@ -23,13 +24,32 @@ import (
 // outcome, and share one rate-limited refetch between all requests that
 // carry an unknown kid.
 type Remote struct {
-	spec     Spec
-	env      Env
+	spec     Spec // Issuer and URLs; the interval is conf's
+	conf     *atomic.Pointer[sourceConf]
 	feeds    *Feeds
 	feed     *keyFeed
 	onReport keyReporter // where refresh outcomes go; nil: the Observer, under the issuer
 
 	closeOnce sync.Once
+}
+
+// sourceConf is what a source's fetches follow that a reload may change:
+// the client, logger and observer, the refresh interval and refetch gap of
+// the newest config. A plain issuer's source has its own; every tenant of
+// a multi-tenant issuer shares its pool's, so a reload updates them all at
+// once, without a new source per tenant.
+type sourceConf struct {
+	env      Env
+	interval time.Duration
+}
+
+func newConf(env Env, interval time.Duration) *atomic.Pointer[sourceConf] {
+	if interval <= 0 {
+		interval = DefaultRefreshInterval
+	}
+	p := &atomic.Pointer[sourceConf]{}
+	p.Store(&sourceConf{env: env, interval: interval})
+	return p
 }
 
 // keyReporter receives a source's refresh outcomes: keys is the number in
@@ -50,16 +70,22 @@ func NewRemote(spec Spec, env Env, report keyReporter) (*Remote, error) {
 	if env.Feeds == nil {
 		return nil, fmt.Errorf("issuer %q: remote keys need the process's key feeds (Env.Feeds)", spec.Issuer)
 	}
-	if spec.RefreshInterval <= 0 {
-		spec.RefreshInterval = DefaultRefreshInterval
-	}
-	r := &Remote{spec: spec, env: env, feeds: env.Feeds, onReport: report}
-	r.feed = env.Feeds.acquire(feedKey{issuer: spec.Issuer, jwksURL: spec.JWKSURL, discoveryURL: spec.OIDCDiscovery}, r)
-	return r, nil
+	return newRemote(spec, newConf(env, spec.RefreshInterval), env.Feeds, report), nil
+}
+
+// newRemote joins feeds for spec's issuer and URL, following conf.
+func newRemote(spec Spec, conf *atomic.Pointer[sourceConf], feeds *Feeds, report keyReporter) *Remote {
+	r := &Remote{spec: Spec{Issuer: spec.Issuer, JWKSURL: spec.JWKSURL, OIDCDiscovery: spec.OIDCDiscovery},
+		conf: conf, feeds: feeds, onReport: report}
+	r.feed = feeds.acquire(feedKey{issuer: spec.Issuer, jwksURL: spec.JWKSURL, discoveryURL: spec.OIDCDiscovery}, r)
+	return r
 }
 
 // refetchGap is the configured base gap between unknown-kid refetches.
-func (r *Remote) refetchGap() time.Duration { return r.env.RefetchGap }
+func (r *Remote) refetchGap() time.Duration { return r.conf.Load().env.RefetchGap }
+
+// interval is how often the set is refreshed.
+func (r *Remote) interval() time.Duration { return r.conf.Load().interval }
 
 // lastSuccess is when the shared set was last fetched; zero when never.
 func (r *Remote) lastSuccess() time.Time {
@@ -83,7 +109,7 @@ type reportArgs struct {
 // report logs and observes one fetch outcome: a failure at WARN saying
 // truthfully what stays in force, the first success after failures at INFO.
 func (r *Remote) report(a reportArgs) {
-	log := r.env.Logger.With(zap.String("issuer", r.spec.Issuer))
+	log := r.conf.Load().env.Logger.With(zap.String("issuer", r.spec.Issuer))
 	for _, s := range a.skipped {
 		log.Debug("jwks: key skipped", zap.Error(s))
 	}
@@ -115,8 +141,8 @@ func (r *Remote) observe(ok bool, keys int, at time.Time, class string) {
 		r.onReport(ok, keys, at, class)
 		return
 	}
-	r.env.refresh(r.spec.Issuer, ok, keys, at)
-	r.env.temporary(r.spec.Issuer, class)
+	r.conf.Load().env.refresh(r.spec.Issuer, ok, keys, at)
+	r.conf.Load().env.temporary(r.spec.Issuer, class)
 }
 
 // fetchFirst waits until the shared set has keys, joining the fetch in
@@ -126,7 +152,7 @@ func (r *Remote) fetchFirst(ctx context.Context) error {
 	f := r.feed
 	for f.set.Load() == nil {
 		f.mu.Lock()
-		fl := f.startLocked(f.run, false)
+		fl := f.startLocked(f.run, false, nil)
 		f.mu.Unlock()
 		if fl == nil {
 			return context.Canceled // the source was closed
@@ -202,7 +228,7 @@ func (r *Remote) get(ctx context.Context, url string) ([]byte, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := r.env.Client.Do(req)
+	resp, err := r.conf.Load().env.Client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,11 @@ package keysource
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,4 +171,46 @@ func mustSet(t *testing.T, kids ...string) *jose.KeySet {
 		t.Fatal(err)
 	}
 	return ks
+}
+
+// What a waiting request costs: 1,000 requests with new kids wait for the
+// next allowed refetch. Each holds its own goroutine (the one serving it)
+// parked on a timer, and nothing else: the IdP sees one fetch on one
+// connection for all of them. The figures are in the README ("Keys").
+func TestWaitingRequestsHoldNoConnection(t *testing.T) {
+	s := newIdPWith(t, "a")
+	var conns atomic.Int64
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	r := remoteOn(t, s, time.Second) // the next refetch is a gap (1 s) after this fetch
+	hits, connsBefore := s.hits.Load(), conns.Load()
+	const waiters = 1000
+	var before, during runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	var waited atomic.Int64
+	for i := range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, retry := r.UnknownKid(context.Background(), fmt.Sprintf("new-%d", i)); retry == 0 {
+				waited.Add(1)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // all parked, the gap not yet over
+	runtime.ReadMemStats(&during)
+	parked := runtime.NumGoroutine() - g0
+	wg.Wait()
+	perWaiter := (int64(during.HeapAlloc) - int64(before.HeapAlloc) + int64(during.StackInuse) - int64(before.StackInuse)) / waiters
+	t.Logf("%d waiting requests: %d goroutines (their own), about %d B each (goroutine stack included), %d fetch, %d new IdP connection",
+		waiters, parked, perWaiter, s.hits.Load()-hits, conns.Load()-connsBefore)
+	if fetches := s.hits.Load() - hits; fetches != 1 || conns.Load()-connsBefore > 1 || waited.Load() != waiters {
+		t.Fatalf("%d waiters: %d fetches, %d connections, %d waited for the refetch", waiters, fetches, conns.Load()-connsBefore, waited.Load())
+	}
 }

@@ -59,6 +59,13 @@ type TemplateObserver interface {
 	IssuerTenants(issuer string, tenants, keys int)
 }
 
+// BudgetObserver is an Observer that also counts the requests the
+// new-tenant budget of a multi-tenant issuer refused (503
+// keys_unavailable, no fetch), by issuer as configured.
+type BudgetObserver interface {
+	TenantBudgetRefused(issuer string)
+}
+
 // DefaultRefetchGap is the base gap between unknown-kid refetches of one
 // issuer when Env.RefetchGap is zero.
 const DefaultRefetchGap = 2 * time.Second
@@ -114,6 +121,13 @@ func (e Env) refresh(issuer string, ok bool, keys int, at time.Time) {
 func (e Env) temporary(issuer, class string) {
 	if o, ok := e.Observer.(FailureObserver); ok && class != "" {
 		o.IdPTemporaryFailure(issuer, class)
+	}
+}
+
+// budgetRefused counts a request the new-tenant budget refused.
+func (e Env) budgetRefused(issuer string) {
+	if o, ok := e.Observer.(BudgetObserver); ok {
+		o.TenantBudgetRefused(issuer)
 	}
 }
 
@@ -197,18 +211,18 @@ func (r *Remote) LastFailure() string {
 // Announce reports the keys the live config starts with: those kept from
 // an earlier config, or none.
 func (r *Remote) Announce() {
-	if r.env.Observer == nil {
+	if r.conf.Load().env.Observer == nil {
 		return
 	}
 	keys := 0
 	if ks := r.Keys(); ks != nil {
 		keys = len(ks.All)
 	}
-	r.env.Observer.JWKSInUse(r.spec.Issuer, keys, r.lastSuccess())
+	r.conf.Load().env.Observer.JWKSInUse(r.spec.Issuer, keys, r.lastSuccess())
 }
 
 // Close leaves the process's Feeds: the last user of a set stops its
-// refresher (the keys stay, for the next config naming the same source).
+// schedule (the keys stay, for the next config naming the same source).
 func (r *Remote) Close() {
 	r.closeOnce.Do(func() { r.feeds.release(r.feed, r) })
 }

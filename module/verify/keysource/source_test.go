@@ -301,37 +301,37 @@ func TestTemplateTenants(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	acme, e1 := tmpl.Lookup(ctx, s.URL+"/realms/acme", "acme")
-	if e1 != nil || acme.Source().Keys().ByKid["a"] == nil || !acme.Live() {
+	acme, e1 := tmpl.Lookup(ctx, s.URL+"/realms/acme", "acme", "")
+	if e1 != nil || acme.Source().Keys().ByKid["a"] == nil || !tmpl.Live(acme) {
 		t.Fatalf("acme: %v", e1)
 	}
 	if got := obs.last(&obs.tenants); got != tmpl.Issuer()+" ok 1001" {
 		t.Fatalf("tenant gauges: %q", got)
 	}
 	// max_tenants 1: globex pushes acme out, and acme's state stops passing.
-	if _, e2 := tmpl.Lookup(ctx, s.URL+"/realms/globex", "globex"); e2 != nil {
+	if _, e2 := tmpl.Lookup(ctx, s.URL+"/realms/globex", "globex", ""); e2 != nil {
 		t.Fatal(e2)
 	}
-	if acme.Live() || tmpl.Len() != 1 || tmpl.KeyCount() != 1 {
-		t.Fatalf("eviction: live %v, held %d, keys %d", acme.Live(), tmpl.Len(), tmpl.KeyCount())
+	if tmpl.Live(acme) || tmpl.Len() != 1 || tmpl.KeyCount() != 1 {
+		t.Fatalf("eviction: live %v, held %d, keys %d", tmpl.Live(acme), tmpl.Len(), tmpl.KeyCount())
 	}
 	// 404: unknown tenant, remembered without a new fetch.
-	_, e3 := tmpl.Lookup(ctx, s.URL+"/realms/nobody", "nobody")
+	_, e3 := tmpl.Lookup(ctx, s.URL+"/realms/nobody", "nobody", "")
 	hits := s.hits.Load()
-	_, e4 := tmpl.Lookup(ctx, s.URL+"/realms/nobody", "nobody")
+	_, e4 := tmpl.Lookup(ctx, s.URL+"/realms/nobody", "nobody", "")
 	if e3 == nil || e3.Reason != audit.ReasonUnknownIssuer || e4 != e3 || s.hits.Load() != hits {
 		t.Fatalf("unknown tenant: %v then %v, %d fetches", e3, e4, s.hits.Load()-hits)
 	}
 	// 5xx: temporary.
 	s.set("/realms/down/jwks", nil, http.StatusBadGateway)
-	if _, e5 := tmpl.Lookup(ctx, s.URL+"/realms/down", "down"); e5 == nil || e5.Reason != audit.ReasonKeysUnavailable {
+	if _, e5 := tmpl.Lookup(ctx, s.URL+"/realms/down", "down", ""); e5 == nil || e5.Reason != audit.ReasonKeysUnavailable {
 		t.Fatalf("IdP down: %v", e5)
 	}
 	// A caller that went away.
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
 	s.set("/realms/slow/jwks", jwks(t, "s"), 0)
-	if _, e6 := tmpl.Lookup(gone, s.URL+"/realms/slow", "slow"); e6 == nil || e6.Reason != audit.ReasonKeysUnavailable {
+	if _, e6 := tmpl.Lookup(gone, s.URL+"/realms/slow", "slow", ""); e6 == nil || e6.Reason != audit.ReasonKeysUnavailable {
 		t.Fatalf("cancelled caller: %v", e6)
 	}
 	tmpl.Close()
@@ -339,7 +339,7 @@ func TestTemplateTenants(t *testing.T) {
 	if tmpl.Len() != 0 {
 		t.Fatal("Close keeps tenants held")
 	}
-	if _, e7 := tmpl.Lookup(ctx, s.URL+"/realms/acme", "acme"); e7 == nil {
+	if _, e7 := tmpl.Lookup(ctx, s.URL+"/realms/acme", "acme", ""); e7 == nil {
 		t.Fatal("a closed template admitted a tenant")
 	}
 }
@@ -358,10 +358,10 @@ func TestTemplateListedTenantsAndFile(t *testing.T) {
 	}
 	tmpl.Start()
 	defer tmpl.Close()
-	if _, e := tmpl.Lookup(context.Background(), s.URL+"/t/initech", "initech"); e == nil || e.Reason != audit.ReasonUnknownIssuer {
+	if _, e := tmpl.Lookup(context.Background(), s.URL+"/t/initech", "initech", ""); e == nil || e.Reason != audit.ReasonUnknownIssuer {
 		t.Fatalf("a tenant not listed: %v", e)
 	}
-	acme, e := tmpl.Lookup(context.Background(), s.URL+"/t/acme", "acme")
+	acme, e := tmpl.Lookup(context.Background(), s.URL+"/t/acme", "acme", "")
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -369,7 +369,7 @@ func TestTemplateListedTenantsAndFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("initech\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "acme to leave", func() bool { return !acme.Live() })
+	waitFor(t, "acme to leave", func() bool { return !tmpl.Live(acme) })
 	for _, bad := range []TemplateSpec{
 		{Spec: Spec{Issuer: "https://x/no-placeholder"}},
 		{Spec: Spec{Issuer: "https://x/{tenant}"}, TenantsFile: filepath.Join(t.TempDir(), "missing")},

@@ -83,7 +83,7 @@ func (g *Gate) serveBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "", "", "this gate cannot verify logout tokens")
 		return
 	}
-	lt, e := v.VerifyLogoutToken(r.Context(), raw)
+	lt, e := v.VerifyLogoutToken(r.Context(), raw, remote)
 	if e != nil {
 		refuse(http.StatusBadRequest, "", "", "logout token refused ("+string(e.Reason)+"): "+e.Detail)
 		return

@@ -88,7 +88,7 @@ func (g *Gate) serveSSF(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusServiceUnavailable, "", "", "", "this gate cannot verify SETs")
 		return
 	}
-	set, e := v.VerifySET(r.Context(), strings.TrimSpace(string(body)))
+	set, e := v.VerifySET(r.Context(), strings.TrimSpace(string(body)), remote)
 	if e != nil {
 		if e.Reason == audit.ReasonKeysUnavailable {
 			// Not the SET's fault: a general HTTP error the transmitter

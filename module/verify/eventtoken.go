@@ -65,7 +65,7 @@ func (v *Verifier) Leeway() time.Duration { return v.cfg.Leeway }
 
 // verifyEventToken checks the signature, header, issuer, audience, times
 // and jti of an event token of profile p.
-func (v *Verifier) verifyEventToken(ctx context.Context, raw string, p EventTokenProfile) (*EventToken, *Error) {
+func (v *Verifier) verifyEventToken(ctx context.Context, raw, client string, p EventTokenProfile) (*EventToken, *Error) {
 	parts, e := jose.Split(raw, v.cfg.MaxTokenBytes)
 	if e != nil {
 		return nil, e
@@ -92,7 +92,7 @@ func (v *Verifier) verifyEventToken(ctx context.Context, raw string, p EventToke
 	if rawIss, ok := claims["iss"]; !ok || jose.UnmarshalString(rawIss, &iss) != nil {
 		return nil, fail(audit.ReasonUnknownIssuer, p.Name+" has no iss string", nil)
 	}
-	is, e := v.lookupIssuer(ctx, iss)
+	is, e := v.lookupIssuer(ctx, iss, client)
 	if e != nil {
 		return nil, e
 	}

@@ -52,7 +52,7 @@ func TestVerifyLogoutTokenAccepts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := mint(t, "RS256", k.rsa, "", tc.header, tc.claims)
-			lt, e := v.VerifyLogoutToken(t0ctx, tok)
+			lt, e := v.VerifyLogoutToken(t0ctx, tok, "192.0.2.1")
 			if e != nil {
 				t.Fatalf("refused: %v", e)
 			}
@@ -104,7 +104,7 @@ func TestVerifyLogoutTokenRefuses(t *testing.T) {
 		{"empty", "", audit.ReasonMalformedToken, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lt, e := v.VerifyLogoutToken(t0ctx, tc.tok)
+			lt, e := v.VerifyLogoutToken(t0ctx, tc.tok, "192.0.2.1")
 			if e == nil {
 				t.Fatalf("accepted: %+v", lt)
 			}
@@ -137,7 +137,7 @@ func TestVerifySET(t *testing.T) {
 		}
 		return c
 	}
-	st, e := v.VerifySET(t0ctx, mint(t, "EdDSA", k.ed, "ed1", map[string]any{"typ": "secevent+jwt"}, set(nil)))
+	st, e := v.VerifySET(t0ctx, mint(t, "EdDSA", k.ed, "ed1", map[string]any{"typ": "secevent+jwt"}, set(nil)), "192.0.2.1")
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -164,7 +164,7 @@ func TestVerifySET(t *testing.T) {
 		{"signed by the RSA issuer's key", mint(t, "RS256", k.rsa, "", nil, set(nil)), audit.ReasonBadAlgorithm},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, e := v.VerifySET(t0ctx, tc.tok); e == nil || e.Reason != tc.why {
+			if _, e := v.VerifySET(t0ctx, tc.tok, "192.0.2.1"); e == nil || e.Reason != tc.why {
 				t.Fatalf("got %v, want %s", e, tc.why)
 			}
 		})
@@ -177,10 +177,10 @@ func TestAccessTokenIsNoEventToken(t *testing.T) {
 	k := keys(t)
 	v := newVerifier(t, baseConfig(t))
 	at := mint(t, "RS256", k.rsa, "", nil, claimsFor(issRSA, nil))
-	if _, e := v.VerifyLogoutToken(t0ctx, at); e == nil {
+	if _, e := v.VerifyLogoutToken(t0ctx, at, "192.0.2.1"); e == nil {
 		t.Fatal("an access token passed as a logout token")
 	}
-	if _, e := v.VerifySET(t0ctx, at); e == nil {
+	if _, e := v.VerifySET(t0ctx, at, "192.0.2.1"); e == nil {
 		t.Fatal("an access token passed as a SET")
 	}
 	// And a logout token still verifies as an access token only by the

@@ -30,11 +30,13 @@ type LogoutToken struct {
 // the signature with the issuer's keys as for an ID token (alg
 // allow-listed, never none), iss, aud, iat and exp; a sub, a sid or both;
 // an events claim whose value is a JSON object holding the back-channel
-// logout member, itself a JSON object; and no nonce. The jti is checked
+// logout member, itself a JSON object; and no nonce. client (the sender's
+// address) spends the new-tenant budget of a multi-tenant issuer as a
+// request's client does. The jti is checked
 // for presence here; remembering it is the caller's (the replay set is the
 // process's, and shared between replicas).
-func (v *Verifier) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken, *Error) {
-	t, e := v.verifyEventToken(ctx, raw, LogoutTokenProfile)
+func (v *Verifier) VerifyLogoutToken(ctx context.Context, raw, client string) (*LogoutToken, *Error) {
+	t, e := v.verifyEventToken(ctx, raw, client, LogoutTokenProfile)
 	if e != nil {
 		return nil, e
 	}

@@ -28,8 +28,8 @@ type SecurityEventToken struct {
 // and nbf when present, and an events claim that is a JSON object of one
 // or more members whose values are JSON objects (RFC 8417 §2.2). What the
 // events mean is the caller's to judge.
-func (v *Verifier) VerifySET(ctx context.Context, raw string) (*SecurityEventToken, *Error) {
-	t, e := v.verifyEventToken(ctx, raw, SETProfile)
+func (v *Verifier) VerifySET(ctx context.Context, raw, client string) (*SecurityEventToken, *Error) {
+	t, e := v.verifyEventToken(ctx, raw, client, SETProfile)
 	if e != nil {
 		return nil, e
 	}

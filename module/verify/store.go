@@ -15,9 +15,10 @@ import (
 // sets, {tenant} unreplaced), the DPoP replay set, and the caches whose
 // sizes the gauges show. Verifiers of successive configs share one Store,
 // so `caddy reload` keeps the last good keys, the held tenants and the
-// proofs of the last minute. The gate holds it through
-// caddy.UsagePool; a test makes its own with NewStore. Revocation sets
-// (issue 23) belong here too.
+// proofs of the last minute. The gate holds it inside its process state
+// (module/processstate.go: one caddy.UsagePool value per shared store,
+// beside the revocation store and the DPoP nonce secret); a test makes its
+// own with NewStore.
 type Store struct {
 	feeds  *keysource.Feeds
 	replay *dpop.MemoryReplay

@@ -88,4 +88,3 @@ func TestVerifySigKeys(t *testing.T) {
 		}
 	}
 }
-

@@ -3,10 +3,12 @@ package tenantgate
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 // bindingMetrics count decisions by the proof of possession the gate
@@ -16,7 +18,18 @@ import (
 type bindingMetrics struct {
 	decisions *prometheus.CounterVec
 	replay    prometheus.GaugeFunc
+	// children caches the counter of each (binding, decision) once a
+	// request named it, so a request costs an array read instead of the
+	// CounterVec's hashing of two labels and its lock. Series are still
+	// created on first use only: none shows up before a request counted.
+	children [len(bindingNames)][len(decisionNames)]atomic.Pointer[prometheus.Counter]
 }
+
+// The closed label sets of binding_decisions_total, by index.
+var (
+	bindingNames  = [...]string{verify.BindingDPoP, verify.BindingMTLS, verify.BindingBearer}
+	decisionNames = [...]audit.Decision{audit.DecisionAllow, audit.DecisionDeny, audit.DecisionWouldDeny, audit.DecisionPublic}
+)
 
 var processBindingMetrics = &bindingMetrics{
 	decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,5 +66,26 @@ func (m *bindingMetrics) observe(binding string, d audit.Decision) {
 	if m == nil || binding == "" {
 		return
 	}
-	m.decisions.WithLabelValues(binding, string(d)).Inc()
+	bi, di := indexOf(bindingNames[:], binding), indexOf(decisionNames[:], d)
+	if bi < 0 || di < 0 {
+		m.decisions.WithLabelValues(binding, string(d)).Inc()
+		return
+	}
+	slot := &m.children[bi][di]
+	if c := slot.Load(); c != nil {
+		(*c).Inc()
+		return
+	}
+	c := m.decisions.WithLabelValues(binding, string(d))
+	slot.Store(&c) // a racing request stores the same child
+	c.Inc()
+}
+
+func indexOf[T comparable](set []T, v T) int {
+	for i, s := range set {
+		if s == v {
+			return i
+		}
+	}
+	return -1
 }

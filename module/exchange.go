@@ -279,10 +279,15 @@ func (x *exchange) finish() {
 			rec.Status = x.rw.Status()
 		}
 	}
+	// One clock read ends the request: its duration, the gate's share when
+	// it never forwarded, and the record's time.
+	end := time.Now()
+	took := end.Sub(x.start)
 	if x.gateTime == 0 {
-		x.gateTime = time.Since(x.start)
+		x.gateTime = took
 	}
-	rec.DurationMS = float64(time.Since(x.start).Microseconds()) / 1000
+	rec.DurationMS = float64(took.Microseconds()) / 1000
+	rec.Time = end
 	g.writeAudit(rec)
 	// metrics is nil only where a test measures the gate without them.
 	if g.metrics != nil {

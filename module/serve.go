@@ -193,7 +193,9 @@ func authorizeDetail(reason audit.Reason, r *rules.Rule) string {
 // copies were deleted before (strip-before-inject).
 func (x *exchange) inject(id *verify.Identity) error {
 	g, r := x.g, x.r
-	now := time.Now()
+	// The assertion is made at the time the request began (the exchange's
+	// clock read): iat is in whole seconds, and the token was judged then.
+	now := x.start
 	// The assertion never outlives the token it stands for.
 	exp := now.Add(assertion.MaxLifetime)
 	if !id.Expiry.IsZero() && id.Expiry.Before(exp) {

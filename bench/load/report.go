@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -24,7 +26,10 @@ type row struct {
 	sat, ratio float64
 	// cpu is the median CPU µs per request; added the median, over rounds,
 	// of cpu minus the baseline's in the same round (NaN without baseline).
-	cpu, added         float64
+	cpu, added float64
+	// addedRounds is added per round (NaN for a round that served
+	// nothing), by round index, so two targets can be paired round by round.
+	addedRounds        []float64
 	rounds             []float64
 	rate               int
 	p50, p99           time.Duration
@@ -36,13 +41,30 @@ type row struct {
 // y the other's in the same round: load from elsewhere on the machine moves
 // both, so it cancels out better than in a ratio or difference of medians.
 func perRound(xs, ys []float64, f func(x, y float64) float64) float64 {
-	var out []float64
-	for i := range min(len(xs), len(ys)) {
+	return median(roundValues(xs, ys, f))
+}
+
+// roundValues is f(x, y) round by round, NaN where a round served nothing.
+func roundValues(xs, ys []float64, f func(x, y float64) float64) []float64 {
+	out := make([]float64, min(len(xs), len(ys)))
+	for i := range out {
+		out[i] = math.NaN()
 		if xs[i] > 0 && ys[i] > 0 { // a round that served nothing has no value
-			out = append(out, f(xs[i], ys[i]))
+			out[i] = f(xs[i], ys[i])
 		}
 	}
-	return median(out)
+	return out
+}
+
+// quartiles are the 25th and 75th percentiles of xs, NaN left out: the
+// spread of a per-round value, so a reader sees the noise of the run.
+func quartiles(xs []float64) (lo, hi float64) {
+	s := slices.DeleteFunc(slices.Clone(xs), math.IsNaN)
+	if len(s) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	sort.Float64s(s)
+	return s[len(s)/4], s[(3*len(s))/4]
 }
 
 func ratio(x, y float64) float64 { return x / y }
@@ -59,7 +81,8 @@ func (r results) rows(tgts []target) []row {
 		rw.ratio = perRound(r.sat[t.name], r.sat[base], ratio)
 		if t.baseline != "" {
 			rw.ratio = perRound(r.sat[t.name], r.baseSat[t.name], ratio)
-			rw.added = perRound(r.cpu[t.name], r.baseCPU[t.name], diff)
+			rw.addedRounds = roundValues(r.cpu[t.name], r.baseCPU[t.name], diff)
+			rw.added = median(rw.addedRounds)
 		}
 		rows = append(rows, rw)
 	}
@@ -158,14 +181,19 @@ func printBefore(rows []row) {
 		return
 	}
 	fmt.Println()
-	fmt.Printf("%-54s %12s %12s %10s %10s %10s\n", "before (BENCH_BEFORE) and after, same run", "added before", "added after", "change", "×bare bef.", "×bare aft.")
+	fmt.Printf("%-54s %12s %12s %10s %10s %10s   %s\n", "before (BENCH_BEFORE) and after, same run", "added before", "added after", "change", "×bare bef.", "×bare aft.", "after−before per round: median [p25, p75]")
 	for _, r := range rows {
 		b, ok := before[r.t.name]
 		if r.t.proc != procCaddy || r.t.bare || !ok {
 			continue
 		}
-		fmt.Printf("%-54s %12s %12s %9.0f%% %10.2f %10.2f\n", r.t.name, us(b.added), us(r.added), 100*(r.added-b.added)/b.added, b.ratio, r.ratio)
+		d := roundValues(r.addedRounds, b.addedRounds, diff)
+		lo, hi := quartiles(d)
+		fmt.Printf("%-54s %12s %12s %9.0f%% %10.2f %10.2f   %s [%s, %s]\n", r.t.name, us(b.added), us(r.added), 100*(r.added-b.added)/b.added, b.ratio, r.ratio,
+			us(median(d)), us(lo), us(hi))
 	}
+	fmt.Println("(after−before per round: the after build's added minus the before build's, both measured in the")
+	fmt.Println(" same round; its spread is the noise a single run's change has on this machine)")
 }
 
 // findTarget is the target BENCH_PROFILE_TARGET names: the one of that

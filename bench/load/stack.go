@@ -140,7 +140,9 @@ func startStack(dir string, set settings, keys *benchKeys, tgts []target, p peer
 	}
 	for _, t := range tgts {
 		if err := waitUp("http://" + s.siteAddr[t.name] + healthPath(t)); err != nil {
-			return s, fmt.Errorf("site %q did not come up (see %s): %w", t.name, filepath.Join(dir, t.proc+".stdout"), err)
+			// The temporary directory goes with the run: say what the
+			// process wrote, not only where.
+			return s, fmt.Errorf("site %q did not come up: %w; the end of its process's output:\n%s", t.name, err, tail(filepath.Join(dir, t.proc+".stdout"), 1500))
 		}
 	}
 	if err := waitUp("http://" + s.upstream + "/"); err != nil {
@@ -282,4 +284,13 @@ func (s *stack) stop() {
 			<-done
 		}
 	}
+}
+
+// tail is the last n bytes of the file at path (or why it cannot be read).
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path) // #nosec G304 -- a file of this run's temporary directory
+	if err != nil {
+		return err.Error()
+	}
+	return string(b[max(0, len(b)-n):])
 }

@@ -4,8 +4,8 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
-	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 
@@ -137,21 +137,12 @@ func sameKey(a, b *jose.Key) bool {
 	return ok && pa.Equal(b.Pub)
 }
 
-// hashBuffers hold a token's bytes while it is hashed, so a cache lookup
-// allocates nothing (hashing a string needs it as a []byte).
-var hashBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 0, MaxCachedTokenBytes)
-	return &b
-}}
-
 // tokenSum is the cache key of a token: the SHA-256 of its exact bytes.
+// The string's bytes are hashed where they are (Sum256 only reads them),
+// instead of being copied into a buffer first.
 func tokenSum(token string) [sha256.Size]byte {
-	bp := hashBuffers.Get().(*[]byte)
-	b := append((*bp)[:0], token...)
-	sum := sha256.Sum256(b)
-	*bp = b
-	hashBuffers.Put(bp)
-	return sum
+	// #nosec G103 -- a read-only view of the string's bytes, not kept
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 }
 
 // CachedTokens is the number of entries in the verified-token cache (0 when

@@ -1,7 +1,14 @@
 package jose
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"errors"
 	"fmt"
+	"io"
+	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -30,8 +37,40 @@ var sigVerifiers = func() map[string]jws.Verifier {
 
 // VerifySig checks a signature over the signing input (header.payload) with
 // one key through jwx. alg has been checked against the key (k.Fits).
+//
+// The signing input is handed over as a read-only view of the token's
+// bytes rather than a copy (about 800 bytes per verification): every jwx
+// verifier only hashes or reads its payload.
 func VerifySig(p *Parts, sig []byte, alg string, k *Key) error {
-	return sigVerifiers[alg].Verify([]byte(p.SigningInput), sig, k.Pub)
+	// #nosec G103 -- read-only view of a string, not kept past the call
+	in := unsafe.Slice(unsafe.StringData(p.SigningInput), len(p.SigningInput))
+	v := sigVerifiers[alg]
+	if _, strict := v.(strictPSSVerifier); strict {
+		return v.Verify(in, sig, k.Pub)
+	}
+	return v.Verify(in, sig, verifyingKey(k))
+}
+
+// verifyingKey hands a public key to jwx as a crypto.Signer. jwx's RSA,
+// ECDSA and EdDSA verifiers take Public() of a crypto.Signer as it is; any
+// other key goes through jwx's keyconv, which converts it by reflection on
+// every verification. The key is the same and jwx still does the
+// verification; Sign is never called and refuses. publicOnly points at the
+// Key's own field, so handing it over allocates nothing.
+func verifyingKey(k *Key) any {
+	switch k.Pub.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		return publicOnly{&k.Pub}
+	}
+	return k.Pub
+}
+
+type publicOnly struct{ pub *any }
+
+func (k publicOnly) Public() crypto.PublicKey { return *k.pub }
+
+func (publicOnly) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("a verification key cannot sign")
 }
 
 // DecodeSignature decodes the signature part once per token.

@@ -88,14 +88,8 @@ func (g *Gate) serveBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "", "", "logout token refused ("+string(e.Reason)+"): "+e.Detail)
 		return
 	}
-	// Tokens issued up to now are revoked, or up to the logout token's iat
-	// when the OP's clock is ahead: both clocks then agree that tokens
-	// issued before the logout are covered.
 	now := time.Now()
-	before := now
-	if lt.IssuedAt.After(before) {
-		before = lt.IssuedAt
-	}
+	before := revokeBefore(now, lt.IssuedAt)
 	entries, err := revocation.FromLogout(lt.Issuer, lt.Subject, lt.Sid, now, before)
 	if err != nil {
 		refuse(http.StatusBadRequest, lt.Issuer, lt.JTI, "logout token names no subject or session that can be revoked: "+err.Error())

@@ -220,3 +220,13 @@ func remoteIP(r *http.Request) string {
 	}
 	return host
 }
+
+// revokeBefore is the cut-off of a receiver's revocation: tokens issued up
+// to now, or up to the event token's iat when the sender's clock is ahead,
+// so that both clocks agree that tokens issued before the event are covered.
+func revokeBefore(now, iat time.Time) time.Time {
+	if iat.After(now) {
+		return iat
+	}
+	return now
+}

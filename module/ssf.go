@@ -103,10 +103,7 @@ func (g *Gate) serveSSF(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	before := now
-	if set.IssuedAt.After(before) {
-		before = set.IssuedAt
-	}
+	before := revokeBefore(now, set.IssuedAt)
 	res, err := revocation.FromSET(set.Issuer, set.Claims, set.Events, now, before)
 	if err != nil {
 		code := ssfInvalidRequest

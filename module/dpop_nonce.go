@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/tenantgate/tenantgate/internal/tick"
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/revocation"
 	"github.com/tenantgate/tenantgate/module/verify/dpop"
@@ -108,16 +109,7 @@ func (h *processState) syncNonceSecret(parent context.Context) {
 
 func (h *processState) nonceSyncLoop(ctx context.Context) {
 	defer close(h.nonces.done)
-	t := time.NewTicker(nonceResync)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			h.syncNonceSecret(ctx)
-		}
-	}
+	tick.Every(ctx, nonceResync, h.syncNonceSecret)
 }
 
 // stop ends the sync loop (Destruct).

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tenantgate/tenantgate/internal/tick"
 )
 
 // Defaults of a Store.
@@ -119,16 +121,7 @@ func Open(cfg StoreConfig) (*Store, error) {
 
 func (s *Store) sweepLoop(ctx context.Context) {
 	defer close(s.done)
-	t := time.NewTicker(localSweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.set.Sweep()
-		}
-	}
+	tick.Every(ctx, localSweep, func(context.Context) { s.set.Sweep() })
 }
 
 // Close stops the background loop and closes the Redis client.

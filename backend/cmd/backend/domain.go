@@ -10,6 +10,7 @@ import (
 	"github.com/tenantgate/tenantgate/backend/api"
 	"github.com/tenantgate/tenantgate/backend/hedging"
 	"github.com/tenantgate/tenantgate/backend/store"
+	"github.com/tenantgate/tenantgate/internal/tick"
 )
 
 // loadDomainConfig reads the price file and the risk limits the flags name.
@@ -87,25 +88,18 @@ func sweepSpentAssertions(ctx context.Context, st store.Store, log *zap.Logger) 
 	if !ok {
 		return
 	}
-	t := time.NewTicker(spentSweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, spentSweepEvery, func(ctx context.Context) {
 		for {
 			n, err := sw.SweepSpentAssertions(ctx, sweepBatch)
 			if err != nil {
 				if ctx.Err() == nil {
 					log.Warn("spent assertion sweep", zap.Error(err))
 				}
-				break
+				return
 			}
 			if n < sweepBatch {
-				break
+				return
 			}
 		}
-	}
+	})
 }

@@ -56,7 +56,7 @@ step "gosec $GOSEC_VERSION"
 # gosec reports no version when built by go install; reinstalling the pinned
 # version is a cache hit after the first time.
 GOBIN=$GOBIN go install "github.com/securego/gosec/v2/cmd/gosec@$GOSEC_VERSION"
-"$GOBIN/gosec" -quiet ./module/... ./backend/... ./cmd/...
+"$GOBIN/gosec" -quiet ./module/... ./backend/... ./cmd/... ./internal/...
 
 # Redis for the tenant_rate_limit tests (module/ratelimit/..., integration):
 # TENANTGATE_TEST_REDIS, else the tests start a redis-server of their own;
@@ -77,7 +77,7 @@ fi
 [ -z "$redis_note" ] || echo "$redis_note"
 
 step "unit tests with coverage (module, backend; at least ${COVERAGE_MIN}%)"
-gotest "unit (cmd, tools)" -count=1 ./cmd/... ./tools/...
+gotest "unit (cmd, tools, internal)" -count=1 ./cmd/... ./tools/... ./internal/...
 gotest "unit (module, backend)" -count=1 -coverprofile=.data/cover.out ./module/... ./backend/...
 if [ -s "$TENANTGATE_POSTGRES_SKIPS" ]; then
 	# The PostgreSQL store could not run: measure the code that could.

@@ -151,7 +151,7 @@ func (g *Gate) parseOption(d *caddyfile.Dispenser) error {
 		if err != nil {
 			return d.Errf("leeway %q: %v", s, err)
 		}
-		leeway := caddy.Duration(dur)
+		leeway := verify.Duration(dur)
 		g.Leeway = &leeway
 	case "max_token_bytes":
 		if err := intArg(d, &g.MaxTokenBytes); err != nil {

@@ -286,7 +286,7 @@ func TestDPoPConfigValidation(t *testing.T) {
 			t.Errorf("%+v: got %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
-	cfg := Config{Algorithms: []string{"HS256"}}
+	cfg := Config{Settings: Settings{Algorithms: []string{"HS256"}}}
 	cfg.DPoP.SetDefaults(cfg.Algorithms)
 	if strings.Join(cfg.DPoP.Algorithms, " ") != strings.Join(DefaultAlgorithms, " ") {
 		t.Fatalf("an HS-only gate falls back to the default proof algorithms, got %v", cfg.DPoP.Algorithms)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -14,7 +13,7 @@ import (
 
 // setDefaults fills, once, in Provision, every gate option left unset that
 // the gate itself uses; the verifier's options (verify.Settings,
-// CacheSettings and the dpop ones) get theirs in verify, once, in verify.New.
+// CacheSettings, DPoPConfig) get theirs in verify, once, in verify.New.
 func (g *Gate) setDefaults() {
 	if g.Mode == "" {
 		g.Mode = ModeEnforce
@@ -75,7 +74,7 @@ func (g *Gate) verifyConfig() verify.Config {
 }
 
 // verifySettings is the verifier's config from the JSON options alone:
-// the gate's verify.Settings and CacheSettings as they are, with the
+// the gate's verify.Settings, CacheSettings and DPoPConfig as they are, with the
 // issuers copied so that expand, resolving placeholders in HMAC secrets,
 // never writes back into the config. The Caddyfile parser checks it too,
 // so its problems come with their lines.
@@ -83,12 +82,7 @@ func (g *Gate) verifySettings(expand func(string) string) verify.Config {
 	cfg := verify.Config{
 		Settings:      g.Settings,
 		CacheSettings: g.CacheSettings,
-		DPoP: verify.DPoPConfig{
-			MaxAge:          time.Duration(g.DPoPMaxAge),
-			PublicURL:       g.DPoPPublicURL,
-			Algorithms:      g.DPoPAlgorithms,
-			ReplayCacheSize: g.DPoPReplayCache,
-		},
+		DPoP:          g.DPoPConfig,
 	}
 	cfg.Issuers = slices.Clone(cfg.Issuers)
 	for i := range cfg.Issuers {

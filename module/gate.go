@@ -91,18 +91,9 @@ type Gate struct {
 	// Most distinct tenant label values on metrics; the rest count as _other. Default: 1000
 	MetricsMaxTenants int `json:"metrics_max_tenants,omitempty"`
 
-	// Scheme and host a DPoP proof's htu is compared with, when a proxy in
-	// front changes them (https://api.example.com). Default: as the gate sees the request
-	DPoPPublicURL string `json:"dpop_public_url,omitempty"`
-
-	// A DPoP proof's iat must be within this of now. Default: 60s
-	DPoPMaxAge caddy.Duration `json:"dpop_max_age,omitempty"`
-
-	// DPoP proof algorithms, asymmetric only. Default: the asymmetric members of algorithms
-	DPoPAlgorithms []string `json:"dpop_algorithms,omitempty"`
-
-	// DPoP proofs remembered per process for replay detection. Default: 100000
-	DPoPReplayCache int `json:"dpop_replay_cache,omitempty"`
+	// dpop_public_url, dpop_max_age, dpop_algorithms, dpop_replay_cache:
+	// the DPoP checker's options (verify/dpop's Config), at their place in the JSON.
+	verify.DPoPConfig
 
 	// Secret of at least 32 bytes keying the audit chain: every record then carries chain, seq
 	// and mac (docs/audit.md); placeholders such as {file./path} or {env.NAME} are expanded. Default: no chain

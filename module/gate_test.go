@@ -62,7 +62,7 @@ func newUnitGate(t *testing.T, mutate func(*Gate)) *unitGate {
 		AssertionKey: filepath.Join(dir, "assertion.pem"),
 		// Unit requests name gate.test; a gate outside a Caddy server has
 		// no site host names to judge a DPoP proof's htu by (dpophosts.go).
-		DPoPPublicURL: "http://gate.test",
+		DPoPConfig: verify.DPoPConfig{PublicURL: "http://gate.test"},
 		Rules: []rules.Rule{
 			{Methods: []string{"GET"}, Pattern: "/healthz", Public: true},
 			{Methods: []string{"GET"}, Pattern: "/api/whoami", Authenticated: true},

@@ -74,10 +74,10 @@ func (g *Gate) verifyConfig() verify.Config {
 }
 
 // verifySettings is the verifier's config from the JSON options alone:
-// the gate's verify.Settings, CacheSettings and DPoPConfig as they are, with the
-// issuers copied so that expand, resolving placeholders in HMAC secrets,
-// never writes back into the config. The Caddyfile parser checks it too,
-// so its problems come with their lines.
+// the gate's verify.Settings, CacheSettings and DPoPConfig as they are,
+// with the issuers copied so that expand, resolving placeholders in HMAC
+// secrets, never writes back into the config. The Caddyfile parser checks
+// it too, so its problems come with their lines.
 func (g *Gate) verifySettings(expand func(string) string) verify.Config {
 	cfg := verify.Config{
 		Settings:      g.Settings,

@@ -210,7 +210,7 @@ func TestServeClientCertFromTrustedProxyOnly(t *testing.T) {
 }
 
 func TestValidateDPoPRequirements(t *testing.T) {
-	g := &Gate{Issuers: []Issuer{{Issuer: "https://i", DPoP: "maybe", MTLSBinding: "always"}}}
+	g := &Gate{Settings: verify.Settings{Issuers: []Issuer{{Issuer: "https://i", DPoP: "maybe", MTLSBinding: "always"}}}}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	if err := g.Provision(ctx); err != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/tenantgate/tenantgate/module/assertion"
+
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 // A token in the verified-token cache still meets the route rule on every
@@ -90,8 +92,11 @@ func TestAssertionConfigProblems(t *testing.T) {
 		"negative cache entries": {func(g *Gate) { n := -1; g.TokenCache = &n }, "token_cache -1"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			g := &Gate{Issuers: []Issuer{{Issuer: "https://a", HMACSecret: strings.Repeat("h", 32), Audiences: []string{"x"}}},
-				Algorithms: []string{"HS256"}, AssertionKey: "/nonexistent/assertion.pem"}
+			g := &Gate{Settings: verify.Settings{
+				Issuers:    []Issuer{{Issuer: "https://a", HMACSecret: strings.Repeat("h", 32), Audiences: []string{"x"}}},
+				Algorithms: []string{"HS256"},
+			},
+				AssertionKey: "/nonexistent/assertion.pem"}
 			tc.mutate(g)
 			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 			defer cancel()

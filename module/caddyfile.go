@@ -151,7 +151,7 @@ func (g *Gate) parseOption(d *caddyfile.Dispenser) error {
 		if err != nil {
 			return d.Errf("leeway %q: %v", s, err)
 		}
-		leeway := caddy.Duration(dur)
+		leeway := verify.Duration(dur)
 		g.Leeway = &leeway
 	case "max_token_bytes":
 		if err := intArg(d, &g.MaxTokenBytes); err != nil {
@@ -223,7 +223,7 @@ func (g *Gate) parseOption(d *caddyfile.Dispenser) error {
 			return err
 		}
 	case "dpop_public_url":
-		if err := oneArg(d, &g.DPoPPublicURL); err != nil {
+		if err := oneArg(d, &g.DPoPConfig.PublicURL); err != nil {
 			return err
 		}
 	case "dpop_max_age":
@@ -235,10 +235,10 @@ func (g *Gate) parseOption(d *caddyfile.Dispenser) error {
 		if err != nil {
 			return d.Errf("dpop_max_age %q: %v", s, err)
 		}
-		g.DPoPMaxAge = caddy.Duration(dur)
+		g.DPoPConfig.MaxAge = verify.Duration(dur)
 	case "dpop_algorithms":
-		g.DPoPAlgorithms = append(g.DPoPAlgorithms, d.RemainingArgs()...)
-		if len(g.DPoPAlgorithms) == 0 {
+		g.DPoPConfig.ProofAlgorithms = append(g.DPoPConfig.ProofAlgorithms, d.RemainingArgs()...)
+		if len(g.DPoPConfig.ProofAlgorithms) == 0 {
 			return d.ArgErr()
 		}
 	case "audit_chain_key", "audit_format":
@@ -246,7 +246,7 @@ func (g *Gate) parseOption(d *caddyfile.Dispenser) error {
 			return err
 		}
 	case "dpop_replay_cache":
-		if err := intArg(d, &g.DPoPReplayCache); err != nil {
+		if err := intArg(d, &g.DPoPConfig.ReplayCacheSize); err != nil {
 			return err
 		}
 	default:

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -13,18 +12,14 @@ import (
 )
 
 // setDefaults fills, once, in Provision, every gate option left unset that
-// the gate itself uses; the verifier's options (claims, leeway, issuers'
-// refresh intervals, ...) get theirs from verify.Config.SetDefaults.
+// the gate itself uses; the verifier's options (verify.Settings,
+// CacheSettings, DPoPConfig) get theirs in verify, once, in verify.New.
 func (g *Gate) setDefaults() {
 	if g.Mode == "" {
 		g.Mode = ModeEnforce
 	}
 	if g.AssertionAlg == "" {
 		g.AssertionAlg = assertion.AlgEdDSA
-	}
-	if g.TokenCache == nil {
-		n := verify.DefaultTokenCacheSize
-		g.TokenCache = &n
 	}
 	if g.AssertionAudience == "" {
 		g.AssertionAudience = assertion.DefaultAudience
@@ -53,9 +48,6 @@ func (g *Gate) checkOptions() []error {
 	if g.AssertionAlg != "" && g.AssertionAlg != assertion.AlgEdDSA && g.AssertionAlg != assertion.AlgHS256 {
 		add("assertion_alg %q: want EdDSA or HS256", g.AssertionAlg)
 	}
-	if g.TokenCache != nil && *g.TokenCache < 0 {
-		add("token_cache %d: want a positive number of entries, or 0 (off)", *g.TokenCache)
-	}
 	if g.MetricsMaxTenants < 0 {
 		add("metrics_max_tenants %d: must be positive", g.MetricsMaxTenants)
 	}
@@ -69,7 +61,7 @@ func (g *Gate) checkOptions() []error {
 }
 
 // verifyConfig is the verifier's config for Provision: the settings plus
-// the logger and metrics.
+// the logger and metrics. verify.New fills the defaults.
 func (g *Gate) verifyConfig() verify.Config {
 	repl := caddy.NewReplacer()
 	cfg := g.verifySettings(func(s string) string { return repl.ReplaceKnown(s, "") })
@@ -78,38 +70,23 @@ func (g *Gate) verifyConfig() verify.Config {
 		cfg.Observer = g.metrics
 		cfg.CacheObserver = g.metrics
 	}
-	cfg.SetDefaults() // Leeway and the rest as the verifier will use them
 	return cfg
 }
 
-// verifySettings is the verifier's config from the JSON options alone,
-// expand resolving placeholders in HMAC secrets; the Caddyfile parser
-// checks it too, so its problems come with their lines. The issuers are
-// the JSON's own, copied so that expanding a secret (or the verifier's
-// defaults) never writes back into the config.
+// verifySettings is the verifier's config from the JSON options alone:
+// the gate's verify.Settings, CacheSettings and DPoPConfig as they are,
+// with the issuers copied so that expand, resolving placeholders in HMAC
+// secrets, never writes back into the config. The Caddyfile parser checks
+// it too, so its problems come with their lines.
 func (g *Gate) verifySettings(expand func(string) string) verify.Config {
 	cfg := verify.Config{
-		Issuers:       slices.Clone(g.Issuers),
-		Algorithms:    g.Algorithms,
-		MaxTokenBytes: g.MaxTokenBytes,
-		TenantClaim:   g.TenantClaim,
-		UserClaim:     g.UserClaim,
-		RolesClaim:    g.RolesClaim,
-		DPoP: verify.DPoPConfig{
-			MaxAge:          time.Duration(g.DPoPMaxAge),
-			PublicURL:       g.DPoPPublicURL,
-			Algorithms:      g.DPoPAlgorithms,
-			ReplayCacheSize: g.DPoPReplayCache,
-		},
+		Settings:      g.Settings,
+		CacheSettings: g.CacheSettings,
+		DPoP:          g.DPoPConfig,
 	}
+	cfg.Issuers = slices.Clone(cfg.Issuers)
 	for i := range cfg.Issuers {
 		cfg.Issuers[i].HMACSecret = expand(cfg.Issuers[i].HMACSecret)
-	}
-	if g.Leeway != nil {
-		cfg.Leeway, cfg.LeewaySet = time.Duration(*g.Leeway), true
-	}
-	if g.TokenCache != nil {
-		cfg.TokenCacheSize = *g.TokenCache
 	}
 	return cfg
 }

@@ -35,6 +35,35 @@ func TestVerifyDurationIsCaddyDuration(t *testing.T) {
 	}
 }
 
+// allOptionsJSON sets every tenant_gate option, keys in the order the
+// module wrote them before the verifier's options moved into the embedded
+// verify.Settings, CacheSettings and DPoPConfig (`caddy adapt` output of
+// that time).
+const allOptionsJSON = `{"issuers":[{"issuer":"https://i","audiences":["a"],"jwks_url":"https://i/j","refresh_interval":300000000000,"dpop":"required","mtls_binding":"optional","token_type":"at+jwt","max_tenants":3}],"algorithms":["RS256","HS256"],"tenant_claim":"v-tenant_claim","user_claim":"v-user_claim","roles_claim":"v-roles_claim","leeway":0,"max_token_bytes":100,"mode":"v-mode","assertion_key":"v-assertion_key","assertion_alg":"v-assertion_alg","assertion_secret":"v-assertion_secret","token_cache":0,"assertion_audience":"v-assertion_audience","assertion_issuer":"v-assertion_issuer","strip_headers":["v-strip_headers"],"token_cookie":"v-token_cookie","token_query":"v-token_query","allowed_origins":["v-allowed_origins"],"realm":"v-realm","metrics_max_tenants":7,"dpop_public_url":"v-dpop_public_url","dpop_max_age":30000000000,"dpop_algorithms":["ES256"],"dpop_replay_cache":5,"audit_chain_key":"v-audit_chain_key","audit_format":"v-audit_format","client_cert_from":["v-client_cert_from"],"shared_store":"v-shared_store","shared_store_prefix":"v-shared_store_prefix","revocation_retention":3600000000000,"revocation_max_entries":9,"backchannel_logout_path":"v-backchannel_logout_path","ssf_receiver_path":"v-ssf_receiver_path","dpop_nonce":true,"dpop_nonce_window":120000000000}`
+
+// The embedded config structs keep the JSON as it was: every key known
+// (Caddy decodes strictly), and written back byte for byte, in the same
+// order, so `caddy adapt` output does not change.
+func TestGateJSONKeysAndOrder(t *testing.T) {
+	dec := json.NewDecoder(strings.NewReader(allOptionsJSON))
+	dec.DisallowUnknownFields()
+	var g Gate
+	if err := dec.Decode(&g); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(g)
+	if err != nil || string(out) != allOptionsJSON {
+		t.Fatalf("written back as\n%s\nwant\n%s (%v)", out, allOptionsJSON, err)
+	}
+	// The verifier gets the options as written: no copy to keep in step.
+	cfg := g.verifySettings(func(s string) string { return s })
+	if cfg.TenantClaim != "v-tenant_claim" || cfg.EffectiveLeeway() != 0 || cfg.TokenCacheSize() != 0 ||
+		cfg.MaxTokenBytes != 100 || cfg.DPoP.PublicURL != "v-dpop_public_url" || len(cfg.DPoP.ProofAlgorithms) != 1 ||
+		cfg.DPoP.ReplayCacheSize != 5 || cfg.Issuers[0].Issuer != "https://i" {
+		t.Fatalf("verify.Config %+v", cfg)
+	}
+}
+
 // Each option value is checked in one place: a Caddyfile and the same
 // config as JSON get the same message, the Caddyfile's with its line.
 func TestCaddyfileAndJSONShareOneCheck(t *testing.T) {

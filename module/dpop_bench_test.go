@@ -22,6 +22,8 @@ import (
 
 	"github.com/tenantgate/tenantgate/module/assertion"
 	"github.com/tenantgate/tenantgate/module/rules"
+
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 // BenchmarkServeDPoPVersusBearer is one request through ServeHTTP (audit
@@ -92,7 +94,7 @@ func benchGate(b *testing.B) (*Gate, jwk.Key) {
 		}
 	}
 	g := &Gate{
-		Issuers:      []Issuer{{Issuer: unitIssuer, JWKSFile: filepath.Join(dir, "jwks.json"), Audiences: []string{"api"}}},
+		Settings:     verify.Settings{Issuers: []Issuer{{Issuer: unitIssuer, JWKSFile: filepath.Join(dir, "jwks.json"), Audiences: []string{"api"}}}},
 		AssertionKey: filepath.Join(dir, "assertion.pem"),
 		Rules:        []rules.Rule{{Methods: []string{"GET"}, Pattern: "/api/whoami", Authenticated: true}},
 	}

@@ -79,7 +79,7 @@ func (g *Gate) provisionSiteHosts(ctx context.Context) {
 	g.siteHandlesErrors = srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0
 	hosts, underServer := serverHosts(srv)
 	g.siteHosts = hosts
-	if g.DPoPPublicURL == "" && underServer && len(hosts) == 0 {
+	if g.DPoPConfig.PublicURL == "" && underServer && len(hosts) == 0 {
 		g.logger.Warn("tenant_gate: this site has no host names and dpop_public_url is not set, so every DPoP-bound request is refused (bad_dpop_proof); set dpop_public_url https://your.public.host")
 	}
 }

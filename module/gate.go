@@ -39,26 +39,10 @@ type Issuer = verify.IssuerConfig
 // pass (deny by default), hands the upstream a signed identity assertion,
 // and writes one audit record and metrics for every request.
 type Gate struct {
-	// Trusted token issuers, each with its own key source and audiences.
-	Issuers []Issuer `json:"issuers,omitempty"`
-
-	// Signature algorithms accepted. Default: RS256 ES256 EdDSA. "none" is never accepted.
-	Algorithms []string `json:"algorithms,omitempty"`
-
-	// Claim holding the tenant. Default: tenant_id
-	TenantClaim string `json:"tenant_claim,omitempty"`
-
-	// Claim holding the user id. Default: sub
-	UserClaim string `json:"user_claim,omitempty"`
-
-	// Claim holding the roles (array, or space-separated string). Default: roles
-	RolesClaim string `json:"roles_claim,omitempty"`
-
-	// Clock skew allowed on exp/nbf/iat. Default: 30s; an explicit 0 means none.
-	Leeway *caddy.Duration `json:"leeway,omitempty"`
-
-	// Longest token accepted, in bytes. Default: 8192
-	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
+	// The verifier's options (issuers, algorithms, the claims, leeway,
+	// max_token_bytes), first in the JSON: verify.Settings declares them,
+	// with their defaults and checks, and the verifier reads them as they are.
+	verify.Settings
 
 	// enforce (default) denies; report only records would_deny and lets requests through.
 	Mode string `json:"mode,omitempty"`
@@ -75,8 +59,8 @@ type Gate struct {
 	// such as {env.NAME} or {file./path} are expanded. Required with assertion_alg HS256.
 	AssertionSecret string `json:"assertion_secret,omitempty"`
 
-	// Entries of the verified-token cache; 0 turns it off. Default: 10000
-	TokenCache *int `json:"token_cache,omitempty"`
+	// token_cache, the verifier's too (verify.CacheSettings), at its place in the JSON.
+	verify.CacheSettings
 
 	// aud of the assertion: the upstream's name. Default: backend
 	AssertionAudience string `json:"assertion_audience,omitempty"`
@@ -107,18 +91,9 @@ type Gate struct {
 	// Most distinct tenant label values on metrics; the rest count as _other. Default: 1000
 	MetricsMaxTenants int `json:"metrics_max_tenants,omitempty"`
 
-	// Scheme and host a DPoP proof's htu is compared with, when a proxy in
-	// front changes them (https://api.example.com). Default: as the gate sees the request
-	DPoPPublicURL string `json:"dpop_public_url,omitempty"`
-
-	// A DPoP proof's iat must be within this of now. Default: 60s
-	DPoPMaxAge caddy.Duration `json:"dpop_max_age,omitempty"`
-
-	// DPoP proof algorithms, asymmetric only. Default: the asymmetric members of algorithms
-	DPoPAlgorithms []string `json:"dpop_algorithms,omitempty"`
-
-	// DPoP proofs remembered per process for replay detection. Default: 100000
-	DPoPReplayCache int `json:"dpop_replay_cache,omitempty"`
+	// dpop_public_url, dpop_max_age, dpop_algorithms, dpop_replay_cache:
+	// the DPoP checker's options (verify/dpop's Config), at their place in the JSON.
+	verify.DPoPConfig
 
 	// Secret of at least 32 bytes keying the audit chain: every record then carries chain, seq
 	// and mac (docs/audit.md); placeholders such as {file./path} or {env.NAME} are expanded. Default: no chain
@@ -224,7 +199,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	// verify.New checks cfg (Config.Validate, once) and loads the keys;
 	// what it finds, Validate reports together with every other problem.
 	cfg := g.verifyConfig()
-	if err := g.provisionRevocations(ctx, cfg.Leeway); err != nil {
+	if err := g.provisionRevocations(ctx, cfg.EffectiveLeeway()); err != nil {
 		return err
 	}
 	// Key sets, the replay set and cache sizes belong to the process: the

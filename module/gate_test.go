@@ -25,6 +25,8 @@ import (
 	"github.com/tenantgate/tenantgate/module/assertion"
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/rules"
+
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 const unitIssuer = "https://idp.unit"
@@ -56,11 +58,11 @@ func newUnitGate(t *testing.T, mutate func(*Gate)) *unitGate {
 	av, _ := assertion.NewEd25519Verifier(apub, "backend")
 
 	g := &Gate{
-		Issuers:      []Issuer{{Issuer: unitIssuer, JWKSFile: filepath.Join(dir, "jwks.json"), Audiences: []string{"api"}}},
+		Settings:     verify.Settings{Issuers: []Issuer{{Issuer: unitIssuer, JWKSFile: filepath.Join(dir, "jwks.json"), Audiences: []string{"api"}}}},
 		AssertionKey: filepath.Join(dir, "assertion.pem"),
 		// Unit requests name gate.test; a gate outside a Caddy server has
 		// no site host names to judge a DPoP proof's htu by (dpophosts.go).
-		DPoPPublicURL: "http://gate.test",
+		DPoPConfig: verify.DPoPConfig{PublicURL: "http://gate.test"},
 		Rules: []rules.Rule{
 			{Methods: []string{"GET"}, Pattern: "/healthz", Public: true},
 			{Methods: []string{"GET"}, Pattern: "/api/whoami", Authenticated: true},
@@ -308,8 +310,10 @@ func TestServeRecordsUpstreamErrorStatus(t *testing.T) {
 
 func TestValidateReportsEveryProblem(t *testing.T) {
 	g := &Gate{
-		Issuers:        []Issuer{{Issuer: "https://a", HMACSecret: "short", Audiences: []string{"x"}}},
-		Algorithms:     []string{"none", "HS256"},
+		Settings: verify.Settings{
+			Issuers:    []Issuer{{Issuer: "https://a", HMACSecret: "short", Audiences: []string{"x"}}},
+			Algorithms: []string{"none", "HS256"},
+		},
 		Mode:           "shadow",
 		Rules:          []rules.Rule{{Methods: []string{"GET"}, Pattern: "nope", Public: true}},
 		AllowedOrigins: []string{"https://app.example/"},

@@ -79,7 +79,8 @@ func (g *Gate) provisionDeferred(ctx caddy.Context, vctx context.Context, cfg ve
 	closed := verify.NewStore()
 	_ = closed.Destruct() // a closed store fetches nothing
 	ccfg := cfg
-	ccfg.Store, ccfg.Observer, ccfg.CacheObserver, ccfg.TokenCacheSize, ccfg.Logger = closed, nil, nil, 0, zap.NewNop()
+	// new(int): token_cache 0, no cache for this throw-away check.
+	ccfg.Store, ccfg.Observer, ccfg.CacheObserver, ccfg.TokenCache, ccfg.Logger = closed, nil, nil, new(int), zap.NewNop()
 	check, err := verify.New(vctx, ccfg)
 	if err != nil {
 		return nil, err

@@ -26,7 +26,7 @@ func TestRemoteKeysStartWhenTheConfigRuns(t *testing.T) {
 				_, _ = w.Write([]byte(`{"keys":[]}`))
 			}))
 			defer srv.Close()
-			g := &Gate{Issuers: []Issuer{{Issuer: "https://a", JWKSURL: srv.URL + "/jwks", Audiences: []string{"x"}}},
+			g := &Gate{Settings: verify.Settings{Issuers: []Issuer{{Issuer: "https://a", JWKSURL: srv.URL + "/jwks", Audiences: []string{"x"}}}},
 				AssertionAlg: "HS256", AssertionSecret: strings.Repeat("s", 32)}
 			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 			defer cancel()

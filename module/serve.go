@@ -128,7 +128,7 @@ func (g *Gate) verifyRequest(r *http.Request, c *credential) (req *verify.Reques
 		scheme = "https"
 	}
 	host := r.Host
-	if c.scheme == "DPoP" && g.DPoPPublicURL == "" && !g.siteHosts.serves(r) {
+	if c.scheme == "DPoP" && g.DPoPConfig.PublicURL == "" && !g.siteHosts.serves(r) {
 		host, hostRefused = "", true
 	}
 	// Filled in place: the credential lives in the exchange, so a cached

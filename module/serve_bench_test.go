@@ -31,6 +31,8 @@ import (
 	"github.com/tenantgate/tenantgate/module/assertion"
 	"github.com/tenantgate/tenantgate/module/audit"
 	"github.com/tenantgate/tenantgate/module/rules"
+
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 const (
@@ -69,8 +71,10 @@ func newTestGateWith(tb testing.TB, auditLog *zap.Logger, mutate func(*Gate)) *G
 		tb.Fatal(err)
 	}
 	g := &Gate{
-		Issuers:      []Issuer{{Issuer: testIssuer, Audiences: []string{testAudience}, HMACSecret: string(testSecret)}},
-		Algorithms:   []string{"HS256"},
+		Settings: verify.Settings{
+			Issuers:    []Issuer{{Issuer: testIssuer, Audiences: []string{testAudience}, HMACSecret: string(testSecret)}},
+			Algorithms: []string{"HS256"},
+		},
 		AssertionKey: keyPath,
 		Rules: []rules.Rule{
 			{Methods: []string{"GET"}, Pattern: "/healthz", Public: true},

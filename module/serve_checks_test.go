@@ -18,6 +18,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tenantgate/tenantgate/module/verify"
 )
 
 // A cookie token on an unsafe method needs a same-origin signal; a header
@@ -165,7 +167,7 @@ func TestServeAssertionExpiryBoundByToken(t *testing.T) {
 
 // leeway 0s means zero: a token that expired two seconds ago is refused.
 func TestServeZeroLeeway(t *testing.T) {
-	zero := caddy.Duration(0)
+	zero := verify.Duration(0)
 	u := newUnitGate(t, func(g *Gate) { g.Leeway = &zero })
 	tok, _ := jwt.NewBuilder().Issuer(unitIssuer).Audience([]string{"api"}).Subject("alice").
 		Expiration(time.Now().Add(-2*time.Second)).Claim("tenant_id", "acme").Build()

@@ -72,7 +72,7 @@ func benchTokens(b *testing.B) []benchToken {
 func BenchmarkVerify(b *testing.B) {
 	miss := newVerifier(b, baseConfig(b))
 	cfg := baseConfig(b)
-	cfg.TokenCacheSize = 1000
+	cfg.TokenCache = entries(1000)
 	hit := newVerifier(b, cfg)
 	for _, bt := range benchTokens(b) {
 		b.Run(bt.name+"/raw", func(b *testing.B) {

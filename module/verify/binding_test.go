@@ -153,7 +153,7 @@ func TestBothBindingsAreChecked(t *testing.T) {
 // request's binding: the same cached token is judged anew every time.
 func TestBindingRunsOnCacheHits(t *testing.T) {
 	cfg := baseConfig(t)
-	cfg.TokenCacheSize = 100
+	cfg.TokenCache = entries(100)
 	v := newVerifier(t, cfg)
 	cl := newDPoPClient(t)
 	cert := selfSigned(t, "c")

@@ -92,7 +92,7 @@ func medianOf(xs []float64) float64 {
 func scaleVerifier(b *testing.B, tok string, n int) (*Verifier, float64) {
 	b.Helper()
 	cfg := baseConfig(b)
-	cfg.TokenCacheSize = n + n/10
+	cfg.TokenCache = entries(n + n/10)
 	v := newVerifier(b, cfg)
 	if _, e := v.Verify(t0ctx, Bearer(tok)); e != nil {
 		b.Fatal(e)

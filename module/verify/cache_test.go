@@ -53,9 +53,10 @@ func cachedVerifier(t testing.TB, size int, clock *testClock, leeway ...time.Dur
 	t.Helper()
 	cfg := baseConfig(t)
 	obs := &countingObserver{}
-	cfg.TokenCacheSize, cfg.CacheObserver, cfg.Now = size, obs, clock.now
+	cfg.TokenCache, cfg.CacheObserver, cfg.Now = entries(size), obs, clock.now
 	if len(leeway) > 0 {
-		cfg.Leeway, cfg.LeewaySet = leeway[0], true
+		l := Duration(leeway[0])
+		cfg.Leeway = &l
 	}
 	return newVerifier(t, cfg), obs
 }
@@ -111,7 +112,8 @@ func TestCacheTimesMatchFullVerification(t *testing.T) {
 	clock := newTestClock(testNow)
 	cached, obs := cachedVerifier(t, 100, clock, leeway)
 	plainCfg := baseConfig(t)
-	plainCfg.Leeway, plainCfg.Now = leeway, clock.now
+	l := Duration(leeway)
+	plainCfg.Leeway, plainCfg.Now, plainCfg.TokenCache = &l, clock.now, entries(0)
 	plain := newVerifier(t, plainCfg)
 	if _, e := identityOf(cached.Verify(t0ctx, Bearer(tok))); e != nil {
 		t.Fatal(e)

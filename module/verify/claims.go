@@ -63,7 +63,7 @@ func (v *Verifier) checkClaims(is *issuerState, claims map[string]json.RawMessag
 	if _, ok := claims["exp"]; !ok {
 		return id, fail(audit.ReasonMissingClaim, "token has no exp claim; tokens must expire", nil)
 	}
-	if e := checkTimes(t, v.cfg.Now(), v.cfg.Leeway); e != nil {
+	if e := checkTimes(t, v.cfg.Now(), v.leeway); e != nil {
 		return id, e
 	}
 	if !is.audienceAccepted(aud) {

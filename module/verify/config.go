@@ -113,22 +113,10 @@ func (ic IssuerConfig) IsTemplate() bool { return strings.Contains(ic.Issuer, Te
 
 // Config configures a Verifier. Zero values mean the documented default.
 type Config struct {
-	Issuers []IssuerConfig
-	// Allow-list of JWS algorithms. Default: RS256 ES256 EdDSA.
-	Algorithms []string
-	// Clock skew allowed on exp/nbf/iat. Default: 30s, unless LeewaySet.
-	Leeway time.Duration
-	// LeewaySet says Leeway was given explicitly: 0 then means no skew at
-	// all instead of the default.
-	LeewaySet bool
-	// Largest accepted token. Default: 8192.
-	MaxTokenBytes int
-	// Claim holding the tenant. Default: tenant_id.
-	TenantClaim string
-	// Claim holding the user id. Default: sub.
-	UserClaim string
-	// Claim holding roles (array of strings, or one space-separated string). Default: roles.
-	RolesClaim string
+	// The options of the gate's JSON (settings.go), as written.
+	Settings
+	CacheSettings
+
 	// Client for JWKS and discovery fetches. Default: 10s timeout, redirects
 	// only to the same host.
 	HTTPClient *http.Client
@@ -155,20 +143,16 @@ type Config struct {
 	// DPoPNonces, when set, makes DPoP proofs carry a nonce it accepts
 	// (RFC 9449 §9, dpop_nonce); nil requires none.
 	DPoPNonces dpop.NonceSource
-	// Entries of the verified-token cache; 0 turns it off (the gate's
-	// default is 10000, DefaultTokenCacheSize). Default: 0
-	TokenCacheSize int
 	// Receives every cache lookup; may be nil.
 	CacheObserver CacheObserver
 }
 
-// SetDefaults fills every zero field with its documented default.
+// SetDefaults fills every zero field with its documented default; New
+// runs it, once. Leeway and TokenCache stay nil when unset: their
+// defaults are read through EffectiveLeeway and TokenCacheSize.
 func (c *Config) SetDefaults() {
 	if len(c.Algorithms) == 0 {
 		c.Algorithms = append([]string(nil), DefaultAlgorithms...)
-	}
-	if c.Leeway == 0 && !c.LeewaySet {
-		c.Leeway = DefaultLeeway
 	}
 	if c.MaxTokenBytes == 0 {
 		c.MaxTokenBytes = DefaultMaxTokenBytes
@@ -241,8 +225,11 @@ func (c Config) Validate() error {
 			hsAllowed[a] = true
 		}
 	}
-	if c.Leeway < 0 {
-		add("leeway: must not be negative (got %s)", c.Leeway)
+	if c.Leeway != nil && *c.Leeway < 0 {
+		add("leeway: must not be negative (got %s)", time.Duration(*c.Leeway))
+	}
+	if c.TokenCache != nil && *c.TokenCache < 0 {
+		add("token_cache %d: want a positive number of entries, or 0 (off)", *c.TokenCache)
 	}
 	if c.MaxTokenBytes < 0 {
 		add("max_token_bytes: must not be negative (got %d)", c.MaxTokenBytes)

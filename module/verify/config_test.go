@@ -20,16 +20,18 @@ import (
 
 func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg := Config{
-		Algorithms: []string{"RS256", "none", "NoNe", "RS999", "HS512"},
-		Leeway:     -time.Second,
-		Issuers: []IssuerConfig{
-			{Issuer: "https://idp", Audiences: []string{"api"}},
-			{Issuer: "x", Audiences: []string{"api"}, HMACSecret: "too-short-secret"},
-			{Issuer: "x", JWKSURL: "https://x/jwks", PublicKeyFile: "/k.pem"},
-			{Issuer: "plain", Audiences: []string{""}, JWKSURL: "http://idp.example/jwks"},
-			{Issuer: "", Audiences: []string{"api"}, OIDCDiscovery: "ftp://x"},
+		Settings: Settings{
+			Algorithms: []string{"RS256", "none", "NoNe", "RS999", "HS512"},
+			Leeway:     new(Duration(-time.Second)),
+			Issuers: []IssuerConfig{
+				{Issuer: "https://idp", Audiences: []string{"api"}},
+				{Issuer: "x", Audiences: []string{"api"}, HMACSecret: "too-short-secret"},
+				{Issuer: "x", JWKSURL: "https://x/jwks", PublicKeyFile: "/k.pem"},
+				{Issuer: "plain", Audiences: []string{""}, JWKSURL: "http://idp.example/jwks"},
+				{Issuer: "", Audiences: []string{"api"}, OIDCDiscovery: "ftp://x"},
+			},
+			MaxTokenBytes: -1,
 		},
-		MaxTokenBytes: -1,
 	}
 	err := cfg.Validate()
 	if err == nil {
@@ -78,7 +80,7 @@ func TestValidateIssuerRequirements(t *testing.T) {
 		is := base
 		is.DPoP, is.MTLSBinding = tc.dpop, tc.mtls
 		var got []string
-		for _, e := range splitJoined(Config{Issuers: []IssuerConfig{is}}.Validate()) {
+		for _, e := range splitJoined(Config{Settings: Settings{Issuers: []IssuerConfig{is}}}.Validate()) {
 			var ie *IssuerError
 			if errors.As(e, &ie) && ie.Option != "" {
 				if !strings.Contains(e.Error(), ie.Option+" ") || !strings.Contains(e.Error(), "want required or optional") {
@@ -116,9 +118,9 @@ func TestValidateHMACConsistency(t *testing.T) {
 		want string
 	}{
 		{"no issuers", Config{}, "issuers: at least one issuer is required"},
-		{"HS allowed without HMAC issuer", Config{Algorithms: []string{"HS256"}, Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, JWKSURL: "https://a/jwks"}}}, "HS256/HS384/HS512 allowed but no issuer"},
-		{"secret without HS algorithm", Config{Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, HMACSecret: secret}}}, "hmac_secret is set but no HS256/HS384/HS512"},
-		{"secret too short for HS512", Config{Algorithms: []string{"HS512"}, Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, HMACSecret: secret}}}, "HS512 needs at least 64"},
+		{"HS allowed without HMAC issuer", Config{Settings: Settings{Algorithms: []string{"HS256"}, Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, JWKSURL: "https://a/jwks"}}}}, "HS256/HS384/HS512 allowed but no issuer"},
+		{"secret without HS algorithm", Config{Settings: Settings{Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, HMACSecret: secret}}}}, "hmac_secret is set but no HS256/HS384/HS512"},
+		{"secret too short for HS512", Config{Settings: Settings{Algorithms: []string{"HS512"}, Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, HMACSecret: secret}}}}, "HS512 needs at least 64"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,11 +130,11 @@ func TestValidateHMACConsistency(t *testing.T) {
 			}
 		})
 	}
-	ok := Config{Algorithms: []string{"HS256"}, Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, HMACSecret: secret}}}
+	ok := Config{Settings: Settings{Algorithms: []string{"HS256"}, Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, HMACSecret: secret}}}}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	loop := Config{Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, JWKSURL: "http://127.0.0.1:9/jwks"}}}
+	loop := Config{Settings: Settings{Issuers: []IssuerConfig{{Issuer: "a", Audiences: []string{"x"}, JWKSURL: "http://127.0.0.1:9/jwks"}}}}
 	if err := loop.Validate(); err != nil {
 		t.Fatalf("http to loopback must be allowed: %v", err)
 	}
@@ -142,7 +144,7 @@ func TestSetDefaults(t *testing.T) {
 	var c Config
 	c.Issuers = []IssuerConfig{{}}
 	c.SetDefaults()
-	if strings.Join(c.Algorithms, " ") != "RS256 ES256 EdDSA" || c.Leeway != 30*time.Second || c.MaxTokenBytes != 8192 ||
+	if strings.Join(c.Algorithms, " ") != "RS256 ES256 EdDSA" || c.EffectiveLeeway() != 30*time.Second || c.TokenCacheSize() != 10000 || c.MaxTokenBytes != 8192 ||
 		c.TenantClaim != "tenant_id" || c.UserClaim != "sub" || c.RolesClaim != "roles" || c.HTTPClient == nil ||
 		c.RefetchInterval != 2*time.Second || c.Logger == nil || c.Now == nil || c.Issuers[0].RefreshInterval != Duration(5*time.Minute) {
 		t.Fatalf("%+v", c)
@@ -197,7 +199,7 @@ func TestNewLoadsStaticKeys(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.ic.Issuer, tc.ic.Audiences = "https://idp", []string{"api"}
-			cfg := Config{Issuers: []IssuerConfig{tc.ic}, Algorithms: tc.algs}
+			cfg := Config{Settings: Settings{Issuers: []IssuerConfig{tc.ic}, Algorithms: tc.algs}}
 			v, err := New(t0ctx, cfg)
 			if v != nil {
 				defer v.Close()

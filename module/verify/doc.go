@@ -13,6 +13,7 @@
 //	                  the in-memory MemoryReplay; NonceSource (server
 //	                  nonces), with Nonces
 //	verify/verr       Error, the failure every part returns
+//	verify/duration   Duration, a config duration read as Caddy reads one
 //
 // This package holds the Verifier (issuers, claims, the verified-token
 // cache, bindings) and the Store: the process's state that outlives a
@@ -20,12 +21,16 @@
 // keeps one Store in a caddy.UsagePool; a test makes its own with NewStore,
 // or leaves Config.Store nil for a store of the verifier's own.
 //
-// IssuerConfig is the gate's JSON issuer object itself (json tags,
-// Duration read like caddy.Duration): the gate hands its issuers over as
-// they are, with HMAC secret placeholders expanded. Config.SetDefaults and
-// Config.Validate are where the verifier's options get their defaults and
-// their checks, once; the Caddyfile parser runs the same Validate to name
-// each problem's line.
+// The verifier's options are the gate's JSON itself (json tags, durations
+// as Duration, read like caddy.Duration; no Caddy import): Settings
+// (issuers, each an IssuerConfig, algorithms, claims, leeway,
+// max_token_bytes), CacheSettings (token_cache) and DPoPConfig (dpop_*,
+// package verify/dpop). The gate embeds all three and Config holds the
+// same structs, so the gate hands them over as they are, with HMAC secret
+// placeholders expanded; there is no second declaration to keep in step.
+// Config.SetDefaults (run once, by New) and Config.Validate are where they
+// get their defaults and their checks; the Caddyfile parser runs the same
+// Validate to name each problem's line.
 //
 // Verify returns a Result (the Identity and the binding checked) or an
 // *Error. Order of checks, each with the reason it fails with:

@@ -244,7 +244,7 @@ func TestDPoPReplayRefused(t *testing.T) {
 
 func TestDPoPPublicURLAndMaxAge(t *testing.T) {
 	cfg := baseConfig(t)
-	cfg.DPoP = DPoPConfig{PublicURL: "https://public.example", MaxAge: 5 * time.Minute}
+	cfg.DPoP = DPoPConfig{PublicURL: "https://public.example", MaxAge: Duration(5 * time.Minute)}
 	v := newVerifier(t, cfg)
 	cl := newDPoPClient(t)
 	tok := boundToken(t, issEC, map[string]any{"jkt": cl.jkt}, nil)
@@ -269,10 +269,10 @@ func TestDPoPConfigValidation(t *testing.T) {
 		cfg  DPoPConfig
 		want string
 	}{
-		{DPoPConfig{Algorithms: []string{"HS256"}}, "symmetric"},
-		{DPoPConfig{Algorithms: []string{"none"}}, `"none" is never allowed`},
-		{DPoPConfig{Algorithms: []string{"XX1"}}, "unknown algorithm"},
-		{DPoPConfig{MaxAge: 2 * time.Hour}, "dpop_max_age"},
+		{DPoPConfig{ProofAlgorithms: []string{"HS256"}}, "symmetric"},
+		{DPoPConfig{ProofAlgorithms: []string{"none"}}, `"none" is never allowed`},
+		{DPoPConfig{ProofAlgorithms: []string{"XX1"}}, "unknown algorithm"},
+		{DPoPConfig{MaxAge: Duration(2 * time.Hour)}, "dpop_max_age"},
 		{DPoPConfig{ReplayCacheSize: -1}, "dpop_replay_cache"},
 		{DPoPConfig{PublicURL: "ftp://x"}, "scheme"},
 		{DPoPConfig{PublicURL: "https://"}, "no host"},
@@ -286,10 +286,10 @@ func TestDPoPConfigValidation(t *testing.T) {
 			t.Errorf("%+v: got %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
-	cfg := Config{Algorithms: []string{"HS256"}}
+	cfg := Config{Settings: Settings{Algorithms: []string{"HS256"}}}
 	cfg.DPoP.SetDefaults(cfg.Algorithms)
-	if strings.Join(cfg.DPoP.Algorithms, " ") != strings.Join(DefaultAlgorithms, " ") {
-		t.Fatalf("an HS-only gate falls back to the default proof algorithms, got %v", cfg.DPoP.Algorithms)
+	if strings.Join(cfg.DPoP.ProofAlgorithms, " ") != strings.Join(DefaultAlgorithms, " ") {
+		t.Fatalf("an HS-only gate falls back to the default proof algorithms, got %v", cfg.DPoP.ProofAlgorithms)
 	}
 }
 

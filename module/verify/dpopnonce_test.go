@@ -15,7 +15,7 @@ func TestDPoPNoncesThroughTheVerifier(t *testing.T) {
 	cfg.Now = nil // proofs and nonces carry the real time
 	nonces := dpop.NewNonces(dpop.NewNonceSecret(), time.Minute)
 	cfg.DPoPNonces = nonces
-	cfg.TokenCacheSize = 100
+	cfg.TokenCache = entries(100)
 	v := newVerifier(t, cfg)
 	k := keys(t)
 	cl := newDPoPClient(t)

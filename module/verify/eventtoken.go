@@ -61,7 +61,7 @@ func (t *EventToken) RememberUntil(p EventTokenProfile, leeway time.Duration) ti
 }
 
 // Leeway is the clock skew the verifier allows on times.
-func (v *Verifier) Leeway() time.Duration { return v.cfg.Leeway }
+func (v *Verifier) Leeway() time.Duration { return v.leeway }
 
 // verifyEventToken checks the signature, header, issuer, audience, times
 // and jti of an event token of profile p.
@@ -154,7 +154,7 @@ func (v *Verifier) eventClaims(is *issuerState, t *EventToken, p EventTokenProfi
 	if _, ok := c["exp"]; !ok && p.RequireExp {
 		return fail(audit.ReasonMissingClaim, p.Name+` has no "exp"`, nil)
 	}
-	return checkEventTimes(t, nbf, v.cfg.Now(), v.cfg.Leeway, p)
+	return checkEventTimes(t, nbf, v.cfg.Now(), v.leeway, p)
 }
 
 // checkEventTimes judges exp, nbf and iat as checkTimes does for access

@@ -197,17 +197,19 @@ func baseConfig(t testing.TB) Config {
 	k := keys(t)
 	dir := t.TempDir()
 	return Config{
-		Issuers: []IssuerConfig{
-			{Issuer: issRSA, Audiences: []string{aud}, PublicKeyFile: writeFile(t, dir, "rsa.pem", pemPublic(t, &k.rsa.PublicKey))},
-			{Issuer: issEC, Audiences: []string{"other", aud}, JWKSFile: writeFile(t, dir, "ec.json", jwksJSON(t,
-				publicJWK(t, &k.ec256.PublicKey, "ec1", "ES256"),
-				publicJWK(t, &k.ec384.PublicKey, "ec384", "")))},
-			{Issuer: issEd, Audiences: []string{aud}, JWKSFile: writeFile(t, dir, "ed.json", jwksJSON(t,
-				publicJWK(t, k.ed.Public(), "ed1", "EdDSA")))},
-			{Issuer: issHS, Audiences: []string{aud}, HMACSecret: string(k.hmac)},
+		Settings: Settings{
+			Issuers: []IssuerConfig{
+				{Issuer: issRSA, Audiences: []string{aud}, PublicKeyFile: writeFile(t, dir, "rsa.pem", pemPublic(t, &k.rsa.PublicKey))},
+				{Issuer: issEC, Audiences: []string{"other", aud}, JWKSFile: writeFile(t, dir, "ec.json", jwksJSON(t,
+					publicJWK(t, &k.ec256.PublicKey, "ec1", "ES256"),
+					publicJWK(t, &k.ec384.PublicKey, "ec384", "")))},
+				{Issuer: issEd, Audiences: []string{aud}, JWKSFile: writeFile(t, dir, "ed.json", jwksJSON(t,
+					publicJWK(t, k.ed.Public(), "ed1", "EdDSA")))},
+				{Issuer: issHS, Audiences: []string{aud}, HMACSecret: string(k.hmac)},
+			},
+			Algorithms: []string{"RS256", "PS256", "ES256", "ES384", "EdDSA", "HS256"},
 		},
-		Algorithms: []string{"RS256", "PS256", "ES256", "ES384", "EdDSA", "HS256"},
-		Now:        func() time.Time { return testNow },
+		Now: func() time.Time { return testNow },
 	}
 }
 
@@ -274,3 +276,6 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 // identityOf is the identity of a Verify result, for tests that judge
 // only who the bearer is.
 func identityOf(r Result, e *Error) (*Identity, *Error) { return r.Identity, e }
+
+// entries is a TokenCache value.
+func entries(n int) *int { return &n }

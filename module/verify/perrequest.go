@@ -11,7 +11,7 @@ import (
 // times against the clock, with leeway. Checks that bind a token to its
 // request (proof of possession, client certificate) belong here too.
 func (v *Verifier) perRequest(t *verifiedToken, _ *Request) *Error {
-	return checkTimes(t, v.cfg.Now(), v.cfg.Leeway)
+	return checkTimes(t, v.cfg.Now(), v.leeway)
 }
 
 // checkTimes judges exp, nbf and iat as the full verification's jwt.Validate

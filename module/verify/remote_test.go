@@ -72,11 +72,13 @@ func remoteConfig(iss string, ic IssuerConfig, obs Observer) Config {
 	ic.Issuer = iss
 	ic.Audiences = []string{aud}
 	return Config{
-		Issuers:    []IssuerConfig{ic},
-		Algorithms: []string{"RS256", "ES256"},
-		Observer:   obs,
-		Now:        func() time.Time { return testNow },
-		Store:      NewStore(), // shared by every config made from this one, as reloads share it
+		Settings: Settings{
+			Issuers:    []IssuerConfig{ic},
+			Algorithms: []string{"RS256", "ES256"},
+		},
+		Observer: obs,
+		Now:      func() time.Time { return testNow },
+		Store:    NewStore(), // shared by every config made from this one, as reloads share it
 	}
 }
 

@@ -17,7 +17,7 @@ func TestStoreStatsFollowLiveVerifiers(t *testing.T) {
 	}
 
 	cfg := baseConfig(t)
-	cfg.Store, cfg.TokenCacheSize = st, 100
+	cfg.Store, cfg.TokenCache = st, entries(100)
 	v := newVerifier(t, cfg)
 	if _, e := identityOf(v.Verify(t0ctx, Bearer(mint(t, "EdDSA", k.ed, "ed1", nil, claimsFor(issEd, nil))))); e != nil {
 		t.Fatal(e)

@@ -100,10 +100,12 @@ func templateConfig(ic IssuerConfig, obs Observer) Config {
 		ic.Audiences = []string{aud}
 	}
 	return Config{
-		Issuers:    []IssuerConfig{ic},
-		Algorithms: []string{"RS256"},
-		Observer:   obs,
-		Now:        func() time.Time { return testNow },
+		Settings: Settings{
+			Issuers:    []IssuerConfig{ic},
+			Algorithms: []string{"RS256"},
+		},
+		Observer: obs,
+		Now:      func() time.Time { return testNow },
 	}
 }
 
@@ -393,19 +395,19 @@ func TestTemplateConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ic := base
 			tc.mod(&ic)
-			err := Config{Issuers: []IssuerConfig{ic}}.Validate()
+			err := Config{Settings: Settings{Issuers: []IssuerConfig{ic}}}.Validate()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want %q, got %v", tc.want, err)
 			}
 		})
 	}
-	if err := (Config{Issuers: []IssuerConfig{base}}).Validate(); err != nil {
+	if err := (Config{Settings: Settings{Issuers: []IssuerConfig{base}}}).Validate(); err != nil {
 		t.Fatalf("valid template refused: %v", err)
 	}
 	// An unreadable tenants_file fails New.
 	ic := base
 	ic.Tenants, ic.TenantsFile = nil, filepath.Join(t.TempDir(), "missing")
-	if _, err := New(context.Background(), Config{Issuers: []IssuerConfig{ic}}); err == nil || !strings.Contains(err.Error(), "tenants_file") {
+	if _, err := New(context.Background(), Config{Settings: Settings{Issuers: []IssuerConfig{ic}}}); err == nil || !strings.Contains(err.Error(), "tenants_file") {
 		t.Fatalf("missing tenants_file: %v", err)
 	}
 }
@@ -441,7 +443,7 @@ func TestTemplateCachedTokenOfRemovedTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := templateConfig(IssuerConfig{Issuer: s.template(), JWKSURL: s.URL + "/realms/{tenant}/jwks", TenantsFile: path, MaxTenants: 2}, nil)
-	cfg.TokenCacheSize = 100
+	cfg.TokenCache = entries(100)
 	obs := &countingObserver{}
 	cfg.CacheObserver = obs
 	v := newVerifier(t, cfg)

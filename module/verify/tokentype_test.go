@@ -98,11 +98,12 @@ func TestExplicitZeroLeeway(t *testing.T) {
 		t.Fatalf("default leeway 30s: %v", e)
 	}
 	cfg := baseConfig(t)
-	cfg.Leeway, cfg.LeewaySet = 0, true
+	cfg.Leeway = new(Duration)
 	if _, e := newVerifier(t, cfg).Verify(t0ctx, Bearer(tok)); e == nil || e.Reason != audit.ReasonTokenExpired {
 		t.Fatalf("leeway 0s: want token_expired, got %v", e)
 	}
-	cfg.Leeway = 5 * time.Second
+	five := Duration(5 * time.Second)
+	cfg.Leeway = &five
 	if _, e := newVerifier(t, cfg).Verify(t0ctx, Bearer(tok)); e != nil {
 		t.Fatalf("leeway 5s: %v", e)
 	}

@@ -63,6 +63,7 @@ type Verifier struct {
 	issuers     map[string]*issuerState
 	templates   []*tenantIssuer // multi-tenant issuers, in config order
 	clock       jwt.Clock
+	leeway      time.Duration // cfg.EffectiveLeeway()
 	dpop        *dpop.Checker
 	cache       *tokenCache // nil when the verified-token cache is off
 
@@ -96,6 +97,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		allowedList: strings.Join(cfg.Algorithms, " "),
 		issuers:     map[string]*issuerState{},
 		clock:       jwt.ClockFunc(cfg.Now),
+		leeway:      cfg.EffectiveLeeway(),
 		store:       cfg.Store,
 	}
 	if v.store == nil {
@@ -142,8 +144,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.Close()
 		return nil, errors.Join(errs...)
 	}
-	if cfg.TokenCacheSize > 0 {
-		v.cache = newTokenCache(cfg.TokenCacheSize, cfg.Leeway, cfg.Now, cfg.CacheObserver)
+	if n := cfg.TokenCacheSize(); n > 0 {
+		v.cache = newTokenCache(n, v.leeway, cfg.Now, cfg.CacheObserver)
 	}
 	if v.cache != nil {
 		v.release = append(v.release, v.store.track(v.cache))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantgate/tenantgate/module/verify/duration"
 	"github.com/tenantgate/tenantgate/module/verify/jose"
 )
 
@@ -26,34 +27,41 @@ const (
 // (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
 var privateJWKMembers = [...]string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
-// Config configures DPoP proof checks.
+// Config configures DPoP proof checks. It is the gate's dpop_* options as
+// its JSON holds them, in their JSON order: the gate embeds it (as
+// verify.DPoPConfig) at their place and verify.Config holds it as DPoP,
+// so the checker reads what the operator wrote. (dpop_nonce is the
+// gate's: a NonceSource, see nonce.go.)
 type Config struct {
-	// A proof's iat must be within MaxAge of now. Default: 60s.
-	MaxAge time.Duration
-	// PublicURL, when set (https://api.example.com), gives the scheme and
-	// host htu is compared with, for a gate behind a proxy that changes them.
-	PublicURL string
-	// Proof algorithms; asymmetric only. Default: the asymmetric members of
-	// token allow-list, or jose.DefaultAlgorithms when it has none.
-	Algorithms []string
-	// Proofs remembered for replay detection, per process (the in-memory
-	// ReplayStore). Default: 100000.
-	ReplayCacheSize int
+	// Scheme and host a DPoP proof's htu is compared with, when a proxy in
+	// front changes them (https://api.example.com). Default: as the gate sees the request
+	PublicURL string `json:"dpop_public_url,omitempty"`
+
+	// A DPoP proof's iat must be within this of now. Default: 60s
+	MaxAge duration.Duration `json:"dpop_max_age,omitempty"`
+
+	// DPoP proof algorithms, asymmetric only. Default: the asymmetric members of algorithms
+	// (or jose.DefaultAlgorithms when it has none)
+	ProofAlgorithms []string `json:"dpop_algorithms,omitempty"`
+
+	// DPoP proofs remembered per process for replay detection (the
+	// in-memory ReplayStore). Default: 100000
+	ReplayCacheSize int `json:"dpop_replay_cache,omitempty"`
 }
 
 // SetDefaults fills zero fields; tokenAlgs is the token allow-list.
 func (c *Config) SetDefaults(tokenAlgs []string) {
 	if c.MaxAge == 0 {
-		c.MaxAge = DefaultMaxAge
+		c.MaxAge = duration.Duration(DefaultMaxAge)
 	}
-	if len(c.Algorithms) == 0 {
+	if len(c.ProofAlgorithms) == 0 {
 		for _, a := range tokenAlgs {
 			if info := jose.Algorithm(a); info != nil && info.Kind != jose.KindHMAC {
-				c.Algorithms = append(c.Algorithms, a)
+				c.ProofAlgorithms = append(c.ProofAlgorithms, a)
 			}
 		}
-		if len(c.Algorithms) == 0 {
-			c.Algorithms = append([]string(nil), jose.DefaultAlgorithms...)
+		if len(c.ProofAlgorithms) == 0 {
+			c.ProofAlgorithms = append([]string(nil), jose.DefaultAlgorithms...)
 		}
 	}
 	if c.ReplayCacheSize == 0 {
@@ -65,10 +73,10 @@ func (c *Config) SetDefaults(tokenAlgs []string) {
 func (c Config) Validate() []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.MaxAge < 0 || c.MaxAge > maxDPoPMaxAge {
-		add("dpop_max_age: %s is outside 1s..%s", c.MaxAge, maxDPoPMaxAge)
+	if maxAge := time.Duration(c.MaxAge); maxAge < 0 || maxAge > maxDPoPMaxAge {
+		add("dpop_max_age: %s is outside 1s..%s", maxAge, maxDPoPMaxAge)
 	}
-	for _, a := range c.Algorithms {
+	for _, a := range c.ProofAlgorithms {
 		switch info := jose.Algorithm(a); {
 		case strings.EqualFold(a, "none"):
 			add(`dpop_algorithms: "none" is never allowed`)

@@ -3,7 +3,7 @@
 // form and header (PreCheckProof: typ dpop+jwt, an asymmetric allowed alg,
 // a public jwk and no key by reference), the signature with that jwk, htm,
 // htu (the request URL, or dpop_public_url's scheme and host), iat within
-// MaxAge, ath, the jwk thumbprint against cnf.jkt (binding_mismatch), the
+// MaxAge (dpop_max_age), ath, the jwk thumbprint against cnf.jkt (binding_mismatch), the
 // jti's form, the nonce when a NonceSource is set (dpop_nonce_required), and
 // last the jti, claimed in a ReplayStore so a proof passes once.
 //

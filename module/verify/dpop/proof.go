@@ -56,8 +56,8 @@ type Checker struct {
 
 // NewChecker makes the checker of c, remembering proofs in replay.
 func NewChecker(c Config, replay ReplayStore) *Checker {
-	d := &Checker{maxAge: c.MaxAge, allowed: map[string]bool{}, algs: strings.Join(c.Algorithms, " "), replay: replay}
-	for _, a := range c.Algorithms {
+	d := &Checker{maxAge: time.Duration(c.MaxAge), allowed: map[string]bool{}, algs: strings.Join(c.ProofAlgorithms, " "), replay: replay}
+	for _, a := range c.ProofAlgorithms {
 		d.allowed[a] = true
 	}
 	if c.PublicURL != "" {

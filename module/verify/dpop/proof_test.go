@@ -20,6 +20,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/tenantgate/tenantgate/module/audit"
+
+	"github.com/tenantgate/tenantgate/module/verify/duration"
 )
 
 var b64 = base64.RawURLEncoding
@@ -176,10 +178,10 @@ func TestConfigValidate(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{MaxAge: 2 * time.Hour}, "dpop_max_age"},
-		{Config{Algorithms: []string{"none"}}, `"none" is never allowed`},
-		{Config{Algorithms: []string{"XX"}}, "unknown algorithm"},
-		{Config{Algorithms: []string{"HS256"}}, "symmetric"},
+		{Config{MaxAge: duration.Duration(2 * time.Hour)}, "dpop_max_age"},
+		{Config{ProofAlgorithms: []string{"none"}}, `"none" is never allowed`},
+		{Config{ProofAlgorithms: []string{"XX"}}, "unknown algorithm"},
+		{Config{ProofAlgorithms: []string{"HS256"}}, "symmetric"},
 		{Config{ReplayCacheSize: -1}, "dpop_replay_cache"},
 		{Config{PublicURL: "ftp://x"}, "scheme"},
 		{Config{PublicURL: "https://"}, "no host"},
@@ -193,7 +195,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	hsOnly := Config{}
 	hsOnly.SetDefaults([]string{"HS256"})
-	if strings.Join(hsOnly.Algorithms, " ") != "RS256 ES256 EdDSA" || hsOnly.MaxAge != DefaultMaxAge || hsOnly.ReplayCacheSize != DefaultReplaySize {
+	if strings.Join(hsOnly.ProofAlgorithms, " ") != "RS256 ES256 EdDSA" || time.Duration(hsOnly.MaxAge) != DefaultMaxAge || hsOnly.ReplayCacheSize != DefaultReplaySize {
 		t.Fatalf("defaults: %+v", hsOnly)
 	}
 }

@@ -1,4 +1,8 @@
-package verify
+// Package duration holds Duration, a time.Duration in the gate's JSON
+// config read the way Caddy reads its own, for the config structs of
+// verify and verify/dpop, which do not import Caddy. It is a leaf so that
+// both can use it.
+package duration
 
 import (
 	"encoding/json"
@@ -11,8 +15,8 @@ import (
 // its own (caddy.Duration): a string such as "5m" or "1d" (a day is 24h),
 // or a number of nanoseconds. It is written as a number of nanoseconds,
 // as caddy.Duration is, so a config adapted from a Caddyfile is byte for
-// byte what it was when the module's structs used caddy.Duration. verify
-// does not import Caddy; a module test compares the two.
+// byte what it was when the module's structs used caddy.Duration. A
+// module test (TestVerifyDurationIsCaddyDuration) compares the two.
 type Duration time.Duration
 
 // UnmarshalJSON accepts a duration string or a number of nanoseconds.
@@ -23,7 +27,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	var dur time.Duration
 	var err error
 	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
-		dur, err = ParseDuration(string(b[1 : len(b)-1]))
+		dur, err = Parse(string(b[1 : len(b)-1]))
 	} else {
 		err = json.Unmarshal(b, &dur)
 	}
@@ -31,10 +35,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// ParseDuration is time.ParseDuration with one more unit, "d" (24h), as
+// Parse is time.ParseDuration with one more unit, "d" (24h), as
 // Caddy reads durations ("1d12h"): each number before a d is rewritten in
 // hours, then the standard parser reads the result.
-func ParseDuration(s string) (time.Duration, error) {
+func Parse(s string) (time.Duration, error) {
 	if len(s) > 1024 {
 		return 0, errors.New("parsing duration: input string too long")
 	}

@@ -1,4 +1,4 @@
-package verify
+package duration
 
 import (
 	"encoding/json"
@@ -17,14 +17,14 @@ func TestParseDurationDays(t *testing.T) {
 		"250ms":  250 * time.Millisecond,
 		"1d1d1m": 48*time.Hour + time.Minute,
 	} {
-		got, err := ParseDuration(in)
+		got, err := Parse(in)
 		if err != nil || got != want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+			t.Errorf("Parse(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "d", "soon", "1dd", "5"} {
-		if _, err := ParseDuration(bad); err == nil {
-			t.Errorf("ParseDuration(%q) accepted", bad)
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
 		}
 	}
 }
@@ -32,8 +32,10 @@ func TestParseDurationDays(t *testing.T) {
 // A Duration is written as nanoseconds (as caddy.Duration is) and read
 // back from that or from a string.
 func TestDurationJSON(t *testing.T) {
-	out, err := json.Marshal(IssuerConfig{Issuer: "i", RefreshInterval: Duration(90 * time.Second)})
-	if err != nil || string(out) != `{"issuer":"i","refresh_interval":90000000000}` {
+	out, err := json.Marshal(struct {
+		D Duration `json:"d"`
+	}{Duration(90 * time.Second)})
+	if err != nil || string(out) != `{"d":90000000000}` {
 		t.Fatalf("%s %v", out, err)
 	}
 	for _, in := range []string{`90000000000`, `"90s"`, `"1m30s"`} {

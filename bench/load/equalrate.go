@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,8 +47,9 @@ func openRound(st *stack, t target, s settings, rate int) (*vegeta.Metrics, floa
 
 // equalRate runs BENCH_LAT_ROUNDS pairs per gate target (bare and gate at
 // the same rate, the order alternating from pair to pair so neither always
-// goes first), every target's pair of a round before the next round, and
-// fills rows' rate and eq. A BENCH_BEFORE target runs at the rate of the
+// goes first), every target's pair of a round before the next round (the
+// order of the targets reversed every other round), and fills rows' rate
+// and eq. A BENCH_BEFORE target runs at the rate of the
 // same target of the build under test, so before and after see the same
 // offered load too.
 func equalRate(st *stack, s settings, tgts []target, rows []row) error {
@@ -73,23 +75,32 @@ func equalRate(st *stack, s settings, tgts []target, rows []row) error {
 			rows[i].rate = rows[j].rate
 		}
 	}
+	// A target's BENCH_BEFORE twin runs right next to it, so before and
+	// after are compared seconds apart too.
+	slices.SortStableFunc(lat, func(a, b int) int {
+		return strings.Compare(strings.TrimPrefix(tgts[a].name, beforePrefix), strings.TrimPrefix(tgts[b].name, beforePrefix))
+	})
 	type pair struct{ gate, bare *vegeta.Metrics }
 	pairs := map[int][]pair{}
 	cpu := map[int][2][]float64{}
 	for p := range s.latRounds {
-		for _, i := range lat {
+		order := slices.Clone(lat)
+		if p%2 == 1 { // the twins swap places too
+			slices.Reverse(order)
+		}
+		for _, i := range order {
 			t, rate := tgts[i], rows[i].rate
 			b, ok := idx[t.baseline]
 			if !ok || rate == 0 {
 				continue
 			}
-			order := []target{tgts[b], t}
+			halves := []target{tgts[b], t}
 			if p%2 == 1 {
-				order = []target{t, tgts[b]}
+				halves = []target{t, tgts[b]}
 			}
 			var pr pair
 			c := cpu[i]
-			for _, x := range order {
+			for _, x := range halves {
 				m, perReq, err := openRound(st, x, s, rate)
 				if err != nil {
 					return err

@@ -70,7 +70,7 @@ func writeChart(path string, rows []row, at time.Time) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">
 <rect width="100%%" height="100%%" fill="white"/>
 <text x="10" y="20" font-size="15" font-weight="bold">tenantgate bench-load, %s</text>
-<text x="%d" y="%d" font-weight="bold">CPU µs per request (serving process)</text>
+<text x="%d" y="%d" font-weight="bold">CPU µs per request, saturated (serving process)</text>
 <text x="%d" y="%d" font-weight="bold">saturated throughput, req/s</text>
 `, width, height, width, height, at.UTC().Format("2006-01-02 15:04 UTC"),
 		chartLabelW, chartTop-12, chartLabelW+panelW, chartTop-12)

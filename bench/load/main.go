@@ -49,12 +49,12 @@ const uniqueRate = 4000
 const benchPath = "/api/v1/ensemble/e-1/performance"
 
 type settings struct {
-	caddy, before                string
-	rounds, workers, uniqueCount int
-	sat, lat, profileFor         time.Duration
-	only                         []string
-	profile, profileTarget       string
-	chart                        string
+	caddy, before                           string
+	rounds, latRounds, workers, uniqueCount int
+	sat, lat, profileFor                    time.Duration
+	only                                    []string
+	profile, profileTarget                  string
+	chart                                   string
 }
 
 func envInt(name string, def int) int {
@@ -76,10 +76,11 @@ func loadSettings() settings {
 		caddy:         envOr("BENCH_CADDY", "bin/caddy"),
 		before:        os.Getenv("BENCH_BEFORE"),
 		rounds:        max(1, envInt("BENCH_ROUNDS", 10)),
+		latRounds:     max(1, envInt("BENCH_LAT_ROUNDS", 3)),
 		workers:       max(1, envInt("BENCH_WORKERS", 16)),
 		uniqueCount:   envInt("BENCH_UNIQUE_TOKENS", 0),
 		sat:           time.Duration(max(1, envInt("BENCH_SAT_SECONDS", 1))) * time.Second,
-		lat:           time.Duration(envInt("BENCH_LAT_SECONDS", 5)) * time.Second,
+		lat:           time.Duration(envInt("BENCH_LAT_SECONDS", 3)) * time.Second,
 		profileFor:    time.Duration(max(1, envInt("BENCH_PROFILE_SECONDS", 10))) * time.Second,
 		profile:       os.Getenv("BENCH_PROFILE"),
 		profileTarget: envOr("BENCH_PROFILE_TARGET", "gate RS256 cached, EdDSA assertion"),
@@ -91,7 +92,7 @@ func loadSettings() settings {
 	if s.uniqueCount == 0 {
 		// Enough for the misses target at uniqueRate req/s through the
 		// warm-up, every round and the open loop, in each Caddy process.
-		secs := 1 + s.rounds*int(s.sat.Seconds()) + int(s.lat.Seconds())
+		secs := 1 + s.rounds*int(s.sat.Seconds()) + s.latRounds*int(s.lat.Seconds())
 		s.uniqueCount = max(60000, uniqueRate*secs)
 		if s.before != "" {
 			s.uniqueCount *= 2
@@ -163,8 +164,8 @@ func run(s settings) error {
 		os.Exit(130)
 	}()
 
-	fmt.Printf("bench-load: %d targets, %d rounds of %s saturated (%d workers), then %s open-loop per gate target; GOMAXPROCS of this machine is shared with Caddy and the upstream\n",
-		len(tgts), s.rounds, s.sat, s.workers, s.lat)
+	fmt.Printf("bench-load: %d targets, %d rounds of %s saturated (%d workers), then %d pairs of %s open loop (bare, gate) per gate target; GOMAXPROCS of this machine is shared with Caddy and the upstream\n",
+		len(tgts), s.rounds, s.sat, s.workers, s.latRounds, s.lat)
 	if p.oauth2Proxy == "" && p.haproxy == "" && os.Getenv("BENCH_PEERS") != "off" {
 		fmt.Println("  note: no peer on PATH (oauth2-proxy, haproxy); see docs/performance.md")
 	}
@@ -202,27 +203,13 @@ func run(s settings) error {
 		}
 	}
 	rows := res.rows(tgts)
-	for i, t := range tgts {
-		if t.bare || t.peer || t.proc != procCaddy || s.lat == 0 {
-			continue
-		}
-		rw := &rows[i]
-		if rw.sat > 0 { // false for NaN too
-			rw.rate = int(rw.sat / 2)
-		}
-		if rw.rate > 0 {
-			// bare first, then the gate, at the same rate.
-			b := attack(st, tgts[0], s.workers, rw.rate, s.lat)
-			g := attack(st, t, s.workers, rw.rate, s.lat)
-			rw.bareP50, rw.bareP99 = b.Latencies.P50, b.Latencies.P99
-			rw.p50, rw.p99 = g.Latencies.P50, g.Latencies.P99
-			rw.served, rw.bareServed = g.Throughput, b.Throughput
-		}
+	if err := equalRate(st, s, tgts, rows); err != nil {
+		return err
 	}
 	if keys.unique.dry.Load() {
 		fmt.Println("  note: the unique-token pool ran dry; raise BENCH_UNIQUE_TOKENS")
 	}
-	printReport(rows, res, tgts)
+	printReport(rows, res, s.latRounds)
 	if s.chart != "" {
 		if err := writeChart(s.chart, rows, began); err != nil {
 			return fmt.Errorf("chart: %w", err)

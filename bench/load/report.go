@@ -29,12 +29,12 @@ type row struct {
 	cpu, added float64
 	// addedRounds is added per round (NaN for a round that served
 	// nothing), by round index, so two targets can be paired round by round.
-	addedRounds        []float64
-	rounds             []float64
-	rate               int
-	p50, p99           time.Duration
-	bareP50, bareP99   time.Duration
-	served, bareServed float64
+	addedRounds []float64
+	rounds      []float64
+	// rate is the open-loop rate of the equal-rate phase, eq its figures
+	// (nil when the phase did not run for this target).
+	rate int
+	eq   *eqResult
 }
 
 // perRound is the median over rounds of f(x, y), x this target's value and
@@ -98,7 +98,7 @@ func us(x float64) string {
 	return fmt.Sprintf("%+.1f", x)
 }
 
-func printReport(rows []row, res results, tgts []target) {
+func printReport(rows []row, res results, pairs int) {
 	fmt.Println()
 	fmt.Printf("%-54s %7s %6s %8s %8s   %s\n", "saturated (closed loop, median of rounds)", "req/s", "×bare", "CPU µs", "added", "req/s per round")
 	for _, r := range rows {
@@ -115,26 +115,7 @@ func printReport(rows []row, res results, tgts []target) {
 	printPeers(rows, res)
 	printBefore(rows)
 
-	var lat []row
-	for _, r := range rows {
-		if r.rate > 0 {
-			lat = append(lat, r)
-		}
-	}
-	if len(lat) == 0 {
-		fmt.Println()
-		return
-	}
-	fmt.Println()
-	fmt.Printf("%-54s %7s %9s %8s %8s %8s %8s %8s %8s\n", "open loop at half the target's saturated rate", "rate", "served", "p50 ms", "p99 ms", "bare p50", "bare p99", "Δp50", "Δp99")
-	for _, r := range lat {
-		fmt.Printf("%-54s %7d %9.0f %8s %8s %8s %8s %8s %8s\n", r.t.name, r.rate, r.served, ms(r.p50), ms(r.p99),
-			ms(r.bareP50), ms(r.bareP99), ms(r.p50-r.bareP50), ms(r.p99-r.bareP99))
-		if r.served < 0.95*float64(r.rate) || r.bareServed < 0.95*float64(r.rate) {
-			fmt.Printf("  note: served %.0f (bare %.0f) of %d req/s: the machine did not keep up, so these latencies measure queueing\n",
-				r.served, r.bareServed, r.rate)
-		}
-	}
+	printEqualRate(rows, pairs)
 	fmt.Println()
 }
 

@@ -21,14 +21,7 @@ func logoutClaims(iss string, overrides map[string]any) map[string]any {
 		"jti":    "logout-1",
 		"events": map[string]any{BackchannelLogoutEvent: map[string]any{}},
 	}
-	for k, v := range overrides {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
+	return override(c, overrides)
 }
 
 func TestVerifyLogoutTokenAccepts(t *testing.T) {

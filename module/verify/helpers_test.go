@@ -130,14 +130,7 @@ func claimsFor(iss string, overrides map[string]any) map[string]any {
 		"iat":       testNow.Unix(),
 		"exp":       testNow.Add(5 * time.Minute).Unix(),
 	}
-	for k, v := range overrides {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
+	return override(c, overrides)
 }
 
 func writeFile(t testing.TB, dir, name string, data []byte) string {
@@ -279,3 +272,16 @@ func identityOf(r Result, e *Error) (*Identity, *Error) { return r.Identity, e }
 
 // entries is a TokenCache value.
 func entries(n int) *int { return &n }
+
+// override sets each of overrides in c, deleting the keys whose value is
+// nil, and returns c: a test claim set is a base plus what a case changes.
+func override(c, overrides map[string]any) map[string]any {
+	for k, v := range overrides {
+		if v == nil {
+			delete(c, k)
+			continue
+		}
+		c[k] = v
+	}
+	return c
+}

@@ -285,3 +285,17 @@ func override(c, overrides map[string]any) map[string]any {
 	}
 	return c
 }
+
+// heldKeys is a verifier of one remote issuer (srv's JWKS, refreshed
+// hourly, so only refetches fetch) once its first keys are in; refetch,
+// when not 0, is the gap between refetches for unknown kids.
+func heldKeys(t *testing.T, srv *jwksServer, refetch time.Duration) *Verifier {
+	t.Helper()
+	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
+	if refetch != 0 {
+		cfg.RefetchInterval = refetch
+	}
+	v := newVerifier(t, cfg)
+	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
+	return v
+}

@@ -113,15 +113,13 @@ func TestFloodOfRandomKidsIsBounded(t *testing.T) {
 func TestRotationRightAfterAFetch(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
-	cfg.RefetchInterval = 300 * time.Millisecond
-	v := newVerifier(t, cfg)
-	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
+	const gap = 300 * time.Millisecond
+	v := heldKeys(t, srv, gap)
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256"), publicJWK(t, &k.rsa.PublicKey, "k2", "RS256")), false)
 	k2 := mint(t, "RS256", k.rsa, "k2", nil, claimsFor(srv.URL, nil))
 	_, e := identityOf(v.Verify(t0ctx, Bearer(k2)))
 	if e != nil {
-		if e.Reason != audit.ReasonKeysUnavailable || e.RetryAfter <= 0 || e.RetryAfter > cfg.RefetchInterval {
+		if e.Reason != audit.ReasonKeysUnavailable || e.RetryAfter <= 0 || e.RetryAfter > gap {
 			t.Fatalf("want 503 keys_unavailable with Retry-After <= the gap, got %v (%s)", e, e.RetryAfter)
 		}
 		time.Sleep(e.RetryAfter)

@@ -171,10 +171,7 @@ func TestRemoteFailedRefreshKeepsLastKeys(t *testing.T) {
 func TestRemoteUnknownKidRefetch(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
-	cfg.RefetchInterval = time.Hour
-	v := newVerifier(t, cfg)
-	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
+	v := heldKeys(t, srv, time.Hour)
 	hits := srv.jwksHits.Load()
 
 	// The IdP rotates right after our fetch: k2 appears. Within the refetch
@@ -210,9 +207,7 @@ func TestRemoteUnknownKidRefetch(t *testing.T) {
 func TestRemoteConcurrentUnknownKids(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
-	v := newVerifier(t, cfg)
-	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
+	v := heldKeys(t, srv, 0)
 	hits := srv.jwksHits.Load()
 	srv.mu.Lock()
 	srv.delay = 100 * time.Millisecond

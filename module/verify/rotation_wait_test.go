@@ -16,10 +16,7 @@ import (
 func TestRotationPassesOnTheFirstTry(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
-	cfg.RefetchInterval = 300 * time.Millisecond
-	v := newVerifier(t, cfg)
-	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
+	v := heldKeys(t, srv, 300*time.Millisecond)
 
 	srv.set(jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256"), publicJWK(t, &k.rsa.PublicKey, "k2", "RS256")), false)
 	hits := srv.jwksHits.Load()
@@ -51,10 +48,7 @@ func TestRotationPassesOnTheFirstTry(t *testing.T) {
 func TestKidlessPastTheBoundIsJudgedByHeldKeys(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, jwksJSON(t, publicJWK(t, &k.ec256.PublicKey, "k1", "ES256")))
-	cfg := remoteConfig(srv.URL, IssuerConfig{JWKSURL: srv.URL + "/jwks", RefreshInterval: Duration(time.Hour)}, nil)
-	cfg.RefetchInterval = 5 * time.Second
-	v := newVerifier(t, cfg)
-	eventually(t, 3*time.Second, "first keys", func() bool { return v.KeyStatus()[srv.URL] == 1 })
+	v := heldKeys(t, srv, 5*time.Second)
 	hits := srv.jwksHits.Load()
 	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -222,7 +222,11 @@ func (s *stack) startCaddy(proc, bin string, keys *benchKeys, tgts []target) err
 		if t.extra != "" {
 			fmt.Fprintf(&b, "\t%s\n", t.extra)
 		}
-		fmt.Fprintf(&b, "\treverse_proxy %s\n}\n", s.upstream)
+		if t.proxyOpts != "" {
+			fmt.Fprintf(&b, "\treverse_proxy %s {\n\t\t%s\n\t}\n}\n", s.upstream, t.proxyOpts)
+		} else {
+			fmt.Fprintf(&b, "\treverse_proxy %s\n}\n", s.upstream)
+		}
 	}
 	caddyfile := filepath.Join(s.dir, proc+".Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(b.String()), 0o600); err != nil {

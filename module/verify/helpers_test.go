@@ -266,6 +266,23 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	t.Fatalf("timed out after %s waiting for %s", within, what)
 }
 
+// settled waits until count has not changed for 100 ms (at most 5 s) and
+// returns it: a fetch sent just before its source stopped may reach the
+// test server late on a loaded machine, and a fixed sleep guessed how late.
+func settled(t testing.TB, count func() int32) int32 {
+	t.Helper()
+	n, since := count(), time.Now()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := count(); m != n {
+			n, since = m, time.Now()
+		} else if time.Since(since) >= 100*time.Millisecond {
+			return n
+		}
+	}
+	t.Fatalf("still counting after 5 s: %d", n)
+	return n
+}
+
 // identityOf is the identity of a Verify result, for tests that judge
 // only who the bearer is.
 func identityOf(r Result, e *Error) (*Identity, *Error) { return r.Identity, e }

@@ -279,8 +279,7 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 	v.Close()
 	v.Close() // idempotent
 	// A request sent just before Close may still reach the server's handler.
-	time.Sleep(50 * time.Millisecond)
-	n := srv.jwksHits.Load()
+	n := settled(t, srv.jwksHits.Load)
 	time.Sleep(100 * time.Millisecond)
 	if srv.jwksHits.Load() != n {
 		t.Fatal("fetching continued after Close")

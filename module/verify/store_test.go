@@ -69,8 +69,7 @@ func TestStoreDestructStopsFetching(t *testing.T) {
 	}
 	_ = cfg.Store.Destruct() // idempotent
 	// A request sent just before Destruct may still reach the server's handler.
-	time.Sleep(50 * time.Millisecond)
-	n := srv.jwksHits.Load()
+	n := settled(t, srv.jwksHits.Load)
 	time.Sleep(150 * time.Millisecond)
 	if srv.jwksHits.Load() != n {
 		t.Fatal("refreshing continued after Destruct")

@@ -137,8 +137,10 @@ func printPeers(rows []row, res results) {
 		fmt.Printf(" %26s", p.t.name)
 	}
 	fmt.Println()
+	// Bare is listed too: no gate can serve more than its own bare does,
+	// so bare's ratio is the ceiling of every gate target's.
 	for _, r := range rows {
-		if r.t.proc != procCaddy || r.t.bare {
+		if r.t.proc != procCaddy {
 			continue
 		}
 		fmt.Printf("%-54s", r.t.name)

@@ -21,8 +21,8 @@ import (
 // jwx's verifiers are stateless, and verifying the parts PreCheck already
 // split spares jws.Verify's second parse of the whole token.
 var sigVerifiers = func() map[string]jws.Verifier {
-	if !strictPSSRegistered {
-		panic("strict PSS verifiers are not registered")
+	if !strictPSSRegistered || !voiEdDSARegistered {
+		panic("the strict PSS and voi EdDSA verifiers are not registered")
 	}
 	out := make(map[string]jws.Verifier, len(algorithms))
 	for name, info := range algorithms {

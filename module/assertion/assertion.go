@@ -97,7 +97,7 @@ const maxPooledBuf = 16 << 10
 // jwx signs through the key's crypto.Signer, and the key handed to it is
 // curve25519-voi's view of the same 64 bytes: its fixed-base scalar
 // multiplication makes a signature in about 19 µs where crypto/ed25519
-// takes about 34 on the machines we measure on, and the gate signs once
+// takes 28-37 on the machines we measure on, and the gate signs once
 // per request (the backend spends each jti once, so nothing can be
 // cached). Ed25519 signatures are deterministic (RFC 8032 §5.1.6): the
 // bytes are the ones crypto/ed25519 makes (TestEd25519SignatureIsStdlibs).

@@ -119,6 +119,8 @@
 //     §3.2); a shorter hmac_secret is a config error when they are allowed.
 //   - PS256/384/512 are verified with the salt length fixed to the hash size
 //     (RFC 7518 §3.5); see jose/pss.go.
+//   - EdDSA (tokens and DPoP proofs) is verified by curve25519-voi with
+//     crypto/ed25519's rules, for speed; see jose/eddsa.go.
 //   - Rate limits and refresh timers use the wall clock, not Config.Now, which
 //     drives claim validation and the DPoP iat window.
 //   - jwks_url, oidc_discovery and a discovered jwks_uri must be https, or http

@@ -67,6 +67,16 @@ func quartiles(xs []float64) (lo, hi float64) {
 	return s[len(s)/4], s[(3*len(s))/4]
 }
 
+// pairDiff is x − y index by index for values that may be zero or
+// negative (CPU added per request), NaN where either side is NaN.
+func pairDiff(xs, ys []float64) []float64 {
+	out := make([]float64, min(len(xs), len(ys)))
+	for i := range out {
+		out[i] = xs[i] - ys[i] // NaN stays NaN
+	}
+	return out
+}
+
 func ratio(x, y float64) float64 { return x / y }
 func diff(x, y float64) float64  { return x - y }
 
@@ -114,6 +124,7 @@ func printReport(rows []row, res results, pairs int) {
 
 	printPeers(rows, res)
 	printBefore(rows)
+	printOverFloor(rows)
 
 	printEqualRate(rows, pairs)
 	fmt.Println()
@@ -170,13 +181,50 @@ func printBefore(rows []row) {
 		if r.t.proc != procCaddy || r.t.bare || !ok {
 			continue
 		}
-		d := roundValues(r.addedRounds, b.addedRounds, diff)
+		d := pairDiff(r.addedRounds, b.addedRounds)
 		lo, hi := quartiles(d)
 		fmt.Printf("%-54s %12s %12s %9.0f%% %10.2f %10.2f   %s [%s, %s]\n", r.t.name, us(b.added), us(r.added), 100*(r.added-b.added)/b.added, b.ratio, r.ratio,
 			us(median(d)), us(lo), us(hi))
 	}
 	fmt.Println("(after−before per round: the after build's added minus the before build's, both measured in the")
 	fmt.Println(" same round; its spread is the noise a single run's change has on this machine)")
+}
+
+// printOverFloor sets each gate target's added CPU against the floor's
+// (the bare site carrying the gate's headers, no gate) round by round: what
+// the gate's own work costs beyond what Caddy spends carrying its headers.
+func printOverFloor(rows []row) {
+	printed := false
+	for _, proc := range []string{procCaddy, procCaddyBefore} {
+		var floor *row
+		for i := range rows {
+			if rows[i].t.proc == proc && rows[i].t.floor {
+				floor = &rows[i]
+			}
+		}
+		if floor == nil {
+			continue
+		}
+		title := "the gate's own work: added over the floor's"
+		if proc == procCaddyBefore {
+			title = beforePrefix + title
+		}
+		fmt.Println()
+		fmt.Printf("%-54s %12s %12s   %s\n", title, "added", "over floor", "per round: median [p25, p75]")
+		for _, r := range rows {
+			if r.t.proc != proc || r.t.bare || r.t.floor || r.t.baseline == "" {
+				continue
+			}
+			d := pairDiff(r.addedRounds, floor.addedRounds)
+			lo, hi := quartiles(d)
+			fmt.Printf("%-54s %12s %12s   [%s, %s]\n", r.t.name, us(r.added), us(median(d)), us(lo), us(hi))
+		}
+		printed = true
+	}
+	if printed {
+		fmt.Println("(over floor: the target's added minus the floor's in the same round; the floor is the site with")
+		fmt.Println(" no gate whose reverse_proxy sends the gate's headers, so this is what the gate adds beyond them)")
+	}
 }
 
 // findTarget is the target BENCH_PROFILE_TARGET names: the one of that

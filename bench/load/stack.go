@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"sync"
 	"time"
 )
 
@@ -48,13 +50,31 @@ func serveUpstream(addr string) error {
 	return srv.ListenAndServe()
 }
 
+// handedOut are the addresses freeAddr returned in this run: a port the
+// kernel gave once and got back when its listener closed can be given
+// again, and two sites on one address make Caddy refuse the config
+// ("ambiguous site definition").
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
+
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", errors.New("no unused loopback port in 100 tries")
 }
 
 // stack is the upstream and the processes serving the targets: one Caddy

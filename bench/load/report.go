@@ -210,7 +210,7 @@ func printOverFloor(rows []row) {
 			title = beforePrefix + title
 		}
 		fmt.Println()
-		fmt.Printf("%-54s %12s %12s   %s\n", title, "added", "over floor", "per round: median [p25, p75]")
+		fmt.Printf("%-54s %12s %12s   %s\n", title, "added", "over floor", "over floor per round: [p25, p75]")
 		for _, r := range rows {
 			if r.t.proc != proc || r.t.bare || r.t.floor || r.t.baseline == "" {
 				continue
